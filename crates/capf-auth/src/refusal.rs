@@ -1,0 +1,141 @@
+//! Why a phone is refused, and the END_SESSION reason it gets.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::{CertificateFailure, CertificateKind};
+
+/// Why the server ends the session right after AUTH_RESPONSE.
+///
+/// [`Refusal::end_session_reason`] gives the END_SESSION REASON of
+/// capf-protocol.md section 7. The variants are for logs, the operator and
+/// tests; the phone only ever sees 0, 7 or 9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The device name is not configured (END_SESSION 9). The caller
+    /// produces this one ([`Decision::unknown_device`](crate::Decision::unknown_device)):
+    /// without a device record there is no policy to consult.
+    UnknownDevice,
+    /// The phone authenticated but no operation is scheduled
+    /// (END_SESSION 0).
+    NoPendingOperation,
+    /// Too many wrong authentication strings; refused whatever is presented
+    /// until the operator sets a new string.
+    LockedOut,
+    /// The operation's "completes by" deadline has passed (B34).
+    DeadlinePassed {
+        /// The deadline that passed.
+        deadline: SystemTime,
+    },
+    /// Auth-string mode but no string is armed (never set, consumed by a
+    /// successful operation, or disarmed by a lockout).
+    NoAuthStringArmed,
+    /// Auth-string mode and the phone sent no (or an empty) password. Not
+    /// counted as a wrong guess.
+    AuthStringMissing,
+    /// Auth-string mode and the password does not match.
+    WrongAuthString {
+        /// The consecutive wrong-string count, this one included.
+        failed_attempts: u32,
+        /// Whether this attempt reached the limit and locked the device.
+        locked: bool,
+    },
+    /// Existing-certificate mode and no certificate was presented.
+    CertificateRequired,
+    /// The presented certificate failed `capf-ca`'s checks.
+    CertificateRejected {
+        /// Which certificate.
+        kind: CertificateKind,
+        /// Why.
+        failure: CertificateFailure,
+    },
+    /// Precedence to LSC and the phone holds no LSC: the operation fails
+    /// (B21).
+    NoLscForLscPrecedence,
+    /// Precedence to LSC, the device has an LSC on record, and the phone
+    /// presented its MIC instead.
+    LscTakesPrecedence,
+    /// Precedence to MIC, the device has a MIC on record, and the phone
+    /// presented its LSC instead.
+    MicTakesPrecedence,
+}
+
+impl Refusal {
+    /// END_SESSION reason "no action": nothing to do.
+    pub const END_SESSION_NO_ACTION: u8 = 0;
+    /// END_SESSION reason "invalid element": generic failure or refusal.
+    pub const END_SESSION_FAILURE: u8 = 7;
+    /// END_SESSION reason "unknown device".
+    pub const END_SESSION_UNKNOWN_DEVICE: u8 = 9;
+
+    /// The END_SESSION REASON to send: 0 for
+    /// [`NoPendingOperation`](Refusal::NoPendingOperation), 9 for
+    /// [`UnknownDevice`](Refusal::UnknownDevice), 7 for everything else.
+    #[must_use]
+    pub const fn end_session_reason(&self) -> u8 {
+        match self {
+            Refusal::NoPendingOperation => Self::END_SESSION_NO_ACTION,
+            Refusal::UnknownDevice => Self::END_SESSION_UNKNOWN_DEVICE,
+            _ => Self::END_SESSION_FAILURE,
+        }
+    }
+
+    /// True when the phone failed to prove its identity (as opposed to a
+    /// refusal by policy: unknown device, nothing to do, locked out,
+    /// deadline passed).
+    #[must_use]
+    pub const fn is_authentication_failure(&self) -> bool {
+        !matches!(
+            self,
+            Refusal::UnknownDevice
+                | Refusal::NoPendingOperation
+                | Refusal::LockedOut
+                | Refusal::DeadlinePassed { .. }
+        )
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownDevice => f.write_str("unknown device"),
+            Refusal::NoPendingOperation => f.write_str("no pending operation"),
+            Refusal::LockedOut => f.write_str(
+                "locked out after too many wrong authentication strings; \
+                 the operator must set a new string",
+            ),
+            Refusal::DeadlinePassed { .. } => {
+                f.write_str("the operation's completion deadline has passed")
+            }
+            Refusal::NoAuthStringArmed => f.write_str("no authentication string is set"),
+            Refusal::AuthStringMissing => f.write_str("the phone sent no authentication string"),
+            Refusal::WrongAuthString {
+                failed_attempts,
+                locked,
+            } => {
+                write!(
+                    f,
+                    "wrong authentication string ({failed_attempts} in a row)"
+                )?;
+                if *locked {
+                    f.write_str("; the device is now locked out")?;
+                }
+                Ok(())
+            }
+            Refusal::CertificateRequired => f.write_str("no certificate presented"),
+            Refusal::CertificateRejected { kind, failure } => {
+                write!(f, "{kind} rejected: {failure}")
+            }
+            Refusal::NoLscForLscPrecedence => {
+                f.write_str("precedence to LSC and the phone holds no LSC (B21)")
+            }
+            Refusal::LscTakesPrecedence => {
+                f.write_str("precedence to LSC: the phone has an LSC and must use it, not its MIC")
+            }
+            Refusal::MicTakesPrecedence => {
+                f.write_str("precedence to MIC: the phone has a MIC and must use it, not its LSC")
+            }
+        }
+    }
+}
