@@ -178,3 +178,25 @@ mod tokio_codec {
         }
     }
 }
+
+#[cfg(all(test, feature = "tokio-codec"))]
+mod tokio_codec_tests {
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
+
+    use crate::{Command, Frame, FrameCodec, Tag};
+
+    #[test]
+    fn tokio_util_decoder_and_encoder() {
+        let frame = Frame::new(Command::EndSession, 4).with(Tag::Reason, &[1u8][..]);
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        Encoder::encode(&mut codec, &frame, &mut buf).unwrap();
+        let mut partial = buf.split_to(5);
+        assert_eq!(Decoder::decode(&mut codec, &mut partial).unwrap(), None);
+        assert!(codec.decode_eof(&mut partial).is_err(), "EOF inside a frame");
+        partial.unsplit(buf);
+        assert_eq!(Decoder::decode(&mut codec, &mut partial).unwrap(), Some(frame));
+        assert_eq!(codec.decode_eof(&mut partial).unwrap(), None);
+    }
+}
