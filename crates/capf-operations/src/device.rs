@@ -1,0 +1,213 @@
+//! The device record: what a device is scheduled to do, its policy state and
+//! its certificates.
+
+use std::time::SystemTime;
+
+use capf_auth::{AuthMode, DevicePolicy, Operation, OperationStatus};
+use capf_ca::{CaCertificate, KeySpec};
+
+use crate::{DeviceName, OperationsError};
+
+/// A certificate kept on a device record: the DER plus what an operator
+/// wants to see without parsing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateRecord {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Subject, e.g. `CN=SEP001122334455, O=CAPF`.
+    pub subject: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// Serial number, lower-case hex.
+    pub serial_hex: String,
+    /// notBefore.
+    pub not_before: SystemTime,
+    /// notAfter.
+    pub not_after: SystemTime,
+}
+
+impl CertificateRecord {
+    /// Reads the fields from a DER certificate.
+    pub fn from_der(der: &[u8], device: &DeviceName) -> Result<Self, OperationsError> {
+        let cert = CaCertificate::from_der(der, &format!("certificate of {device}")).map_err(
+            |source| OperationsError::Certificate {
+                name: device.to_string(),
+                source,
+            },
+        )?;
+        Ok(CertificateRecord {
+            der: der.to_vec(),
+            subject: cert.subject(),
+            issuer: cert.issuer(),
+            serial_hex: cert.serial_hex(),
+            not_before: cert.not_before(),
+            not_after: cert.not_after(),
+        })
+    }
+
+    /// The certificate as PEM.
+    pub fn pem(&self) -> String {
+        let b64 = base64_lines(&self.der);
+        format!("-----BEGIN CERTIFICATE-----\n{b64}-----END CERTIFICATE-----\n")
+    }
+}
+
+fn base64_lines(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 48 + 4);
+    let mut line = 0;
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+        line += 4;
+        if line == 64 {
+            out.push('\n');
+            line = 0;
+        }
+    }
+    if line != 0 {
+        out.push('\n');
+    }
+    out
+}
+
+/// Which certificate a troubleshoot session retrieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetrievedKind {
+    /// The phone's LSC.
+    Lsc,
+    /// The phone's manufacturer-installed certificate.
+    Mic,
+}
+
+impl RetrievedKind {
+    /// `lsc` or `mic` (used in trace file names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrievedKind::Lsc => "lsc",
+            RetrievedKind::Mic => "mic",
+        }
+    }
+}
+
+/// The last failure recorded on a device, for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastError {
+    /// What went wrong.
+    pub reason: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// A device as CAPF knows it (capf-behaviour.md B29-B35).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// The device name.
+    pub name: DeviceName,
+    /// Free text for the operator.
+    pub description: String,
+    /// The key the phone is asked to generate; `None` uses the service
+    /// parameter `default_key` (B33).
+    pub key: Option<KeySpec>,
+    /// Authentication mode, string, counters, lock, operation, deadline,
+    /// status, security mode (capf-auth).
+    pub policy: DevicePolicy,
+    /// The current LSC, as issued (or as retrieved by troubleshoot).
+    pub lsc: Option<CertificateRecord>,
+    /// The last MIC retrieved by troubleshoot.
+    pub mic: Option<CertificateRecord>,
+    /// Key-generation failures in the current operation.
+    pub key_generation_failures: u32,
+    /// The last failure, if any.
+    pub last_error: Option<LastError>,
+}
+
+impl Device {
+    /// A new device with nothing scheduled.
+    pub fn new(name: DeviceName, auth_mode: AuthMode) -> Self {
+        Device {
+            name,
+            description: String::new(),
+            key: None,
+            policy: DevicePolicy::new(auth_mode),
+            lsc: None,
+            mic: None,
+            key_generation_failures: 0,
+            last_error: None,
+        }
+    }
+
+    /// The scheduled operation.
+    pub fn operation(&self) -> Operation {
+        self.policy.operation
+    }
+
+    /// The operation status as CUCM shows it (B35): "Install/Upgrade
+    /// pending", "Delete successful", ...
+    pub fn status_label(&self) -> String {
+        self.policy.status_label()
+    }
+
+    /// The operation status.
+    pub fn status(&self) -> &OperationStatus {
+        &self.policy.status
+    }
+
+    /// "Installed" or "Not Installed" (B41).
+    pub fn lsc_status(&self) -> &'static str {
+        if self.lsc.is_some() || self.policy.certificates.lsc {
+            "Installed"
+        } else {
+            "Not Installed"
+        }
+    }
+
+    /// Schedules an operation (checks B29: delete and troubleshoot need a
+    /// certificate), resetting the per-operation failure counters.
+    pub fn schedule(
+        &mut self,
+        operation: Operation,
+        completes_by: Option<SystemTime>,
+    ) -> Result<(), OperationsError> {
+        self.policy
+            .schedule(operation, completes_by)
+            .map_err(|source| OperationsError::Policy {
+                name: self.name.to_string(),
+                source,
+            })?;
+        self.key_generation_failures = 0;
+        self.last_error = None;
+        Ok(())
+    }
+
+    /// Keeps the flags capf-auth decides with in step with the records.
+    pub(crate) fn sync_certificate_flags(&mut self) {
+        self.policy.certificates.lsc = self.lsc.is_some();
+        self.policy.certificates.mic = self.mic.is_some();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_known_values() {
+        assert_eq!(base64_lines(b""), "");
+        assert_eq!(base64_lines(b"f"), "Zg==\n");
+        assert_eq!(base64_lines(b"fo"), "Zm8=\n");
+        assert_eq!(base64_lines(b"foo"), "Zm9v\n");
+        assert_eq!(base64_lines(&[0u8; 48]).lines().next().map(str::len), Some(64));
+    }
+}

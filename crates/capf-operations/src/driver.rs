@@ -1,0 +1,94 @@
+//! A synchronous runtime for a server session: services its events against
+//! a [`DeviceStore`] and an [`Issuer`]. The TLS server does the same work
+//! asynchronously with admission control; tests, examples and simple
+//! embedders use this one.
+
+use std::time::{Duration, SystemTime};
+
+use capf_ca::Issuer;
+
+use crate::{
+    DeviceLookup, DeviceStore, Lease, OperationsError, ServerEvent, ServerSession, SessionOutcome,
+};
+
+/// Services a [`ServerSession`]'s events: leases and loads the device,
+/// commits durably, issues LSCs, releases the lease at the end.
+pub struct SessionDriver<'a, S: DeviceStore + ?Sized> {
+    store: &'a S,
+    issuer: &'a Issuer,
+    lease_ttl: Duration,
+    lease: Option<Lease>,
+}
+
+impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
+    /// A driver over this store and issuer. The device lease lasts
+    /// `lease_ttl` (make it longer than the longest session: key generation
+    /// may take 30 minutes).
+    pub fn new(store: &'a S, issuer: &'a Issuer, lease_ttl: Duration) -> Self {
+        SessionDriver {
+            store,
+            issuer,
+            lease_ttl,
+            lease: None,
+        }
+    }
+
+    /// Handles every pending event of `session` (and those they cause).
+    /// Returns the outcome once the session has finished; the lease is then
+    /// released.
+    pub fn service(&mut self, session: &mut ServerSession, now: SystemTime) -> Option<SessionOutcome> {
+        let mut finished = None;
+        while let Some(event) = session.poll_event() {
+            match event {
+                ServerEvent::LoadDevice(name) => {
+                    let lookup = match self.store.acquire_lease(&name, now, self.lease_ttl) {
+                        Ok(lease) => match self.store.load(&name) {
+                            Ok(Some(device)) => {
+                                self.lease = Some(lease);
+                                DeviceLookup::Found(Box::new(device))
+                            }
+                            Ok(None) => {
+                                let _ = self.store.release_lease(&lease);
+                                DeviceLookup::Unknown
+                            }
+                            Err(e) => {
+                                let _ = self.store.release_lease(&lease);
+                                DeviceLookup::Failed(e.to_string())
+                            }
+                        },
+                        Err(OperationsError::UnknownDevice { .. }) => DeviceLookup::Unknown,
+                        Err(OperationsError::DeviceBusy { .. }) => DeviceLookup::Busy,
+                        Err(e) => DeviceLookup::Failed(e.to_string()),
+                    };
+                    session.device_loaded(now, lookup);
+                }
+                ServerEvent::Commit(commit) => {
+                    let result = match &self.lease {
+                        Some(lease) => self
+                            .store
+                            .commit(lease, &commit)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        None => Err("no lease held".to_owned()),
+                    };
+                    session.committed(now, result);
+                }
+                ServerEvent::Issue(request) => {
+                    let profile = crate::ServiceParameters::default().lsc_profile();
+                    let result = self
+                        .issuer
+                        .issue_lsc(request.device.as_str(), &request.public_key, &profile, now)
+                        .map_err(|e| e.to_string());
+                    session.issued(now, result);
+                }
+                ServerEvent::Finished(outcome) => {
+                    if let Some(lease) = self.lease.take() {
+                        let _ = self.store.release_lease(&lease);
+                    }
+                    finished = Some(outcome);
+                }
+            }
+        }
+        finished
+    }
+}

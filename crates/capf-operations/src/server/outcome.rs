@@ -1,0 +1,101 @@
+//! How a server session ended.
+
+use std::fmt;
+
+use capf_auth::Refusal;
+use capf_wire::Reason;
+
+use crate::{CertificateRecord, DeviceName, RetrievedKind};
+
+/// What the server session achieved or why it stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// Install/upgrade done: the phone stored this certificate.
+    Installed {
+        /// Serial (lower-case hex).
+        serial_hex: String,
+        /// Subject.
+        subject: String,
+    },
+    /// Troubleshoot done: the certificates the phone returned, by kind
+    /// (B30: one trace file each).
+    Retrieved(Vec<(RetrievedKind, CertificateRecord)>),
+    /// Delete done.
+    Deleted,
+    /// Troubleshoot: the phone had no certificate to return.
+    NothingRetrieved,
+    /// The device had no operation scheduled.
+    NothingToDo,
+    /// The device is not configured.
+    UnknownDevice,
+    /// Another session holds the device.
+    DeviceBusy,
+    /// capf-auth refused (wrong string, lockout, deadline, certificate...).
+    Refused(Refusal),
+    /// The phone could not produce an acceptable key within the attempts.
+    KeyGenerationFailed(String),
+    /// The phone answered STORE_CERTIFICATE_REQUEST with a failure.
+    PhoneDidNotStore(Reason),
+    /// The phone answered DELETE_CERTIFICATE_REQUEST with a failure.
+    PhoneDidNotDelete(Reason),
+    /// The phone went silent.
+    TimedOut {
+        /// What the session was waiting for.
+        waiting_for: &'static str,
+    },
+    /// The phone broke the protocol.
+    ProtocolError(String),
+    /// Issuing, or making a change durable, failed.
+    ServerError(String),
+}
+
+/// The final outcome of a server session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOutcome {
+    /// The device, once the phone named one.
+    pub device: Option<DeviceName>,
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// The END_SESSION reason sent.
+    pub end_reason: Reason,
+}
+
+impl SessionOutcome {
+    /// Whether the scheduled operation was carried out.
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self.kind,
+            OutcomeKind::Installed { .. } | OutcomeKind::Retrieved(_) | OutcomeKind::Deleted
+        )
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutcomeKind::Installed { serial_hex, subject } => {
+                write!(f, "installed LSC serial {serial_hex} ({subject})")
+            }
+            OutcomeKind::Retrieved(certs) => {
+                write!(f, "retrieved")?;
+                for (kind, c) in certs {
+                    write!(f, " {} serial {}", kind.as_str(), c.serial_hex)?;
+                }
+                Ok(())
+            }
+            OutcomeKind::Deleted => f.write_str("deleted the LSC"),
+            OutcomeKind::NothingRetrieved => f.write_str("the phone returned no certificate"),
+            OutcomeKind::NothingToDo => f.write_str("no operation scheduled"),
+            OutcomeKind::UnknownDevice => f.write_str("unknown device"),
+            OutcomeKind::DeviceBusy => f.write_str("device busy in another session"),
+            OutcomeKind::Refused(r) => write!(f, "refused: {r}"),
+            OutcomeKind::KeyGenerationFailed(why) => write!(f, "key generation failed: {why}"),
+            OutcomeKind::PhoneDidNotStore(r) => write!(f, "phone did not store the certificate ({r})"),
+            OutcomeKind::PhoneDidNotDelete(r) => write!(f, "phone did not delete its LSC ({r})"),
+            OutcomeKind::TimedOut { waiting_for } => write!(f, "timed out waiting for {waiting_for}"),
+            OutcomeKind::ProtocolError(why) => write!(f, "protocol error: {why}"),
+            OutcomeKind::ServerError(why) => write!(f, "server error: {why}"),
+        }
+    }
+}

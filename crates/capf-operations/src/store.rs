@@ -1,0 +1,143 @@
+//! The `DeviceStore` contract: what the server needs from a device
+//! database, shaped so that SQLite (embedded) and a networked database
+//! (PostgreSQL) can both implement it.
+
+use std::time::{Duration, SystemTime};
+
+use crate::{Device, DeviceName, DevicePage, DeviceQuery, IssuedRecord, OperationsError, SessionCommit};
+
+/// An exclusive, expiring hold on one device: at most one session works on
+/// a device at a time. Commits must present it; a lease that expired or was
+/// released is refused with [`OperationsError::LeaseLost`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The device held.
+    pub device: DeviceName,
+    /// The store's token for this hold.
+    pub token: u64,
+    /// When the hold lapses unless renewed by a commit.
+    pub expires: SystemTime,
+}
+
+/// An entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: SystemTime,
+    /// The device.
+    pub device: DeviceName,
+    /// What happened: `issued`, `delivered`, `completed`, `policy`,
+    /// `failed`, `operator`...
+    pub event: String,
+    /// Details (never a secret).
+    pub detail: String,
+}
+
+/// A device database.
+///
+/// Methods are synchronous: the server calls them off its async threads
+/// (e.g. `spawn_blocking`), and an embedder can back them with anything.
+/// Every method that changes state is atomic: it either happens entirely,
+/// durably, or not at all.
+pub trait DeviceStore: Send + Sync {
+    /// The device record, or `None` if it is not configured.
+    fn load(&self, name: &DeviceName) -> Result<Option<Device>, OperationsError>;
+
+    /// Adds a device; fails with [`OperationsError::DeviceExists`] if one
+    /// with the same name exists.
+    fn insert(&self, device: &Device) -> Result<(), OperationsError>;
+
+    /// Replaces a device record (operator edits); fails with
+    /// [`OperationsError::UnknownDevice`] if it does not exist.
+    fn update(&self, device: &Device) -> Result<(), OperationsError>;
+
+    /// Removes a device; `false` if it did not exist.
+    fn remove(&self, name: &DeviceName) -> Result<bool, OperationsError>;
+
+    /// Devices matching a query, one page of them (B36).
+    fn find(&self, query: &DeviceQuery) -> Result<DevicePage, OperationsError>;
+
+    /// Takes the exclusive lease on a device for `ttl`. Fails with
+    /// [`OperationsError::DeviceBusy`] while another unexpired lease is
+    /// held, and [`OperationsError::UnknownDevice`] for an unknown device.
+    fn acquire_lease(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<Lease, OperationsError>;
+
+    /// Gives the lease back (a no-op if it already lapsed).
+    fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError>;
+
+    /// Makes a session's change durable, atomically, under its lease, and
+    /// returns the device as it now is. Implementations load the current
+    /// record, call [`Device::apply_commit`], save it, and keep the issued
+    /// certificates and the audit log, in one transaction.
+    fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError>;
+
+    /// Every certificate issued to a device, oldest first.
+    fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError>;
+
+    /// The audit log of a device, oldest first.
+    fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError>;
+}
+
+/// The audit entries a commit produces (shared by every store).
+pub fn audit_entries(device: &DeviceName, commit: &SessionCommit) -> Vec<AuditEntry> {
+    use capf_auth::AuthenticatedBy;
+    let entry = |at, event: &str, detail: String| AuditEntry {
+        at,
+        device: device.clone(),
+        event: event.to_owned(),
+        detail,
+    };
+    match commit {
+        SessionCommit::Policy {
+            update,
+            refusal,
+            at,
+        } => {
+            let mut out = Vec::new();
+            if let Some(reason) = refusal {
+                out.push(entry(*at, "auth-failure", reason.clone()));
+            }
+            if update.lock {
+                out.push(entry(*at, "lockout", "too many wrong authentication strings".into()));
+            }
+            out
+        }
+        SessionCommit::Issued(r) => vec![entry(
+            r.issued_at,
+            "issued",
+            format!("serial {} subject {}", r.certificate.serial_hex, r.certificate.subject),
+        )],
+        SessionCommit::Completed { grant, work, at } => {
+            let by = match grant.authenticated_by {
+                AuthenticatedBy::AuthString => "authentication string",
+                AuthenticatedBy::NullString => "null string",
+                AuthenticatedBy::Lsc { .. } => "existing LSC",
+                AuthenticatedBy::Mic { .. } => "MIC",
+            };
+            let what = match work {
+                crate::CompletedWork::Installed { serial_hex } => {
+                    return vec![
+                        entry(*at, "delivered", format!("serial {serial_hex}")),
+                        entry(*at, "completed", format!("install/upgrade, authenticated by {by}")),
+                    ];
+                }
+                crate::CompletedWork::Retrieved(certs) => format!(
+                    "troubleshoot: fetched {}",
+                    certs
+                        .iter()
+                        .map(|(k, c)| format!("{} serial {}", k.as_str(), c.serial_hex))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                crate::CompletedWork::Deleted => "delete".to_owned(),
+            };
+            vec![entry(*at, "completed", format!("{what}, authenticated by {by}"))]
+        }
+        SessionCommit::Failed { reason, at, .. } => vec![entry(*at, "failed", reason.clone())],
+    }
+}

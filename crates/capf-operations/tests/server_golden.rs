@@ -1,0 +1,115 @@
+//! The server session fed the phone's half of each golden transcript
+//! answers with the same sequence of messages (certificate bytes aside).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use capf_operations::capf_auth::{AuthMode, Operation};
+use capf_operations::capf_ca::{CaCertificate, KeySpec, TrustStore};
+use capf_operations::capf_wire::{Command, Message};
+use capf_operations::{
+    CertificateRecord, DeviceStore, ServerSession, ServiceParameters, SessionDriver,
+};
+use common::*;
+
+/// Replays `file`: the session gets each C>S frame in turn; what it sends
+/// must match the S>C frames, byte for byte except certificates.
+fn replay(file: &str, config: std::sync::Arc<capf_operations::ServerConfig>, store: &capf_operations::MemoryStore, now: std::time::SystemTime) -> capf_operations::SessionOutcome {
+    let lines = vector(file);
+    let session_id = lines[0].frame().session_id;
+    let issuer = issuer();
+    let mut driver = SessionDriver::new(store, &issuer, Duration::from_secs(3600));
+    let mut session = ServerSession::new(session_id, config, now);
+    let mut sent = Vec::new();
+    let mut outcome = None;
+    let (out, o) = pump(&mut session, &mut driver, now);
+    sent.extend(out);
+    outcome = outcome.or(o);
+    for line in lines.iter().filter(|l| !l.from_server) {
+        let frame = line.frame();
+        session.handle_message(now, frame.session_id, line.message());
+        let (out, o) = pump(&mut session, &mut driver, now);
+        sent.extend(out);
+        outcome = outcome.or(o);
+    }
+    let expected: Vec<_> = lines.iter().filter(|l| l.from_server).collect();
+    let got: Vec<Command> = sent.iter().map(|t| t.message.command()).collect();
+    let want: Vec<Command> = expected.iter().map(|l| l.command).collect();
+    assert_eq!(got, want, "{file}: command sequence (outcome {outcome:?})");
+    for (t, line) in sent.iter().zip(&expected) {
+        if line.command != Command::StoreCertificateRequest {
+            assert_eq!(t.to_bytes().unwrap().as_ref(), &line.bytes[..], "{file}: {}", line.command);
+        }
+    }
+    outcome.expect("session finished")
+}
+
+#[test]
+fn install_by_auth_string_rsa2048() {
+    let mut d = device("SEP001122334455", AuthMode::AuthString, Operation::InstallUpgrade, Some("123456"));
+    d.key = Some(KeySpec::Rsa { bits: 2048 });
+    let store = store_with(&[d]);
+    let outcome = replay("install-password.txt", config(), &store, vector_now());
+    assert!(outcome.is_success(), "{outcome:?}");
+    let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+    assert_eq!(d.operation(), Operation::None);
+    assert!(d.policy.auth_string.is_none(), "string consumed");
+    let lsc = d.lsc.unwrap();
+    assert_eq!(lsc.subject.split(',').next(), Some("CN=SEP001122334455"));
+    let issued = store.issued_certificates(&d.name).unwrap();
+    assert_eq!(issued.len(), 1);
+    assert!(issued[0].delivered);
+    assert_eq!(issued[0].certificate.serial_hex, lsc.serial_hex);
+}
+
+#[test]
+fn install_by_null_string_ec_p384() {
+    let mut d = device("SEP0011223344AA", AuthMode::NullString, Operation::InstallUpgrade, None);
+    d.key = Some(KeySpec::Ec(capf_operations::capf_ca::EcCurve::P384));
+    let store = store_with(&[d]);
+    let outcome = replay("install-null-ec.txt", config(), &store, vector_now());
+    assert!(outcome.is_success(), "{outcome:?}");
+}
+
+#[test]
+fn install_authenticated_by_existing_lsc_with_sudi() {
+    let mut d = device("SEP001122334455", AuthMode::ExistingCertificateLscFirst, Operation::InstallUpgrade, None);
+    d.key = Some(KeySpec::Rsa { bits: 2048 });
+    let store = store_with(&[d]);
+    let mut trust = TrustStore::new();
+    trust.add_lsc_anchor(CaCertificate::from_pem(vector_issuer_pem(), "vector issuer").unwrap());
+    let outcome = replay(
+        "install-lsc-auth.txt",
+        config_with(ServiceParameters::default(), trust),
+        &store,
+        vector_now(),
+    );
+    assert!(outcome.is_success(), "{outcome:?}");
+}
+
+#[test]
+fn troubleshoot_fetches_the_lsc() {
+    let lines = vector("fetch.txt");
+    let Message::FetchCertificateResponse(r) = lines[3].message() else { panic!() };
+    let mut d = device("SEP001122334455", AuthMode::AuthString, Operation::Troubleshoot, Some("123456"));
+    d.lsc = Some(CertificateRecord::from_der(&r.certificate.unwrap().der, &d.name).unwrap());
+    let store = store_with(&[d]);
+    let outcome = replay("fetch.txt", config(), &store, vector_now());
+    assert!(outcome.is_success(), "{outcome:?}");
+    let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+    assert_eq!(d.operation(), Operation::None);
+    assert_eq!(d.status_label(), "Troubleshoot successful");
+}
+
+#[test]
+fn delete_the_lsc() {
+    let d = device("SEP001122334455", AuthMode::AuthString, Operation::Delete, Some("123456"));
+    let store = store_with(&[d]);
+    let outcome = replay("delete.txt", config(), &store, vector_now());
+    assert!(outcome.is_success(), "{outcome:?}");
+    let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+    assert!(d.lsc.is_none());
+    assert_eq!(d.lsc_status(), "Not Installed");
+}
