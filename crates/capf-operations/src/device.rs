@@ -208,6 +208,9 @@ mod tests {
         assert_eq!(base64_lines(b"f"), "Zg==\n");
         assert_eq!(base64_lines(b"fo"), "Zm8=\n");
         assert_eq!(base64_lines(b"foo"), "Zm9v\n");
-        assert_eq!(base64_lines(&[0u8; 48]).lines().next().map(str::len), Some(64));
+        assert_eq!(
+            base64_lines(&[0u8; 48]).lines().next().map(str::len),
+            Some(64)
+        );
     }
 }

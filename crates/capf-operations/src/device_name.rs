@@ -33,7 +33,9 @@ impl DeviceName {
         let upper = name.to_ascii_uppercase();
         if let Some(mac) = upper.strip_prefix("SEP") {
             if mac.len() != 12 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad("SEP must be followed by the 12 hex digits of the MAC address"));
+                return Err(bad(
+                    "SEP must be followed by the 12 hex digits of the MAC address",
+                ));
             }
             return Ok(DeviceName(upper));
         }
@@ -50,7 +52,9 @@ impl DeviceName {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(bad("only letters, digits, '.', '_' and '-' may follow the prefix"));
+            return Err(bad(
+                "only letters, digits, '.', '_' and '-' may follow the prefix",
+            ));
         }
         Ok(DeviceName(format!("{prefix}{rest}")))
     }
@@ -99,7 +103,10 @@ mod tests {
 
     #[test]
     fn other_prefixes() {
-        assert_eq!(DeviceName::parse("CSFjsmith").unwrap().as_str(), "CSFjsmith");
+        assert_eq!(
+            DeviceName::parse("CSFjsmith").unwrap().as_str(),
+            "CSFjsmith"
+        );
         assert!(DeviceName::parse("BOTJDOE").unwrap().mac().is_none());
         assert_eq!(DeviceName::parse("tctuser1").unwrap().as_str(), "TCTuser1");
     }

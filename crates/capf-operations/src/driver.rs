@@ -36,7 +36,11 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
     /// Handles every pending event of `session` (and those they cause).
     /// Returns the outcome once the session has finished; the lease is then
     /// released.
-    pub fn service(&mut self, session: &mut ServerSession, now: SystemTime) -> Option<SessionOutcome> {
+    pub fn service(
+        &mut self,
+        session: &mut ServerSession,
+        now: SystemTime,
+    ) -> Option<SessionOutcome> {
         let mut finished = None;
         while let Some(event) = session.poll_event() {
             match event {

@@ -65,7 +65,10 @@ impl DeviceStore for MemoryStore {
 
     fn update(&self, device: &Device) -> Result<(), OperationsError> {
         let mut s = self.lock()?;
-        let slot = s.devices.get_mut(&device.name).ok_or_else(|| unknown(&device.name))?;
+        let slot = s
+            .devices
+            .get_mut(&device.name)
+            .ok_or_else(|| unknown(&device.name))?;
         *slot = device.clone();
         slot.sync_certificate_flags();
         Ok(())
@@ -112,7 +115,10 @@ impl DeviceStore for MemoryStore {
 
     fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
         let mut s = self.lock()?;
-        if s.leases.get(&lease.device).is_some_and(|(t, _)| *t == lease.token) {
+        if s.leases
+            .get(&lease.device)
+            .is_some_and(|(t, _)| *t == lease.token)
+        {
             s.leases.remove(&lease.device);
         }
         Ok(())

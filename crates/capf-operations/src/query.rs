@@ -274,7 +274,10 @@ impl DeviceQuery {
 
     /// Filters, sorts and pages a set of devices (for stores that do it in
     /// memory).
-    pub fn run(&self, devices: impl IntoIterator<Item = Device>) -> Result<DevicePage, OperationsError> {
+    pub fn run(
+        &self,
+        devices: impl IntoIterator<Item = Device>,
+    ) -> Result<DevicePage, OperationsError> {
         if self.page == 0 {
             return Err(OperationsError::InvalidQuery {
                 why: "pages are numbered from 1".into(),

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::{Device, DeviceName, DevicePage, DeviceQuery, IssuedRecord, OperationsError, SessionCommit};
+use crate::{
+    Device, DeviceName, DevicePage, DeviceQuery, IssuedRecord, OperationsError, SessionCommit,
+};
 
 /// An exclusive, expiring hold on one device: at most one session works on
 /// a device at a time. Commits must present it; a lease that expired or was
@@ -103,14 +105,21 @@ pub fn audit_entries(device: &DeviceName, commit: &SessionCommit) -> Vec<AuditEn
                 out.push(entry(*at, "auth-failure", reason.clone()));
             }
             if update.lock {
-                out.push(entry(*at, "lockout", "too many wrong authentication strings".into()));
+                out.push(entry(
+                    *at,
+                    "lockout",
+                    "too many wrong authentication strings".into(),
+                ));
             }
             out
         }
         SessionCommit::Issued(r) => vec![entry(
             r.issued_at,
             "issued",
-            format!("serial {} subject {}", r.certificate.serial_hex, r.certificate.subject),
+            format!(
+                "serial {} subject {}",
+                r.certificate.serial_hex, r.certificate.subject
+            ),
         )],
         SessionCommit::Completed { grant, work, at } => {
             let by = match grant.authenticated_by {
@@ -123,7 +132,11 @@ pub fn audit_entries(device: &DeviceName, commit: &SessionCommit) -> Vec<AuditEn
                 crate::CompletedWork::Installed { serial_hex } => {
                     return vec![
                         entry(*at, "delivered", format!("serial {serial_hex}")),
-                        entry(*at, "completed", format!("install/upgrade, authenticated by {by}")),
+                        entry(
+                            *at,
+                            "completed",
+                            format!("install/upgrade, authenticated by {by}"),
+                        ),
                     ];
                 }
                 crate::CompletedWork::Retrieved(certs) => format!(
@@ -136,7 +149,11 @@ pub fn audit_entries(device: &DeviceName, commit: &SessionCommit) -> Vec<AuditEn
                 ),
                 crate::CompletedWork::Deleted => "delete".to_owned(),
             };
-            vec![entry(*at, "completed", format!("{what}, authenticated by {by}"))]
+            vec![entry(
+                *at,
+                "completed",
+                format!("{what}, authenticated by {by}"),
+            )]
         }
         SessionCommit::Failed { reason, at, .. } => vec![entry(*at, "failed", reason.clone())],
     }

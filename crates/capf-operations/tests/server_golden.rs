@@ -16,7 +16,12 @@ use common::*;
 
 /// Replays `file`: the session gets each C>S frame in turn; what it sends
 /// must match the S>C frames, byte for byte except certificates.
-fn replay(file: &str, config: std::sync::Arc<capf_operations::ServerConfig>, store: &capf_operations::MemoryStore, now: std::time::SystemTime) -> capf_operations::SessionOutcome {
+fn replay(
+    file: &str,
+    config: std::sync::Arc<capf_operations::ServerConfig>,
+    store: &capf_operations::MemoryStore,
+    now: std::time::SystemTime,
+) -> capf_operations::SessionOutcome {
     let lines = vector(file);
     let session_id = lines[0].frame().session_id;
     let issuer = issuer();
@@ -40,7 +45,12 @@ fn replay(file: &str, config: std::sync::Arc<capf_operations::ServerConfig>, sto
     assert_eq!(got, want, "{file}: command sequence (outcome {outcome:?})");
     for (t, line) in sent.iter().zip(&expected) {
         if line.command != Command::StoreCertificateRequest {
-            assert_eq!(t.to_bytes().unwrap().as_ref(), &line.bytes[..], "{file}: {}", line.command);
+            assert_eq!(
+                t.to_bytes().unwrap().as_ref(),
+                &line.bytes[..],
+                "{file}: {}",
+                line.command
+            );
         }
     }
     outcome.expect("session finished")
@@ -48,7 +58,12 @@ fn replay(file: &str, config: std::sync::Arc<capf_operations::ServerConfig>, sto
 
 #[test]
 fn install_by_auth_string_rsa2048() {
-    let mut d = device("SEP001122334455", AuthMode::AuthString, Operation::InstallUpgrade, Some("123456"));
+    let mut d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+        Some("123456"),
+    );
     d.key = Some(KeySpec::Rsa { bits: 2048 });
     let store = store_with(&[d]);
     let outcome = replay("install-password.txt", config(), &store, vector_now());
@@ -66,7 +81,12 @@ fn install_by_auth_string_rsa2048() {
 
 #[test]
 fn install_by_null_string_ec_p384() {
-    let mut d = device("SEP0011223344AA", AuthMode::NullString, Operation::InstallUpgrade, None);
+    let mut d = device(
+        "SEP0011223344AA",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+        None,
+    );
     d.key = Some(KeySpec::Ec(capf_operations::capf_ca::EcCurve::P384));
     let store = store_with(&[d]);
     let outcome = replay("install-null-ec.txt", config(), &store, vector_now());
@@ -75,7 +95,12 @@ fn install_by_null_string_ec_p384() {
 
 #[test]
 fn install_authenticated_by_existing_lsc_with_sudi() {
-    let mut d = device("SEP001122334455", AuthMode::ExistingCertificateLscFirst, Operation::InstallUpgrade, None);
+    let mut d = device(
+        "SEP001122334455",
+        AuthMode::ExistingCertificateLscFirst,
+        Operation::InstallUpgrade,
+        None,
+    );
     d.key = Some(KeySpec::Rsa { bits: 2048 });
     let store = store_with(&[d]);
     let mut trust = TrustStore::new();
@@ -92,8 +117,15 @@ fn install_authenticated_by_existing_lsc_with_sudi() {
 #[test]
 fn troubleshoot_fetches_the_lsc() {
     let lines = vector("fetch.txt");
-    let Message::FetchCertificateResponse(r) = lines[3].message() else { panic!() };
-    let mut d = device("SEP001122334455", AuthMode::AuthString, Operation::Troubleshoot, Some("123456"));
+    let Message::FetchCertificateResponse(r) = lines[3].message() else {
+        panic!()
+    };
+    let mut d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::Troubleshoot,
+        Some("123456"),
+    );
     d.lsc = Some(CertificateRecord::from_der(&r.certificate.unwrap().der, &d.name).unwrap());
     let store = store_with(&[d]);
     let outcome = replay("fetch.txt", config(), &store, vector_now());
@@ -105,7 +137,12 @@ fn troubleshoot_fetches_the_lsc() {
 
 #[test]
 fn delete_the_lsc() {
-    let d = device("SEP001122334455", AuthMode::AuthString, Operation::Delete, Some("123456"));
+    let d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::Delete,
+        Some("123456"),
+    );
     let store = store_with(&[d]);
     let outcome = replay("delete.txt", config(), &store, vector_now());
     assert!(outcome.is_success(), "{outcome:?}");

@@ -18,9 +18,9 @@ use super::config::{Credentials, PhoneConfig};
 pub(super) fn build(config: &PhoneConfig, session_id: u32) -> Result<AuthResponse, String> {
     let name = config.device_name.as_str();
     let password = match &config.credentials {
-        Credentials::AuthString(digits) => Password::new(Bytes::copy_from_slice(
-            digits.expose().as_bytes(),
-        )),
+        Credentials::AuthString(digits) => {
+            Password::new(Bytes::copy_from_slice(digits.expose().as_bytes()))
+        }
         Credentials::RawPassword(password) => password.clone(),
         Credentials::NullString | Credentials::Certificate(_) => Password::empty(),
     };

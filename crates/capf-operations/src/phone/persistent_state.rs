@@ -230,9 +230,9 @@ impl Fields {
         if !self.format {
             return Err(StateFileError::Missing { key: "format" });
         }
-        let lsc_installed = self
-            .lsc_installed
-            .ok_or(StateFileError::Missing { key: "lsc_installed" })?;
+        let lsc_installed = self.lsc_installed.ok_or(StateFileError::Missing {
+            key: "lsc_installed",
+        })?;
         let pending = match self.auth_mode {
             Some(auth_mode) => Some(PendingOperation {
                 auth_mode,

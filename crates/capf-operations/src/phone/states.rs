@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use capf_wire::{
-    FetchCertificateResponse, KeyGenerateRequest, KeyGenerateResponse, Message, Reason,
-    ReasonOnly, WrappedCertificate,
+    FetchCertificateResponse, KeyGenerateRequest, KeyGenerateResponse, Message, Reason, ReasonOnly,
+    WrappedCertificate,
 };
 
 use super::auth_response;
@@ -95,7 +95,12 @@ impl State {
     }
 
     /// A message from the server. END_SESSION is accepted in every state.
-    pub(super) fn handle_message(self, message: Message, config: &PhoneConfig, io: &mut Io) -> Next {
+    pub(super) fn handle_message(
+        self,
+        message: Message,
+        config: &PhoneConfig,
+        io: &mut Io,
+    ) -> Next {
         if let Message::EndSession(ReasonOnly { reason }) = message {
             return self.end_session(reason);
         }
@@ -196,14 +201,16 @@ impl AwaitingInstruction {
                 // for the MIC is unknown, and capfc returns its LSC.
                 io.operation = Some(PhoneOperation::Troubleshoot);
                 let returned = config.lsc_der.clone();
-                io.send(Message::FetchCertificateResponse(FetchCertificateResponse {
-                    reason: if returned.is_some() {
-                        Reason::SUCCESS
-                    } else {
-                        Reason::InvalidElement
+                io.send(Message::FetchCertificateResponse(
+                    FetchCertificateResponse {
+                        reason: if returned.is_some() {
+                            Reason::SUCCESS
+                        } else {
+                            Reason::InvalidElement
+                        },
+                        certificate: returned.clone().map(WrappedCertificate::lsc),
                     },
-                    certificate: returned.clone().map(WrappedCertificate::lsc),
-                }));
+                ));
                 AwaitingEndSession::after(PhoneSuccess::Fetched { returned })
             }
             Message::DeleteCertificateRequest => {
@@ -222,9 +229,11 @@ impl AwaitingInstruction {
     fn end_session(reason: Reason) -> Next {
         let step = PhoneStep::AwaitingInstruction;
         match reason {
-            r if is_normal_end(r) => Next::Finish(PhoneOutcome::Succeeded(
-                PhoneSuccess::NothingScheduled { reason: r },
-            )),
+            r if is_normal_end(r) => {
+                Next::Finish(PhoneOutcome::Succeeded(PhoneSuccess::NothingScheduled {
+                    reason: r,
+                }))
+            }
             Reason::UnknownDevice => fail(FailureCause::UnknownDevice, step, LscChange::Unchanged),
             r => fail(FailureCause::Refused(r), step, LscChange::Unchanged),
         }

@@ -263,7 +263,14 @@ impl ServerSession {
                     }
                 }
             }
-            (State::AwaitingStoreResult { serial_hex, subject, .. }, Message::StoreCertificateResponse(r)) => {
+            (
+                State::AwaitingStoreResult {
+                    serial_hex,
+                    subject,
+                    ..
+                },
+                Message::StoreCertificateResponse(r),
+            ) => {
                 if r.reason.is_success() {
                     self.complete(
                         now,
@@ -271,7 +278,10 @@ impl ServerSession {
                             serial_hex: serial_hex.clone(),
                         },
                         Reason::UpdateCertificate,
-                        OutcomeKind::Installed { serial_hex, subject },
+                        OutcomeKind::Installed {
+                            serial_hex,
+                            subject,
+                        },
                     );
                 } else {
                     self.fail(
@@ -321,13 +331,12 @@ impl ServerSession {
 
     /// The runtime's answer to [`ServerEvent::LoadDevice`].
     pub fn device_loaded(&mut self, now: SystemTime, lookup: DeviceLookup) {
-        let State::AwaitingDevice { auth } = std::mem::replace(&mut self.state, State::Ended) else {
+        let State::AwaitingDevice { auth } = std::mem::replace(&mut self.state, State::Ended)
+        else {
             return self.internal(now, "device_loaded while not waiting for a device");
         };
         match lookup {
-            DeviceLookup::Unknown => {
-                self.end(Reason::UnknownDevice, OutcomeKind::UnknownDevice)
-            }
+            DeviceLookup::Unknown => self.end(Reason::UnknownDevice, OutcomeKind::UnknownDevice),
             DeviceLookup::Busy => self.end(Reason::InvalidElement, OutcomeKind::DeviceBusy),
             DeviceLookup::Failed(why) => {
                 self.end(Reason::InvalidElement, OutcomeKind::ServerError(why))
@@ -423,7 +432,10 @@ impl ServerSession {
     }
 
     fn authenticate(&mut self, now: SystemTime, device: Device, auth: &AuthResponse) {
-        let certificate = match (&auth.certificate, device.policy.auth_mode.is_existing_certificate()) {
+        let certificate = match (
+            &auth.certificate,
+            device.policy.auth_mode.is_existing_certificate(),
+        ) {
             (Some(cert), true) => Some(self.verify_certificate(now, &device, auth, &cert.der)),
             _ => None,
         };
@@ -521,7 +533,9 @@ impl ServerSession {
                 self.request_key(now, requested, 1);
             }
             Operation::Troubleshoot => {
-                self.send(Message::FetchCertificateRequest(FetchCertificateRequest::default()));
+                self.send(Message::FetchCertificateRequest(
+                    FetchCertificateRequest::default(),
+                ));
                 self.state = State::AwaitingFetchResult {
                     deadline: reply_deadline,
                 };
@@ -603,7 +617,13 @@ impl ServerSession {
         );
     }
 
-    fn complete(&mut self, now: SystemTime, work: CompletedWork, reason: Reason, kind: OutcomeKind) {
+    fn complete(
+        &mut self,
+        now: SystemTime,
+        work: CompletedWork,
+        reason: Reason,
+        kind: OutcomeKind,
+    ) {
         let Some(grant) = self.grant else {
             return self.internal(now, "completion without a grant");
         };
@@ -641,7 +661,12 @@ impl ServerSession {
     }
 
     fn protocol_error(&mut self, now: SystemTime, why: String) {
-        self.fail(now, Reason::InvalidElement, OutcomeKind::ProtocolError(why), None);
+        self.fail(
+            now,
+            Reason::InvalidElement,
+            OutcomeKind::ProtocolError(why),
+            None,
+        );
     }
 
     fn internal(&mut self, now: SystemTime, why: &str) {

@@ -74,7 +74,10 @@ impl SessionOutcome {
 impl fmt::Display for OutcomeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OutcomeKind::Installed { serial_hex, subject } => {
+            OutcomeKind::Installed {
+                serial_hex,
+                subject,
+            } => {
                 write!(f, "installed LSC serial {serial_hex} ({subject})")
             }
             OutcomeKind::Retrieved(certs) => {
@@ -91,9 +94,13 @@ impl fmt::Display for OutcomeKind {
             OutcomeKind::DeviceBusy => f.write_str("device busy in another session"),
             OutcomeKind::Refused(r) => write!(f, "refused: {r}"),
             OutcomeKind::KeyGenerationFailed(why) => write!(f, "key generation failed: {why}"),
-            OutcomeKind::PhoneDidNotStore(r) => write!(f, "phone did not store the certificate ({r})"),
+            OutcomeKind::PhoneDidNotStore(r) => {
+                write!(f, "phone did not store the certificate ({r})")
+            }
             OutcomeKind::PhoneDidNotDelete(r) => write!(f, "phone did not delete its LSC ({r})"),
-            OutcomeKind::TimedOut { waiting_for } => write!(f, "timed out waiting for {waiting_for}"),
+            OutcomeKind::TimedOut { waiting_for } => {
+                write!(f, "timed out waiting for {waiting_for}")
+            }
             OutcomeKind::ProtocolError(why) => write!(f, "protocol error: {why}"),
             OutcomeKind::ServerError(why) => write!(f, "server error: {why}"),
         }

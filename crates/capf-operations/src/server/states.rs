@@ -49,8 +49,12 @@ impl AfterCommit {
 
 #[derive(Debug)]
 pub(super) enum State {
-    AwaitingAuthResponse { deadline: SystemTime },
-    AwaitingDevice { auth: Box<AuthResponse> },
+    AwaitingAuthResponse {
+        deadline: SystemTime,
+    },
+    AwaitingDevice {
+        auth: Box<AuthResponse>,
+    },
     AwaitingCommit(AfterCommit),
     AwaitingPublicKey(KeyWait),
     AwaitingIssuance,
@@ -59,8 +63,12 @@ pub(super) enum State {
         subject: String,
         deadline: SystemTime,
     },
-    AwaitingFetchResult { deadline: SystemTime },
-    AwaitingDeleteResult { deadline: SystemTime },
+    AwaitingFetchResult {
+        deadline: SystemTime,
+    },
+    AwaitingDeleteResult {
+        deadline: SystemTime,
+    },
     Ended,
 }
 

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use capf_operations::capf_auth::{AuthMode, AuthString, Operation};
-use capf_operations::capf_ca::{CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, TrustStore};
+use capf_operations::capf_ca::{
+    CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, TrustStore,
+};
 use capf_operations::capf_wire::{Command, Frame, Message};
 use capf_operations::{
     Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServerSession, ServiceParameters,
@@ -93,7 +95,10 @@ pub fn config_with(params: ServiceParameters, trust: TrustStore) -> Arc<ServerCo
 }
 
 pub fn config() -> Arc<ServerConfig> {
-    config_with(ServiceParameters::default(), TrustStore::for_issuer(&issuer()))
+    config_with(
+        ServiceParameters::default(),
+        TrustStore::for_issuer(&issuer()),
+    )
 }
 
 pub fn name(s: &str) -> DeviceName {
@@ -121,21 +126,12 @@ pub fn pump(
     driver: &mut SessionDriver<'_, MemoryStore>,
     now: SystemTime,
 ) -> (Vec<Transmit>, Option<SessionOutcome>) {
+    // The driver handles every event, including those its answers cause;
+    // then everything the session queued is there to send.
+    let outcome = driver.service(session, now);
     let mut sent = Vec::new();
-    let mut outcome = None;
-    loop {
-        let mut progressed = false;
-        while let Some(t) = session.poll_transmit() {
-            sent.push(t);
-            progressed = true;
-        }
-        if let Some(o) = driver.service(session, now) {
-            outcome = Some(o);
-            progressed = true;
-        }
-        if !progressed {
-            break;
-        }
+    while let Some(t) = session.poll_transmit() {
+        sent.push(t);
     }
     (sent, outcome)
 }
