@@ -153,11 +153,12 @@ fn password(digits: &str) -> Credentials {
 /// Replays a transcript and checks every C>S frame byte for byte.
 fn check_byte_equal(text: &str, config: PhoneConfig) -> PhoneSession {
     let lines = transcript(text);
-    let spki = lines
-        .iter()
-        .any(|l| l.name == "KEY_GENERATE_RESPONSE")
-        .then(|| transcript_spki(&lines))
-        .unwrap_or_default();
+    let has_key = lines.iter().any(|l| l.name == "KEY_GENERATE_RESPONSE");
+    let spki = if has_key {
+        transcript_spki(&lines)
+    } else {
+        Vec::new()
+    };
     let mut phone = PhoneSession::new(config, t0());
     let mut runtime = Runtime::new(spki);
     let sent = replay(&lines, &mut phone, &mut runtime);
@@ -270,7 +271,7 @@ fn lsc_credentials(device: &str) -> (CapfIdentity, Bytes, PrivateKey) {
 fn install_lsc_auth_transcript_same_commands_and_verifiable_proofs() {
     let device = "SEP001122334455";
     let (identity, lsc, key) = lsc_credentials(device);
-    let credentials = Credentials::Certificate(CertificateCredentials {
+    let credentials = Credentials::Certificate(Box::new(CertificateCredentials {
         kind: CertificateKind::Lsc,
         certificate_der: lsc.clone(),
         key: key.clone(),
@@ -278,7 +279,7 @@ fn install_lsc_auth_transcript_same_commands_and_verifiable_proofs() {
             certificate_der: lsc.clone(),
             key,
         }),
-    });
+    }));
     assert_eq!(
         credentials.auth_mode(),
         AuthMode::ExistingCertificateLscFirst
@@ -575,7 +576,7 @@ fn unknown_or_unexpected_command_is_a_protocol_error() {
 #[test]
 fn malformed_frame_reported_by_the_runtime() {
     let (mut phone, _) = authenticated();
-    phone.malformed_message(t0(), &"truncated element");
+    phone.malformed_message(t0(), "truncated element");
     assert!(matches!(
         failure(&phone).cause,
         FailureCause::ProtocolError(ProtocolViolation::Malformed(ref e)) if e == "truncated element"
@@ -979,12 +980,12 @@ fn credentials_name_their_auth_mode() {
     assert_eq!(password("1234").auth_mode(), AuthMode::AuthString);
     assert_eq!(Credentials::NullString.auth_mode(), AuthMode::NullString);
     let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
-    let mic = Credentials::Certificate(CertificateCredentials {
+    let mic = Credentials::Certificate(Box::new(CertificateCredentials {
         kind: CertificateKind::Mic,
         certificate_der: Bytes::new(),
         key,
         sudi: None,
-    });
+    }));
     assert_eq!(mic.auth_mode(), AuthMode::ExistingCertificateMicFirst);
     // Debug never shows the digits.
     assert!(!format!("{:?}", password("987654")).contains("987654"));

@@ -19,8 +19,9 @@ pub enum Credentials {
     RawPassword(Password),
     /// "By null string": an empty PASSWORD, no proof at all.
     NullString,
-    /// "By existing certificate": the phone's LSC or MIC and its key.
-    Certificate(CertificateCredentials),
+    /// "By existing certificate": the phone's LSC or MIC and its key
+    /// (boxed: keys are large).
+    Certificate(Box<CertificateCredentials>),
 }
 
 impl Credentials {

@@ -103,7 +103,7 @@ impl PhoneSession {
 
     /// A frame the runtime could not decode: the session ends as a
     /// protocol error (`error` is kept as text in the outcome).
-    pub fn malformed_message(&mut self, now: SystemTime, error: &dyn fmt::Display) {
+    pub fn malformed_message(&mut self, now: SystemTime, error: impl fmt::Display) {
         let violation = ProtocolViolation::Malformed(error.to_string());
         self.interrupt(now, FailureCause::ProtocolError(violation));
     }

@@ -1,0 +1,224 @@
+//! One connection: drives a `ServerSession` over a TLS stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use capf_operations::{
+    DeviceLookup, Lease, OperationsError, OutcomeKind, ServerEvent, ServerSession, SessionOutcome,
+};
+use capf_wire::{FrameCodec, Message};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::server::Shared;
+
+/// Runs one CAPF session on an established TLS stream.
+pub(crate) async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session_id = shared.next_session_id();
+    tracing::Span::current().record("session", session_id);
+    let mut session = ServerSession::new(session_id, shared.config.clone(), SystemTime::now());
+    let mut codec = FrameCodec::with_max_body_len(shared.options.max_frame_body);
+    let mut inbound = BytesMut::with_capacity(4096);
+    let mut outbound = BytesMut::with_capacity(4096);
+    let mut lease: Option<Lease> = None;
+    let mut outcome: Option<SessionOutcome> = None;
+
+    'session: loop {
+        // Everything queued goes out, one write per message.
+        while let Some(transmit) = session.poll_transmit() {
+            outbound.clear();
+            if let Err(e) = transmit.encode(&mut outbound) {
+                warn!("cannot encode {}: {e}", transmit.message.command());
+                break 'session;
+            }
+            if let Err(e) = stream.write_all(&outbound).await {
+                debug!("write failed: {e}");
+                break 'session;
+            }
+        }
+        if let Err(e) = stream.flush().await {
+            debug!("flush failed: {e}");
+            break;
+        }
+        // Then the runtime's work.
+        if let Some(event) = session.poll_event() {
+            handle_event(event, &mut session, &shared, &mut lease, &mut outcome).await;
+            continue;
+        }
+        if session.is_finished() {
+            break;
+        }
+        // Frames already buffered come first, one at a time, so that the
+        // session's events are handled between them.
+        match codec.decode(&mut inbound) {
+            Ok(Some(frame)) => {
+                match Message::from_frame(&frame) {
+                    Ok(message) => {
+                        debug!(command = %frame.command, "received");
+                        session.handle_message(SystemTime::now(), frame.session_id, message);
+                    }
+                    Err(e) => session.handle_malformed(SystemTime::now(), &e),
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                session.handle_malformed(SystemTime::now(), &e);
+                inbound.clear();
+                continue;
+            }
+        }
+        // Then wait for the phone, or the session's deadline.
+        let sleep = match session.poll_timeout() {
+            Some(deadline) => deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+            // Nothing to wait for: cannot happen with an empty event queue
+            // and an unfinished session; end rather than hang.
+            None => break,
+        };
+        tokio::select! {
+            read = stream.read_buf(&mut inbound) => match read {
+                Ok(0) | Err(_) => {
+                    debug!(waiting_for = session.waiting_for(), "phone closed the connection");
+                    break;
+                }
+                Ok(_) => {}
+            },
+            () = tokio::time::sleep(sleep) => session.handle_timeout(SystemTime::now()),
+        }
+    }
+    // The phone may close without close_notify; so do we (as capfd does):
+    // a best-effort shutdown.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+    if let Some(lease) = lease.take() {
+        release(&shared, lease).await;
+    }
+    match &outcome {
+        Some(o) if o.is_success() => info!(outcome = %o.kind, "session done"),
+        Some(o) => info!(outcome = %o.kind, reason = %o.end_reason, "session ended"),
+        None => info!(
+            waiting_for = session.waiting_for(),
+            "connection closed mid-session"
+        ),
+    }
+}
+
+async fn handle_event(
+    event: ServerEvent,
+    session: &mut ServerSession,
+    shared: &Arc<Shared>,
+    lease: &mut Option<Lease>,
+    outcome: &mut Option<SessionOutcome>,
+) {
+    match event {
+        ServerEvent::LoadDevice(name) => {
+            tracing::Span::current().record("device", name.as_str());
+            let store = shared.store.clone();
+            let ttl = lease_ttl(shared);
+            let result = tokio::task::spawn_blocking(move || {
+                let now = SystemTime::now();
+                let lease = store.acquire_lease(&name, now, ttl)?;
+                match store.load(&name) {
+                    Ok(Some(device)) => Ok((lease, device)),
+                    Ok(None) => {
+                        let _ = store.release_lease(&lease);
+                        Err(OperationsError::UnknownDevice {
+                            name: name.to_string(),
+                        })
+                    }
+                    Err(e) => {
+                        let _ = store.release_lease(&lease);
+                        Err(e)
+                    }
+                }
+            })
+            .await;
+            let lookup = match result {
+                Ok(Ok((held, device))) => {
+                    *lease = Some(held);
+                    DeviceLookup::Found(Box::new(device))
+                }
+                Ok(Err(OperationsError::UnknownDevice { .. })) => DeviceLookup::Unknown,
+                Ok(Err(OperationsError::DeviceBusy { .. })) => DeviceLookup::Busy,
+                Ok(Err(e)) => DeviceLookup::Failed(e.to_string()),
+                Err(e) => DeviceLookup::Failed(format!("store task failed: {e}")),
+            };
+            session.device_loaded(SystemTime::now(), lookup);
+        }
+        ServerEvent::Commit(commit) => {
+            let result = match lease.clone() {
+                Some(held) => {
+                    let store = shared.store.clone();
+                    let kind = commit.kind();
+                    match tokio::task::spawn_blocking(move || store.commit(&held, &commit)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => {
+                            warn!("commit of {kind} failed: {e}");
+                            Err(e.to_string())
+                        }
+                        Err(e) => Err(format!("store task failed: {e}")),
+                    }
+                }
+                None => Err("no lease held".to_owned()),
+            };
+            session.committed(SystemTime::now(), result);
+        }
+        ServerEvent::Issue(request) => {
+            let result = match tokio::time::timeout(
+                shared.options.queue_timeout,
+                shared.issuing.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(permit)) => {
+                    let issuer = shared.issuer.clone();
+                    let profile = shared.config.params.lsc_profile();
+                    let issued = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        issuer.issue_lsc(
+                            request.device.as_str(),
+                            &request.public_key,
+                            &profile,
+                            SystemTime::now(),
+                        )
+                    })
+                    .await;
+                    match issued {
+                        Ok(Ok(lsc)) => Ok(lsc),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(e) => Err(format!("issuing task failed: {e}")),
+                    }
+                }
+                _ => Err("server busy: too many certificates being issued".to_owned()),
+            };
+            session.issued(SystemTime::now(), result);
+        }
+        ServerEvent::Finished(done) => {
+            if let OutcomeKind::Retrieved(certs) = &done.kind
+                && let (Some(dir), Some(device)) = (&shared.options.trace_dir, &done.device)
+            {
+                crate::traces::write(dir, device, certs).await;
+            }
+            if let Some(held) = lease.take() {
+                release(shared, held).await;
+            }
+            *outcome = Some(done);
+        }
+    }
+}
+
+fn lease_ttl(shared: &Shared) -> Duration {
+    let p = &shared.config.params;
+    // Longer than the longest session: key generation plus a few replies.
+    p.key_generation_timeout + p.auth_timeout + 4 * p.reply_timeout + Duration::from_secs(60)
+}
+
+async fn release(shared: &Arc<Shared>, lease: Lease) {
+    let store = shared.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.release_lease(&lease)).await;
+}

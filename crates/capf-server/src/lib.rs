@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod connection;
+mod error;
+mod options;
+mod phone_client;
+mod server;
+mod tls;
+mod traces;
+
+pub use error::ServerError;
+pub use options::{CAPF_PORT, ServerOptions};
+pub use phone_client::{PhoneClient, PhoneRun};
+pub use server::CapfServer;
+pub use tls::{phone_client_config, server_config};

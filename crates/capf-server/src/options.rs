@@ -1,0 +1,53 @@
+//! How the server runs: addresses, limits, timeouts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The TCP port phones use for CAPF.
+pub const CAPF_PORT: u16 = 3804;
+
+/// Server settings that are not CAPF service parameters.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Where to listen (IPv4 and IPv6). Default `0.0.0.0:3804`.
+    pub listen: Vec<SocketAddr>,
+    /// Sessions (TLS done, CAPF running) at once (B25). Default 256.
+    pub max_sessions: usize,
+    /// Certificates being signed at once (B25). Default: the number of CPUs.
+    pub max_issuing: usize,
+    /// Connections still in their TLS handshake at once; more are closed
+    /// at once. Default 1024.
+    pub max_handshakes: usize,
+    /// Longest TLS handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// How long a connection that finished its handshake waits for a
+    /// session slot, and a session waits for an issuance slot, before it is
+    /// refused. Default 10 s.
+    pub queue_timeout: Duration,
+    /// Largest frame body accepted from a phone. Default 16 KiB (real
+    /// messages are far smaller).
+    pub max_frame_body: usize,
+    /// Where troubleshoot writes one trace file per retrieved certificate
+    /// (B30). `None`: no files.
+    pub trace_dir: Option<PathBuf>,
+    /// How long in-flight sessions may finish after shutdown is asked.
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], CAPF_PORT))],
+            max_sessions: 256,
+            max_issuing: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_handshakes: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            queue_timeout: Duration::from_secs(10),
+            max_frame_body: 16 * 1024,
+            trace_dir: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

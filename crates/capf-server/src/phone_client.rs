@@ -1,0 +1,173 @@
+//! The phone's runtime: drives a `PhoneSession` over TLS to any CAPF
+//! server, generating keys off the async threads.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use capf_ca::PrivateKey;
+use capf_operations::phone::{KeyGenFailure, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession};
+use capf_wire::{FrameCodec, Message};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::ServerError;
+
+/// What one phone session produced.
+#[derive(Debug)]
+pub struct PhoneRun {
+    /// How it ended.
+    pub outcome: PhoneOutcome,
+    /// The new LSC and its private key, when the server installed one.
+    pub installed: Option<(Vec<u8>, PrivateKey)>,
+    /// Whether the server had the phone delete its LSC.
+    pub deleted: bool,
+}
+
+/// Connects to a CAPF server and runs one session.
+pub struct PhoneClient {
+    connector: TlsConnector,
+    connect_timeout: Duration,
+}
+
+impl PhoneClient {
+    /// A client trusting exactly these CAPF certificates.
+    pub fn new(tls: rustls::ClientConfig) -> Self {
+        PhoneClient {
+            connector: TlsConnector::from(Arc::new(tls)),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the TCP connect and TLS handshake timeout (default 10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects to `server` (`host:port`) and runs one session with
+    /// `config`. Connection failures before the session starts are errors;
+    /// everything after is in the outcome.
+    pub async fn run(&self, server: &str, config: PhoneConfig) -> Result<PhoneRun, ServerError> {
+        let connect_err = |why: String| ServerError::Connect {
+            server: server.to_owned(),
+            why,
+        };
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(server))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let host = server
+            .rsplit_once(':')
+            .map_or(server, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
+            ServerName::try_from("capf")
+                .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
+        });
+        let mut tls = tokio::time::timeout(self.connect_timeout, self.connector.connect(name, tcp))
+            .await
+            .map_err(|_| connect_err("TLS handshake timed out".into()))?
+            .map_err(|e| connect_err(format!("TLS handshake: {e}")))?;
+
+        let mut session = PhoneSession::new(config, SystemTime::now());
+        let mut codec = FrameCodec::new();
+        let mut inbound = BytesMut::with_capacity(4096);
+        let mut outbound = BytesMut::with_capacity(4096);
+        let mut pending_key: Option<PrivateKey> = None;
+        let mut installed = None;
+        let mut deleted = false;
+        loop {
+            while let Some(t) = session.poll_transmit() {
+                outbound.clear();
+                if t.encode(&mut outbound).is_err() || tls.write_all(&outbound).await.is_err() {
+                    session.connection_lost(SystemTime::now());
+                    break;
+                }
+            }
+            let _ = tls.flush().await;
+            if let Some(event) = session.poll_event() {
+                match event {
+                    PhoneEvent::GenerateKey(spec) => {
+                        let generated =
+                            tokio::task::spawn_blocking(move || PrivateKey::generate(spec)).await;
+                        let result = match generated {
+                            Ok(Ok(key)) => match key.public_key_der() {
+                                Ok(spki) => {
+                                    pending_key = Some(key);
+                                    Ok(spki)
+                                }
+                                Err(e) => Err(KeyGenFailure::new(e.to_string())),
+                            },
+                            Ok(Err(e)) => Err(KeyGenFailure::new(e.to_string())),
+                            Err(e) => Err(KeyGenFailure::new(e.to_string())),
+                        };
+                        session.key_generated(SystemTime::now(), result);
+                    }
+                    PhoneEvent::StoreCertificate { certificate_der } => {
+                        let stored = match pending_key.take() {
+                            Some(key) => {
+                                installed = Some((certificate_der.to_vec(), key));
+                                true
+                            }
+                            None => false,
+                        };
+                        session.certificate_stored(SystemTime::now(), stored);
+                    }
+                    PhoneEvent::DeleteCertificate => {
+                        let had = session.config().lsc_der.is_some();
+                        deleted = true;
+                        session.certificate_deleted(SystemTime::now(), had);
+                    }
+                    PhoneEvent::Finished => {}
+                }
+                continue;
+            }
+            if session.is_finished() {
+                break;
+            }
+            match codec.decode(&mut inbound) {
+                Ok(Some(frame)) => {
+                    match Message::from_frame(&frame) {
+                        Ok(m) => session.handle_message(SystemTime::now(), m, frame.session_id),
+                        Err(e) => session.malformed_message(SystemTime::now(), &e),
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    session.malformed_message(SystemTime::now(), &e);
+                    continue;
+                }
+            }
+            let sleep = session
+                .poll_timeout()
+                .map(|d| {
+                    d.duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                read = tls.read_buf(&mut inbound) => match read {
+                    Ok(0) | Err(_) => session.connection_lost(SystemTime::now()),
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep(sleep) => session.handle_timeout(SystemTime::now()),
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        let outcome = session
+            .outcome()
+            .cloned()
+            .ok_or_else(|| connect_err("session ended without an outcome".into()))?;
+        Ok(PhoneRun {
+            outcome,
+            installed,
+            deleted,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The listener: accepts TCP, bounds handshakes and sessions, spawns one
+//! task per connection, shuts down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use capf_ca::{CapfIdentity, Issuer};
+use capf_operations::{DeviceStore, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::connection::serve_connection;
+use crate::{ServerError, ServerOptions};
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn DeviceStore>,
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) options: ServerOptions,
+    pub(crate) sessions: Arc<Semaphore>,
+    pub(crate) issuing: Arc<Semaphore>,
+    pub(crate) handshakes: Arc<Semaphore>,
+    next_session_id: AtomicU32,
+}
+
+impl Shared {
+    pub(crate) fn next_session_id(&self) -> u32 {
+        // Wraps after 4 billion sessions; ids only need to differ between
+        // concurrent sessions.
+        self.next_session_id.fetch_add(1, Ordering::Relaxed).max(1)
+    }
+}
+
+/// A CAPF server bound to its addresses, ready to run.
+pub struct CapfServer {
+    listeners: Vec<TcpListener>,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+}
+
+impl CapfServer {
+    /// Binds every listen address. TLS uses the CAPF identity; LSCs are
+    /// signed by `issuer` (the identity itself, or an intermediate).
+    pub async fn bind(
+        identity: &CapfIdentity,
+        issuer: Issuer,
+        store: Arc<dyn DeviceStore>,
+        config: ServerConfig,
+        options: ServerOptions,
+    ) -> Result<Self, ServerError> {
+        let tls = crate::tls::server_config(identity)?;
+        let mut listeners = Vec::with_capacity(options.listen.len());
+        for addr in &options.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            listeners.push(listener);
+        }
+        let shared = Arc::new(Shared {
+            store,
+            issuer: Arc::new(issuer),
+            config: Arc::new(config),
+            sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
+            issuing: Arc::new(Semaphore::new(options.max_issuing.max(1))),
+            handshakes: Arc::new(Semaphore::new(options.max_handshakes.max(1))),
+            options,
+            next_session_id: AtomicU32::new(1),
+        });
+        Ok(CapfServer {
+            listeners,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            shared,
+        })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets
+    /// in-flight sessions finish within the grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut accept_tasks = JoinSet::new();
+        for listener in self.listeners {
+            let acceptor = self.acceptor.clone();
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            accept_tasks.spawn(accept_loop(listener, acceptor, shared, stop));
+        }
+        shutdown.await;
+        info!("shutting down: no new connections");
+        let _ = stop_tx.send(true);
+        while accept_tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let Ok(slot) = shared.handshakes.clone().try_acquire_owned() else {
+                        warn!(%peer, "too many connections in their handshake: closed");
+                        continue;
+                    };
+                    let acceptor = acceptor.clone();
+                    let shared = shared.clone();
+                    let span = info_span!("conn", %peer, session = tracing::field::Empty, device = tracing::field::Empty);
+                    connections.spawn(
+                        async move { handle(tcp, peer, acceptor, shared, slot).await }.instrument(span),
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let grace = shared.options.shutdown_grace;
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        warn!("sessions still running after the grace period: closing them");
+        connections.shutdown().await;
+    }
+}
+
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    handshake_slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _ = tcp.set_nodelay(true);
+    let handshake =
+        tokio::time::timeout(shared.options.handshake_timeout, acceptor.accept(tcp)).await;
+    drop(handshake_slot);
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            debug!("TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            debug!("TLS handshake timed out");
+            return;
+        }
+    };
+    let permit = match tokio::time::timeout(
+        shared.options.queue_timeout,
+        shared.sessions.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            warn!(%peer, "server busy: session refused");
+            return;
+        }
+    };
+    serve_connection(tls, shared).await;
+    drop(permit);
+}
