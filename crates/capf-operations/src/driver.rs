@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use capf_ca::Issuer;
+use capf_ca::{Issuer, LscProfile};
 
 use crate::{
     DeviceLookup, DeviceStore, Lease, OperationsError, ServerEvent, ServerSession, SessionOutcome,
@@ -17,6 +17,7 @@ pub struct SessionDriver<'a, S: DeviceStore + ?Sized> {
     store: &'a S,
     issuer: &'a Issuer,
     lease_ttl: Duration,
+    profile: LscProfile,
     lease: Option<Lease>,
 }
 
@@ -29,8 +30,16 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
             store,
             issuer,
             lease_ttl,
+            profile: LscProfile::default(),
             lease: None,
         }
+    }
+
+    /// Issues LSCs with this profile (default: [`LscProfile::default`];
+    /// servers use [`crate::ServiceParameters::lsc_profile`]).
+    pub fn with_lsc_profile(mut self, profile: LscProfile) -> Self {
+        self.profile = profile;
+        self
     }
 
     /// Handles every pending event of `session` (and those they cause).
@@ -78,10 +87,14 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
                     session.committed(now, result);
                 }
                 ServerEvent::Issue(request) => {
-                    let profile = crate::ServiceParameters::default().lsc_profile();
                     let result = self
                         .issuer
-                        .issue_lsc(request.device.as_str(), &request.public_key, &profile, now)
+                        .issue_lsc(
+                            request.device.as_str(),
+                            &request.public_key,
+                            &self.profile,
+                            now,
+                        )
                         .map_err(|e| e.to_string());
                     session.issued(now, result);
                 }
@@ -94,5 +107,21 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
             }
         }
         finished
+    }
+}
+
+impl<S: DeviceStore + ?Sized> SessionDriver<'_, S> {
+    /// Gives the device lease back, as when the connection drops mid-session
+    /// (also done on drop).
+    pub fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let _ = self.store.release_lease(&lease);
+        }
+    }
+}
+
+impl<S: DeviceStore + ?Sized> Drop for SessionDriver<'_, S> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
