@@ -194,9 +194,15 @@ mod tokio_codec_tests {
         Encoder::encode(&mut codec, &frame, &mut buf).unwrap();
         let mut partial = buf.split_to(5);
         assert_eq!(Decoder::decode(&mut codec, &mut partial).unwrap(), None);
-        assert!(codec.decode_eof(&mut partial).is_err(), "EOF inside a frame");
+        assert!(
+            codec.decode_eof(&mut partial).is_err(),
+            "EOF inside a frame"
+        );
         partial.unsplit(buf);
-        assert_eq!(Decoder::decode(&mut codec, &mut partial).unwrap(), Some(frame));
+        assert_eq!(
+            Decoder::decode(&mut codec, &mut partial).unwrap(),
+            Some(frame)
+        );
         assert_eq!(codec.decode_eof(&mut partial).unwrap(), None);
     }
 }
