@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod connection;
+mod data_dir;
 mod error;
 mod options;
 mod phone_client;
@@ -9,6 +10,7 @@ mod server;
 mod tls;
 mod traces;
 
+pub use data_dir::{DataDir, InitReport};
 pub use error::ServerError;
 pub use options::{CAPF_PORT, ServerOptions};
 pub use phone_client::{PhoneClient, PhoneRun};

@@ -1,0 +1,623 @@
+//! The SqliteStore behaves as the MemoryStore: records round-trip, leases
+//! exclude, queries page and sort, parameters validate; and what only a
+//! file gives: persistence, migrations, backup and restore, file mode.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use capf_operations::capf_auth::{
+    AuthMode, FailureReason, Operation, OperationStatus, PolicyUpdate, SecurityMode,
+};
+use capf_operations::capf_ca::{EcCurve, KeySpec};
+use capf_operations::{
+    CertificateRecord, Device, DeviceQuery, DeviceStore, LastError, OperationsError, SessionCommit,
+    SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
+};
+use capf_store::{ExistingTarget, SCHEMA_VERSION, SqliteStore, StoreError};
+use common::*;
+
+fn cert(serial: &str, subject: &str) -> CertificateRecord {
+    CertificateRecord {
+        der: vec![0x30, 0x82, 0x01, 0x02, 0xAA, serial.len() as u8],
+        subject: subject.to_owned(),
+        issuer: "CN=CAPF-test, O=CAPF".to_owned(),
+        serial_hex: serial.to_owned(),
+        not_before: at(1_700_000_000),
+        // 9999-12-31T23:59:59Z, "no well-defined expiration" (RFC 5280).
+        not_after: at(253_402_300_799),
+    }
+}
+
+/// Every field set, times with nanoseconds.
+fn full_device() -> Device {
+    let mut d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::None,
+        Some("0123456789"),
+    );
+    d.description = "Lobby phone, 2nd floor".into();
+    d.key = Some(KeySpec::Ec(EcCurve::P384));
+    d.lsc = Some(cert("0badc0de", "CN=SEP001122334455, O=CAPF"));
+    d.mic = Some(cert(
+        "42",
+        "CN=CP-8865-SEP001122334455, O=Cisco Systems Inc.",
+    ));
+    d.policy.certificates.lsc = true;
+    d.policy.certificates.mic = true;
+    d.schedule(
+        Operation::Delete,
+        Some(at(1_800_000_000) + Duration::from_nanos(123_456_789)),
+    )
+    .unwrap();
+    d.policy.failed_attempts = 3;
+    d.policy.locked = true;
+    d.policy.security_mode = SecurityMode::Encrypted;
+    d.policy.status = OperationStatus::Failed {
+        operation: Operation::Delete,
+        reason: FailureReason::LockedOut,
+        at: at(1_790_000_000) + Duration::from_nanos(7),
+    };
+    d.key_generation_failures = 2;
+    d.last_error = Some(LastError {
+        reason: "phone closed the connection".into(),
+        at: at(1_790_000_001) + Duration::from_nanos(999_999_999),
+    });
+    d
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("capf.db")).unwrap()
+}
+
+#[test]
+fn a_fully_populated_device_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = full_device();
+    store.insert(&d).unwrap();
+    assert_eq!(store.load(&d.name).unwrap().as_ref(), Some(&d));
+    assert!(matches!(
+        store.insert(&d),
+        Err(OperationsError::DeviceExists { .. })
+    ));
+    drop(store);
+    // And from the file.
+    let store = open(&dir);
+    let loaded = store.load(&d.name).unwrap().unwrap();
+    assert_eq!(loaded, d);
+    assert_eq!(loaded.policy.auth_string.unwrap().expose(), "0123456789");
+
+    // Update to the other extreme: nothing set.
+    let mut bare = Device::new(d.name.clone(), AuthMode::ExistingCertificateMicFirst);
+    bare.policy.status = OperationStatus::Succeeded {
+        operation: Operation::Troubleshoot,
+        at: at(5),
+    };
+    store.update(&bare).unwrap();
+    assert_eq!(store.load(&d.name).unwrap(), Some(bare));
+
+    let other = device("CSFjsmith", AuthMode::NullString, Operation::None, None);
+    assert!(matches!(
+        store.update(&other),
+        Err(OperationsError::UnknownDevice { .. })
+    ));
+    assert!(store.load(&other.name).unwrap().is_none());
+    assert!(store.remove(&d.name).unwrap());
+    assert!(!store.remove(&d.name).unwrap());
+    assert!(store.load(&d.name).unwrap().is_none());
+}
+
+#[test]
+fn certificate_flags_follow_the_records_as_in_memory_store() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut d = device(
+        "SEP001122334455",
+        AuthMode::NullString,
+        Operation::None,
+        None,
+    );
+    d.policy.certificates.lsc = true; // no record: not kept
+    d.mic = Some(cert("01", "CN=MIC"));
+    store.insert(&d).unwrap();
+    let loaded = store.load(&d.name).unwrap().unwrap();
+    assert!(!loaded.policy.certificates.lsc);
+    assert!(loaded.policy.certificates.mic);
+
+    let memory = capf_operations::MemoryStore::new();
+    memory.insert(&d).unwrap();
+    assert_eq!(memory.load(&d.name).unwrap().unwrap(), loaded);
+}
+
+#[test]
+fn leases_exclude_expire_and_release_only_with_their_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = device(
+        "SEP001122334455",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+        None,
+    );
+    store.insert(&d).unwrap();
+    let ttl = Duration::from_secs(60);
+    let t0 = at(1_800_000_000);
+
+    assert!(matches!(
+        store.acquire_lease(&name("SEP00112233AAAA"), t0, ttl),
+        Err(OperationsError::UnknownDevice { .. })
+    ));
+    let first = store.acquire_lease(&d.name, t0, ttl).unwrap();
+    assert_eq!(first.expires, t0 + ttl);
+    assert!(matches!(
+        store.acquire_lease(&d.name, t0 + Duration::from_secs(59), ttl),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    // A second process on the same file is excluded too.
+    let other_process = open(&dir);
+    assert!(matches!(
+        other_process.acquire_lease(&d.name, t0, ttl),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+
+    // An expired, not taken over lease may still commit (as MemoryStore).
+    let failed = SessionCommit::Failed {
+        reason: "timeout".into(),
+        key_generation_failures: None,
+        at: t0 + Duration::from_secs(120),
+    };
+    store.commit(&first, &failed).unwrap();
+
+    // Expired: another session takes it over; the first one has lost it.
+    let second = other_process
+        .acquire_lease(&d.name, t0 + Duration::from_secs(61), ttl)
+        .unwrap();
+    assert_ne!(second.token, first.token);
+    assert!(matches!(
+        store.commit(&first, &failed),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    // Releasing with the wrong token does nothing.
+    store.release_lease(&first).unwrap();
+    assert!(matches!(
+        store.acquire_lease(&d.name, t0 + Duration::from_secs(62), ttl),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    store.commit(&second, &failed).unwrap();
+    other_process.release_lease(&second).unwrap();
+    assert!(matches!(
+        store.commit(&second, &failed),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    let third = store
+        .acquire_lease(&d.name, t0 + Duration::from_secs(63), ttl)
+        .unwrap();
+    assert!(third.token > second.token);
+
+    // Removing the device drops its lease.
+    assert!(store.remove(&d.name).unwrap());
+    store.insert(&d).unwrap();
+    store
+        .acquire_lease(&d.name, t0 + Duration::from_secs(64), ttl)
+        .unwrap();
+}
+
+#[test]
+fn lockout_survives_closing_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+        Some("123456"),
+    );
+    store.insert(&d).unwrap();
+    let lease = store
+        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(60))
+        .unwrap();
+    let mut update = PolicyUpdate::NONE;
+    update.failed_attempts = Some(5);
+    update.lock = true;
+    update.operation_failed = Some((FailureReason::LockedOut, at(1_800_000_001)));
+    let after = store
+        .commit(
+            &lease,
+            &SessionCommit::Policy {
+                update,
+                refusal: Some("wrong authentication string".into()),
+                at: at(1_800_000_001),
+            },
+        )
+        .unwrap();
+    drop(store);
+
+    let store = open(&dir);
+    let loaded = store.load(&d.name).unwrap().unwrap();
+    assert_eq!(loaded, after);
+    assert!(loaded.policy.locked);
+    assert_eq!(loaded.policy.failed_attempts, 5);
+    assert!(loaded.policy.auth_string.is_none(), "string disarmed");
+    assert_eq!(loaded.status_label(), "Install/Upgrade failed");
+    let events: Vec<String> = store
+        .audit_log(&d.name)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["auth-failure", "lockout"]);
+}
+
+#[test]
+fn find_filters_sorts_and_pages_like_memory_store() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let memory = capf_operations::MemoryStore::new();
+    let mut all = Vec::new();
+    for i in 0..12u32 {
+        let mode = if i % 2 == 0 {
+            AuthMode::AuthString
+        } else {
+            AuthMode::NullString
+        };
+        let op = if i % 3 == 0 {
+            Operation::InstallUpgrade
+        } else {
+            Operation::None
+        };
+        let mut d = device(
+            &format!("SEP0000000000{i:02X}"),
+            mode,
+            op,
+            (i % 2 == 0).then_some("1234"),
+        );
+        d.description = format!("floor {}", i % 4);
+        if i % 5 == 0 {
+            d.lsc = Some(cert(&format!("{i:x}"), "CN=x"));
+        }
+        store.insert(&d).unwrap();
+        memory.insert(&d).unwrap();
+        all.push(d);
+    }
+    let queries = [
+        DeviceQuery::default(),
+        DeviceQuery {
+            text: vec![TextCriterion {
+                field: TextField::Description,
+                how: TextMatch::EndsWith,
+                pattern: "1".into(),
+            }],
+            ..DeviceQuery::default()
+        },
+        DeviceQuery {
+            text: vec![TextCriterion {
+                field: TextField::AuthString,
+                how: TextMatch::NotEmpty,
+                pattern: String::new(),
+            }],
+            operation: Some(Operation::InstallUpgrade),
+            ..DeviceQuery::default()
+        },
+        DeviceQuery {
+            lsc_installed: Some(true),
+            ..DeviceQuery::default()
+        },
+        DeviceQuery {
+            status: Some(StatusFilter::Pending),
+            sort: SortColumn::AuthMode,
+            descending: true,
+            ..DeviceQuery::default()
+        },
+        DeviceQuery {
+            sort: SortColumn::Description,
+            page: 2,
+            per_page: 5,
+            ..DeviceQuery::default()
+        },
+    ];
+    for q in &queries {
+        assert_eq!(store.find(q).unwrap(), memory.find(q).unwrap(), "{q:?}");
+    }
+    let page = store.find(&queries[5]).unwrap();
+    assert_eq!(page.total, 12);
+    assert_eq!(page.devices.len(), 5);
+    assert_eq!(store.find(&queries[3]).unwrap().total, 3);
+    assert!(matches!(
+        store.find(&DeviceQuery {
+            page: 0,
+            ..DeviceQuery::default()
+        }),
+        Err(OperationsError::InvalidQuery { .. })
+    ));
+}
+
+#[test]
+fn parameters_persist_and_invalid_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(
+        store.load_parameters().unwrap(),
+        capf_operations::ServiceParameters::default()
+    );
+    let p = store.save_parameter("default_key", " P256 ").unwrap();
+    assert_eq!(p.default_key, KeySpec::Ec(EcCurve::P256));
+    store.save_parameter("auth_failure_limit", "3").unwrap();
+    store.save_parameter("accept_expired_mic", "yes").unwrap();
+    for (n, v) in [
+        ("lsc_validity_years", "0"),
+        ("lsc_validity_years", "five"),
+        ("default_key", "rsa999"),
+        ("no_such_parameter", "1"),
+    ] {
+        match store.save_parameter(n, v) {
+            Err(StoreError::Operations(e)) => assert!(matches!(
+                *e,
+                OperationsError::InvalidParameter { .. } | OperationsError::UnknownParameter { .. }
+            )),
+            other => panic!("{n}={v}: {other:?}"),
+        }
+    }
+    drop(store);
+    let store = open(&dir);
+    let p = store.load_parameters().unwrap();
+    assert_eq!(p.default_key.to_string(), "p256");
+    assert_eq!(p.auth_failure_limit, 3);
+    assert!(p.accept_expired_mic);
+    assert_eq!(p.lsc_validity_years, 5);
+    let p = store.reset_parameter("auth_failure_limit").unwrap();
+    assert_eq!(p.auth_failure_limit, 5);
+    assert!(store.reset_parameter("nope").is_err());
+}
+
+#[test]
+fn operator_events_are_audited_and_outlive_the_device() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::None,
+        None,
+    );
+    store.insert(&d).unwrap();
+    store
+        .record_operator_event(&d.name, "operator", "string armed", at(10))
+        .unwrap();
+    assert!(store.remove(&d.name).unwrap());
+    store
+        .record_operator_event(&d.name, "operator", "device removed", at(11))
+        .unwrap();
+    let log = store.audit_log(&d.name).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].detail, "string armed");
+    assert_eq!(log[1].at, at(11));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_and_its_backup_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.insert(&full_device()).unwrap();
+    store.backup_to(dir.path().join("backup.db")).unwrap();
+    for file in ["capf.db", "capf.db-wal", "backup.db"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, supported, .. }
+            if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade capf"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.db");
+    std::fs::write(
+        &path,
+        b"this is not an SQLite database, just some text padding it out",
+    )
+    .unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::Sqlite { .. })
+    ));
+}
+
+/// A version 1 database as capf-store 0.1 wrote it (schema and rows frozen
+/// in `tests/fixtures/schema_v1.sql`) opens and reads.
+#[test]
+fn an_existing_version_1_database_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("fixtures/schema_v1.sql"))
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+    assert_eq!(d.description, "Lobby");
+    assert_eq!(d.operation(), Operation::InstallUpgrade);
+    assert_eq!(d.policy.auth_string.as_ref().unwrap().expose(), "123456");
+    assert_eq!(d.policy.failed_attempts, 2);
+    let issued = store.issued_certificates(&d.name).unwrap();
+    assert_eq!(issued.len(), 1);
+    assert!(!issued[0].delivered);
+    assert_eq!(store.audit_log(&d.name).unwrap()[0].event, "issued");
+    assert_eq!(store.load_parameters().unwrap().lsc_validity_years, 2);
+    // Leases still work on it.
+    store
+        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(5))
+        .unwrap();
+}
+
+#[test]
+fn backup_then_restore_gives_the_same_devices_and_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = full_device();
+    store.insert(&d).unwrap();
+    let other = device(
+        "CSFjsmith",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+        None,
+    );
+    store.insert(&other).unwrap();
+    let lease = store
+        .acquire_lease(&other.name, at(1_800_000_000), Duration::from_secs(60))
+        .unwrap();
+    let record = capf_operations::IssuedRecord {
+        device: other.name.clone(),
+        certificate: cert("77", "CN=CSFjsmith"),
+        issued_at: at(1_800_000_000),
+        delivered: false,
+    };
+    store
+        .commit(&lease, &SessionCommit::Issued(record.clone()))
+        .unwrap();
+    store.save_parameter("lsc_validity_years", "10").unwrap();
+
+    let backup = dir.path().join("backup.db");
+    // Backing up while the store is in use (lease held, WAL not checkpointed).
+    store.backup_to(&backup).unwrap();
+    assert!(matches!(
+        store.backup_to(&backup),
+        Err(StoreError::BackupTargetExists { .. })
+    ));
+
+    let target = dir.path().join("restored").join("capf.db");
+    std::fs::create_dir(target.parent().unwrap()).unwrap();
+    let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
+    let q = DeviceQuery::default();
+    assert_eq!(restored.find(&q).unwrap(), store.find(&q).unwrap());
+    assert_eq!(
+        restored.issued_certificates(&other.name).unwrap(),
+        vec![record]
+    );
+    assert_eq!(
+        restored.audit_log(&other.name).unwrap(),
+        store.audit_log(&other.name).unwrap()
+    );
+    assert_eq!(restored.load_parameters().unwrap().lsc_validity_years, 10);
+    drop(restored);
+
+    // The target now holds data: refused unless told to replace it.
+    assert!(matches!(
+        SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse),
+        Err(StoreError::RestoreTargetNotEmpty { .. })
+    ));
+    // The live database is not empty either.
+    assert!(matches!(
+        SqliteStore::restore_from(&backup, dir.path().join("capf.db"), ExistingTarget::Refuse),
+        Err(StoreError::RestoreTargetNotEmpty { .. })
+    ));
+    let replaced = SqliteStore::restore_from(&backup, &target, ExistingTarget::Replace).unwrap();
+    assert_eq!(replaced.load(&d.name).unwrap(), Some(d));
+
+    // An empty, freshly initialised database may be restored over.
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh).unwrap());
+    SqliteStore::restore_from(&backup, &fresh, ExistingTarget::Refuse).unwrap();
+}
+
+#[test]
+fn restore_refuses_what_is_not_a_capf_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("capf.db");
+    let missing = dir.path().join("missing.db");
+    assert!(matches!(
+        SqliteStore::restore_from(&missing, &target, ExistingTarget::Refuse),
+        Err(StoreError::InvalidBackup { .. })
+    ));
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    assert!(matches!(
+        SqliteStore::restore_from(&junk, &target, ExistingTarget::Refuse),
+        Err(StoreError::InvalidBackup { .. })
+    ));
+    let future = dir.path().join("future.db");
+    {
+        let conn = rusqlite::Connection::open(&future).unwrap();
+        conn.execute_batch("CREATE TABLE devices (name TEXT)")
+            .unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let err = SqliteStore::restore_from(&future, &target, ExistingTarget::Refuse).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+    let unrelated = dir.path().join("unrelated.db");
+    {
+        let conn = rusqlite::Connection::open(&unrelated).unwrap();
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+    }
+    assert!(matches!(
+        SqliteStore::restore_from(&unrelated, &target, ExistingTarget::Refuse),
+        Err(StoreError::InvalidBackup { .. })
+    ));
+}
+
+/// Several "processes" (connections) open a fresh file at once and race
+/// for one device's lease: the schema is created once, exactly one wins.
+#[test]
+fn concurrent_openers_and_lease_racers_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capf.db");
+    let d = device(
+        "SEP001122334455",
+        AuthMode::NullString,
+        Operation::None,
+        None,
+    );
+    let barrier = std::sync::Barrier::new(6);
+    let results: Vec<Result<(), OperationsError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let store = SqliteStore::open(&path).unwrap();
+                    // Whoever comes first inserts; the others see it exists.
+                    match store.insert(&d) {
+                        Ok(()) | Err(OperationsError::DeviceExists { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    barrier.wait();
+                    store
+                        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(60))
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(OperationsError::DeviceBusy { .. })))
+    );
+}
