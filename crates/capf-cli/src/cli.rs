@@ -1,0 +1,68 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// CAPF: the Certificate Authority Proxy Function for Cisco IP phones.
+///
+/// Issues, replaces, retrieves and deletes the phones' locally significant
+/// certificates (LSCs) over the CAPF protocol (TCP 3804, TLS).
+#[derive(Debug, Parser)]
+#[command(
+    name = "capf",
+    version,
+    after_help = "Examples:\n  \
+        capf init                                    create ./capf-data (CAPF key, certificate, database)\n  \
+        capf serve                                   serve phones on 0.0.0.0:3804\n  \
+        capf device add SEP001122334455 --operation install --generate-string\n  \
+        capf device show SEP001122334455\n\n\
+        Every command takes --data-dir DIR (default: $CAPF_DATA_DIR, else ./capf-data)."
+)]
+pub(crate) struct Cli {
+    /// The data directory: CAPF key and certificate, database, traces.
+    #[arg(
+        long,
+        global = true,
+        env = "CAPF_DATA_DIR",
+        default_value = "capf-data",
+        value_name = "DIR"
+    )]
+    pub(crate) data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the data directory: CAPF key (mode 0600), certificate, its <hash>.0 copy, database.
+    Init(commands::init::InitArgs),
+    /// Serve phones until stopped (Ctrl-C or SIGTERM); initialises an empty data directory first.
+    Serve(commands::serve::ServeArgs),
+    /// Add, change, show, list, import and remove devices.
+    #[command(subcommand)]
+    Device(commands::device::DeviceCommand),
+    /// Find devices by name, description, string, LSC status, operation, status (B36).
+    Find(commands::find::FindArgs),
+    /// Write the CAPF report as CSV (B37).
+    Report(commands::report::ReportArgs),
+    /// Show or change service parameters (B28).
+    #[command(subcommand)]
+    Params(commands::params::ParamsCommand),
+    /// Show and export the CAPF certificate; issue an LSC offline (B7, B8).
+    #[command(subcommand)]
+    Ca(commands::ca::CaCommand),
+    /// Back the database up to a file (safe while the server runs).
+    Backup(commands::backup::BackupArgs),
+    /// Restore the database from a backup file.
+    Restore(commands::backup::RestoreArgs),
+    /// Act as a phone against any CAPF server (a phone simulator).
+    #[command(subcommand)]
+    Phone(commands::phone::PhoneCommand),
+    /// Decode CAPF bytes.
+    #[command(subcommand)]
+    Wire(commands::wire::WireCommand),
+}

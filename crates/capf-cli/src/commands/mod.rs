@@ -1,0 +1,34 @@
+//! One module per command.
+
+pub(crate) mod backup;
+pub(crate) mod ca;
+pub(crate) mod device;
+pub(crate) mod find;
+pub(crate) mod import;
+pub(crate) mod init;
+pub(crate) mod params;
+pub(crate) mod phone;
+pub(crate) mod report;
+pub(crate) mod serve;
+pub(crate) mod wire;
+
+use crate::cli::{Cli, Command};
+use crate::{Failure, Outcome};
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
+    let data = capf_server::DataDir::new(&cli.data_dir);
+    match cli.command {
+        Command::Init(args) => init::run(&data, args),
+        Command::Serve(args) => serve::run(&data, args),
+        Command::Device(command) => device::run(&data, command),
+        Command::Find(args) => find::run(&data, args),
+        Command::Report(args) => report::run(&data, args),
+        Command::Params(command) => params::run(&data, command),
+        Command::Ca(command) => ca::run(&data, command),
+        Command::Backup(args) => backup::run_backup(&data, args),
+        Command::Restore(args) => backup::run_restore(&data, args),
+        Command::Phone(command) => phone::run(command),
+        Command::Wire(command) => wire::run(command),
+    }
+}

@@ -1,0 +1,119 @@
+//! `capf serve`: run the CAPF server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_ca::IdentityParams;
+use capf_operations::{DeviceStore, ServerConfig};
+use capf_server::{CapfServer, DataDir, ServerOptions};
+use clap::Args;
+
+use crate::{Failure, Outcome};
+
+/// Arguments of `capf serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    capf serve                                   listen on 0.0.0.0:3804\n  \
+    capf serve --listen [::]:3804 --listen 0.0.0.0:3804\n  \
+    capf serve --listen 127.0.0.1:0              an ephemeral port (printed at start)\n  \
+    RUST_LOG=debug capf serve                    more detail in the log\n\n\
+    Service parameters (capf params show) are read at start: restart to apply changes.")]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (repeat for several; IPv4 and IPv6).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3804")]
+    listen: Vec<SocketAddr>,
+    /// Most CAPF sessions at once (B25); more wait, then are refused.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_sessions: usize,
+    /// Most certificates being signed at once (B25). Default: number of CPUs.
+    #[arg(long, value_name = "N")]
+    max_issuing: Option<usize>,
+    /// Seconds a client has to complete its TLS handshake.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    handshake_timeout: u64,
+}
+
+pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
+    init_logging();
+    if !data.is_initialised() {
+        // B6: the first start creates the CAPF identity without operator action.
+        let report = data.init(&IdentityParams::default(), SystemTime::now())?;
+        println!(
+            "initialised {} ({})",
+            data.root().display(),
+            report.identity.certificate().subject()
+        );
+    }
+    let identity = data.identity()?;
+    let issuer = data.issuer(&identity)?;
+    let trust = data.trust_store(&issuer)?;
+    let store = data.open_store()?;
+    let params = store.load_parameters()?;
+    let store: Arc<dyn DeviceStore> = Arc::new(store);
+    let mut options = ServerOptions {
+        listen: args.listen,
+        max_sessions: args.max_sessions,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        trace_dir: Some(data.path(DataDir::TRACES)),
+        ..ServerOptions::default()
+    };
+    if let Some(n) = args.max_issuing {
+        options.max_issuing = n;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = CapfServer::bind(
+            &identity,
+            issuer,
+            store,
+            ServerConfig::new(params, trust),
+            options,
+        )
+        .await?;
+        for addr in server.local_addrs() {
+            println!("listening on {addr}");
+        }
+        println!(
+            "CAPF certificate {} ({})",
+            data.path(capf_ca::CERT_FILE).display(),
+            identity.certificate().subject()
+        );
+        server.run(shutdown_signal()).await?;
+        println!("stopped");
+        Ok::<_, Failure>(Outcome::Done)
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

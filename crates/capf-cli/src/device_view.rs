@@ -1,0 +1,116 @@
+//! How a device is shown: text for people, JSON for machines. The
+//! authentication string is never shown here (only `capf report` and
+//! `--generate-string` show it).
+
+use capf_auth::{CapfContact, Registration};
+use capf_operations::{CertificateRecord, Device};
+use serde_json::{Value, json};
+
+use crate::time_text;
+
+pub(crate) fn registration_text(device: &Device) -> String {
+    match device.policy.registration_after_reset() {
+        Registration::RegisterNow => "registers at once".into(),
+        Registration::RegisterThenEnroll => {
+            "registers, then enrolls with CAPF by itself (B18)".into()
+        }
+        Registration::EnrollBeforeRegistering => {
+            "enrolls with CAPF before registering (B19)".into()
+        }
+        Registration::CannotRegister { why } => format!("cannot register: {}", why.describe()),
+    }
+}
+
+pub(crate) fn contact_text(device: &Device) -> &'static str {
+    match device.policy.capf_contact() {
+        CapfContact::NotNeeded => "no CAPF session needed",
+        CapfContact::ByItself => "the phone contacts CAPF by itself at reset",
+        CapfContact::UserEntersString => {
+            "a user enters the authentication string on the phone (Settings > Security > LSC > Update)"
+        }
+    }
+}
+
+fn string_state(device: &Device) -> &'static str {
+    match (&device.policy.auth_string, device.policy.locked) {
+        (_, true) => "locked out (set a new string)",
+        (Some(_), false) => "armed",
+        (None, false) => "not set",
+    }
+}
+
+fn cert_json(c: &CertificateRecord) -> Value {
+    json!({
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "serial": c.serial_hex,
+        "not_before": time_text::format(c.not_before),
+        "not_after": time_text::format(c.not_after),
+    })
+}
+
+pub(crate) fn to_json(device: &Device) -> Value {
+    let p = &device.policy;
+    json!({
+        "name": device.name.as_str(),
+        "description": device.description,
+        "security_mode": p.security_mode.name(),
+        "auth_mode": p.auth_mode.name(),
+        "auth_string": string_state(device),
+        "failed_attempts": p.failed_attempts,
+        "locked": p.locked,
+        "key": device.key.map(|k| k.to_string()),
+        "operation": p.operation.name(),
+        "completes_by": p.completes_by.map(time_text::format),
+        "status": device.status_label(),
+        "lsc_status": device.lsc_status(),
+        "lsc": device.lsc.as_ref().map(cert_json),
+        "mic": device.mic.as_ref().map(cert_json),
+        "last_error": device.last_error.as_ref().map(|e| json!({
+            "reason": e.reason,
+            "at": time_text::format(e.at),
+        })),
+        "after_reset": registration_text(device),
+        "capf_contact": contact_text(device),
+    })
+}
+
+pub(crate) fn print_text(device: &Device, default_key: &capf_ca::KeySpec) {
+    let p = &device.policy;
+    let line = |k: &str, v: &str| println!("{k:<22}{v}");
+    line("Device", device.name.as_str());
+    line("Description", &device.description);
+    line("Security mode", p.security_mode.name());
+    line("Authentication mode", p.auth_mode.label());
+    line("Authentication string", string_state(device));
+    if p.failed_attempts > 0 {
+        line("Wrong strings", &p.failed_attempts.to_string());
+    }
+    let key = match device.key {
+        Some(k) => k.to_string(),
+        None => format!("{default_key} (service default)"),
+    };
+    line("Key", &key);
+    line("Operation", p.operation.label());
+    if let Some(t) = p.completes_by {
+        line("Completes by", &time_text::format(t));
+    }
+    line("Operation status", &device.status_label());
+    line("LSC", device.lsc_status());
+    if let Some(c) = &device.lsc {
+        line("  subject", &c.subject);
+        line("  serial", &c.serial_hex);
+        line("  valid until", &time_text::format(c.not_after));
+    }
+    if let Some(c) = &device.mic {
+        line("MIC (last retrieved)", &c.subject);
+    }
+    if let Some(e) = &device.last_error {
+        line(
+            "Last error",
+            &format!("{} ({})", e.reason, time_text::format(e.at)),
+        );
+    }
+    line("After reset", &registration_text(device));
+    line("CAPF contact", contact_text(device));
+}
