@@ -25,6 +25,13 @@ pub struct DataDir {
     root: PathBuf,
 }
 
+/// The data directory's exclusive lock; released when dropped (or when the
+/// process dies, however it dies).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
 /// What [`DataDir::init`] created.
 #[derive(Debug)]
 pub struct InitReport {
@@ -51,6 +58,8 @@ impl DataDir {
     pub const MIC_TRUST: &'static str = "mic-trust";
     /// Directory of troubleshoot trace files.
     pub const TRACES: &'static str = "traces";
+    /// The lock file a running server holds.
+    pub const LOCK: &'static str = "capf.lock";
 
     /// A data directory at `root` (nothing is read or created yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -74,7 +83,11 @@ impl DataDir {
 
     /// Creates the CAPF key (mode 0600), certificate, its `<hash>.0` copy
     /// and the database. Refuses an already initialised directory.
-    pub fn init(&self, params: &IdentityParams, now: SystemTime) -> Result<InitReport, ServerError> {
+    pub fn init(
+        &self,
+        params: &IdentityParams,
+        now: SystemTime,
+    ) -> Result<InitReport, ServerError> {
         if self.is_initialised() {
             return Err(ServerError::DataDir {
                 path: self.root.clone(),
@@ -124,9 +137,13 @@ impl DataDir {
         let mut trust = TrustStore::for_issuer(issuer);
         let dir = self.path(Self::MIC_TRUST);
         if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             files.sort();
-            for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pem")) {
+            for file in files
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+            {
                 let pem = std::fs::read_to_string(file).map_err(|source| ServerError::Io {
                     path: file.clone(),
                     source,
@@ -137,6 +154,30 @@ impl DataDir {
             }
         }
         Ok(trust)
+    }
+
+    /// Takes the data directory's exclusive lock (`DIR/capf.lock`), held
+    /// while the returned guard lives: one server per data directory. Fails
+    /// if another process holds it.
+    pub fn lock_exclusive(&self) -> Result<DataDirLock, ServerError> {
+        let path = self.path(Self::LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ServerError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::DataDir {
+                path: self.root.clone(),
+                why: "another capf server is using it (capf.lock is held)".into(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Io { path, source }),
+        }
     }
 
     /// Opens the database (creating it if missing).
@@ -165,5 +206,25 @@ fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
     #[cfg(not(unix))]
     {
         std::fs::create_dir_all(dir).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_server_per_data_directory() {
+        let dir = std::env::temp_dir().join(format!("capf-lock-test-{}", std::process::id()));
+        let data = DataDir::new(&dir);
+        create_private_dir(&dir).unwrap();
+        let held = data.lock_exclusive().unwrap();
+        assert!(matches!(
+            data.lock_exclusive(),
+            Err(ServerError::DataDir { .. })
+        ));
+        drop(held);
+        assert!(data.lock_exclusive().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,7 +10,7 @@ mod server;
 mod tls;
 mod traces;
 
-pub use data_dir::{DataDir, InitReport};
+pub use data_dir::{DataDir, DataDirLock, InitReport};
 pub use error::ServerError;
 pub use options::{CAPF_PORT, ServerOptions};
 pub use phone_client::{PhoneClient, PhoneRun};

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use capf_ca::PrivateKey;
-use capf_operations::phone::{KeyGenFailure, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession};
+use capf_operations::phone::{
+    FailureCause, KeyGenFailure, LscChange, PhoneConfig, PhoneEvent, PhoneFailure, PhoneOutcome,
+    PhoneSession, PhoneStatus, PhoneStep,
+};
 use capf_wire::{FrameCodec, Message};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,28 +54,63 @@ impl PhoneClient {
     /// `config`. Connection failures before the session starts are errors;
     /// everything after is in the outcome.
     pub async fn run(&self, server: &str, config: PhoneConfig) -> Result<PhoneRun, ServerError> {
-        let connect_err = |why: String| ServerError::Connect {
-            server: server.to_owned(),
-            why,
+        self.run_with(
+            server,
+            config,
+            |_, _| Ok(()),
+            |configured| Ok(configured),
+            |_| {},
+            std::future::pending(),
+        )
+        .await
+    }
+
+    /// [`run`](Self::run) with the phone's LSC storage, a status display
+    /// and a stop button.
+    ///
+    /// * `store(certificate_der, key)` keeps a new LSC before the phone
+    ///   answers STORE_CERTIFICATE_RESPONSE; an error (logged) makes it
+    ///   answer REASON=7, so the server never thinks a lost certificate was
+    ///   stored.
+    /// * `delete(configured)` deletes the phone's LSC and says whether there
+    ///   was one (`configured`: whether `config` has an LSC).
+    /// * `on_status` sees the status when the session starts and each time
+    ///   it changes (B14, B40).
+    /// * When `stop` completes the session is aborted (B14): nothing more is
+    ///   sent and the outcome is a failure caused by
+    ///   [`FailureCause::Aborted`], also while connecting.
+    pub async fn run_with<S, D, P, C>(
+        &self,
+        server: &str,
+        config: PhoneConfig,
+        mut store: S,
+        mut delete: D,
+        mut on_status: P,
+        stop: C,
+    ) -> Result<PhoneRun, ServerError>
+    where
+        S: FnMut(&[u8], &PrivateKey) -> Result<(), String>,
+        D: FnMut(bool) -> Result<bool, String>,
+        P: FnMut(&PhoneStatus),
+        C: Future<Output = ()>,
+    {
+        let mut stop = std::pin::pin!(stop);
+        let connected = tokio::select! {
+            biased;
+            () = &mut stop => None,
+            tls = self.connect(server) => Some(tls?),
         };
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(server))
-            .await
-            .map_err(|_| connect_err("timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let host = server
-            .rsplit_once(':')
-            .map_or(server, |(h, _)| h)
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let name = ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
-            ServerName::try_from("capf")
-                .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
-        });
-        let mut tls = tokio::time::timeout(self.connect_timeout, self.connector.connect(name, tcp))
-            .await
-            .map_err(|_| connect_err("TLS handshake timed out".into()))?
-            .map_err(|e| connect_err(format!("TLS handshake: {e}")))?;
+        let Some(mut tls) = connected else {
+            return Ok(PhoneRun {
+                outcome: PhoneOutcome::Failed(PhoneFailure {
+                    cause: FailureCause::Aborted,
+                    step: PhoneStep::AwaitingAuthRequest,
+                    lsc_change: LscChange::Unchanged,
+                }),
+                installed: None,
+                deleted: false,
+            });
+        };
 
         let mut session = PhoneSession::new(config, SystemTime::now());
         let mut codec = FrameCodec::new();
@@ -81,6 +119,9 @@ impl PhoneClient {
         let mut pending_key: Option<PrivateKey> = None;
         let mut installed = None;
         let mut deleted = false;
+        let mut stopped = false;
+        let mut last_status = session.status();
+        on_status(&last_status);
         loop {
             while let Some(t) = session.poll_transmit() {
                 outbound.clear();
@@ -90,11 +131,24 @@ impl PhoneClient {
                 }
             }
             let _ = tls.flush().await;
+            let status = session.status();
+            if status != last_status {
+                on_status(&status);
+                last_status = status;
+            }
             if let Some(event) = session.poll_event() {
                 match event {
                     PhoneEvent::GenerateKey(spec) => {
-                        let generated =
-                            tokio::task::spawn_blocking(move || PrivateKey::generate(spec)).await;
+                        let generated = tokio::select! {
+                            biased;
+                            () = &mut stop, if !stopped => None,
+                            g = tokio::task::spawn_blocking(move || PrivateKey::generate(spec)) => Some(g),
+                        };
+                        let Some(generated) = generated else {
+                            stopped = true;
+                            session.abort(SystemTime::now());
+                            continue;
+                        };
                         let result = match generated {
                             Ok(Ok(key)) => match key.public_key_der() {
                                 Ok(spki) => {
@@ -111,15 +165,30 @@ impl PhoneClient {
                     PhoneEvent::StoreCertificate { certificate_der } => {
                         let stored = match pending_key.take() {
                             Some(key) => {
-                                installed = Some((certificate_der.to_vec(), key));
-                                true
+                                let kept = match store(&certificate_der, &key) {
+                                    Ok(()) => true,
+                                    Err(e) => {
+                                        tracing::warn!("could not store the new LSC: {e}");
+                                        false
+                                    }
+                                };
+                                if kept {
+                                    installed = Some((certificate_der.to_vec(), key));
+                                }
+                                kept
                             }
                             None => false,
                         };
                         session.certificate_stored(SystemTime::now(), stored);
                     }
                     PhoneEvent::DeleteCertificate => {
-                        let had = session.config().lsc_der.is_some();
+                        let had = match delete(session.config().lsc_der.is_some()) {
+                            Ok(had) => had,
+                            Err(e) => {
+                                tracing::warn!("could not delete the LSC: {e}");
+                                false
+                            }
+                        };
                         deleted = true;
                         session.certificate_deleted(SystemTime::now(), had);
                     }
@@ -152,6 +221,11 @@ impl PhoneClient {
                 })
                 .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
+                biased;
+                () = &mut stop, if !stopped => {
+                    stopped = true;
+                    session.abort(SystemTime::now());
+                }
                 read = tls.read_buf(&mut inbound) => match read {
                     Ok(0) | Err(_) => session.connection_lost(SystemTime::now()),
                     Ok(_) => {}
@@ -159,15 +233,53 @@ impl PhoneClient {
                 () = tokio::time::sleep(sleep) => session.handle_timeout(SystemTime::now()),
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        let status = session.status();
+        if status != last_status {
+            on_status(&status);
+        }
+        if !stopped {
+            let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        }
         let outcome = session
             .outcome()
             .cloned()
-            .ok_or_else(|| connect_err("session ended without an outcome".into()))?;
+            .ok_or_else(|| ServerError::Connect {
+                server: server.to_owned(),
+                why: "session ended without an outcome".into(),
+            })?;
         Ok(PhoneRun {
             outcome,
             installed,
             deleted,
         })
+    }
+
+    /// TCP connect and TLS handshake, each within the connect timeout.
+    async fn connect(
+        &self,
+        server: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ServerError> {
+        let connect_err = |why: String| ServerError::Connect {
+            server: server.to_owned(),
+            why,
+        };
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(server))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let host = server
+            .rsplit_once(':')
+            .map_or(server, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
+            ServerName::try_from("capf")
+                .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
+        });
+        tokio::time::timeout(self.connect_timeout, self.connector.connect(name, tcp))
+            .await
+            .map_err(|_| connect_err("TLS handshake timed out".into()))?
+            .map_err(|e| connect_err(format!("TLS handshake: {e}")))
     }
 }

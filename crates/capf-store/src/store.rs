@@ -132,6 +132,21 @@ impl SqliteStore {
         self.with_transaction(|tx| insert_audit(tx, &entry))
     }
 
+    /// Drops every device lease. Only for a server that has just started
+    /// and holds the data directory's exclusive lock: any lease left in the
+    /// database then belongs to a server that died (SIGKILL, power loss)
+    /// and would otherwise keep its devices busy until it expired. Returns
+    /// how many were dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] if SQLite fails.
+    pub fn clear_stale_leases(&self) -> Result<usize, StoreError> {
+        self.with_transaction(|tx| {
+            tx.execute("DELETE FROM leases", [])
+                .map_err(StoreError::sqlite("clearing stale leases"))
+        })
+    }
+
     /// Every certificate issued to a device, oldest first, with when it
     /// was delivered, superseded or deleted.
     ///

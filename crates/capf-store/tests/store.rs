@@ -621,3 +621,27 @@ fn concurrent_openers_and_lease_racers_on_one_file() {
             .all(|r| matches!(r, Ok(()) | Err(OperationsError::DeviceBusy { .. })))
     );
 }
+
+#[test]
+fn stale_leases_are_cleared_for_a_restarted_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.insert(&full_device()).unwrap();
+    let name = full_device().name;
+    let now = at(1_800_000_000);
+    let _held = store
+        .acquire_lease(&name, now, Duration::from_secs(3600))
+        .unwrap();
+    drop(store); // the server dies holding the lease
+    let store = open(&dir);
+    assert!(matches!(
+        store.acquire_lease(&name, now, Duration::from_secs(60)),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    assert_eq!(store.clear_stale_leases().unwrap(), 1);
+    assert!(
+        store
+            .acquire_lease(&name, now, Duration::from_secs(60))
+            .is_ok()
+    );
+}

@@ -45,10 +45,17 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
             report.identity.certificate().subject()
         );
     }
+    // One server per data directory; then any lease in the database was
+    // left by a server that died, and must not keep its devices busy.
+    let _lock = data.lock_exclusive()?;
     let identity = data.identity()?;
     let issuer = data.issuer(&identity)?;
     let trust = data.trust_store(&issuer)?;
     let store = data.open_store()?;
+    let stale = store.clear_stale_leases()?;
+    if stale > 0 {
+        tracing::warn!("dropped {stale} device lease(s) left by a server that did not stop cleanly");
+    }
     let params = store.load_parameters()?;
     let store: Arc<dyn DeviceStore> = Arc::new(store);
     let mut options = ServerOptions {
