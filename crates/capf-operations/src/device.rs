@@ -191,8 +191,9 @@ impl Device {
         Ok(())
     }
 
-    /// Keeps the flags capf-auth decides with in step with the records.
-    pub(crate) fn sync_certificate_flags(&mut self) {
+    /// Keeps the flags capf-auth decides with (`policy.certificates`) in
+    /// step with the certificate records. Stores call it when saving.
+    pub fn sync_certificate_flags(&mut self) {
         self.policy.certificates.lsc = self.lsc.is_some();
         self.policy.certificates.mic = self.mic.is_some();
     }

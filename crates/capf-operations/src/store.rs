@@ -17,7 +17,8 @@ pub struct Lease {
     pub device: DeviceName,
     /// The store's token for this hold.
     pub token: u64,
-    /// When the hold lapses unless renewed by a commit.
+    /// When the hold lapses: another session may then take the device.
+    /// Make it longer than the longest session.
     pub expires: SystemTime,
 }
 
