@@ -4,6 +4,8 @@
 mod connection;
 mod data_dir;
 mod error;
+#[cfg(feature = "legacy-tls")]
+mod legacy_tls;
 mod options;
 mod phone_client;
 mod server;

@@ -12,6 +12,10 @@ pub const CAPF_PORT: u16 = 3804;
 pub struct ServerOptions {
     /// Where to listen (IPv4 and IPv6). Default `0.0.0.0:3804`.
     pub listen: Vec<SocketAddr>,
+    /// Where to listen with legacy TLS (TLS 1.0-1.2 with CBC and static-RSA
+    /// suites, OpenSSL at security level 0) for 7900-series phones. Needs
+    /// the `legacy-tls` feature. Default: none.
+    pub legacy_listen: Vec<SocketAddr>,
     /// Sessions (TLS done, CAPF running) at once (B25). Default 256.
     pub max_sessions: usize,
     /// Certificates being signed at once (B25). Default: the number of CPUs.
@@ -40,6 +44,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], CAPF_PORT))],
+            legacy_listen: Vec::new(),
             max_sessions: 256,
             max_issuing: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_handshakes: 1024,

@@ -39,9 +39,18 @@ impl Shared {
 
 /// A CAPF server bound to its addresses, ready to run.
 pub struct CapfServer {
-    listeners: Vec<TcpListener>,
-    acceptor: TlsAcceptor,
+    listeners: Vec<(TcpListener, Handshaker)>,
     shared: Arc<Shared>,
+}
+
+/// How a listener's connections do their TLS handshake.
+#[derive(Clone)]
+enum Handshaker {
+    /// rustls: TLS 1.2 and 1.3, AEAD suites.
+    Modern(TlsAcceptor),
+    /// OpenSSL at security level 0: TLS 1.0-1.2, CBC and static-RSA suites.
+    #[cfg(feature = "legacy-tls")]
+    Legacy(Arc<openssl::ssl::SslAcceptor>),
 }
 
 impl CapfServer {
@@ -54,16 +63,27 @@ impl CapfServer {
         config: ServerConfig,
         options: ServerOptions,
     ) -> Result<Self, ServerError> {
-        let tls = crate::tls::server_config(identity)?;
+        let modern = Handshaker::Modern(TlsAcceptor::from(Arc::new(
+            crate::tls::server_config(identity)?,
+        )));
         let mut listeners = Vec::with_capacity(options.listen.len());
         for addr in &options.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            listeners.push(listener);
+            listeners.push((bind(*addr).await?, modern.clone()));
+        }
+        if !options.legacy_listen.is_empty() {
+            #[cfg(feature = "legacy-tls")]
+            {
+                let legacy = Handshaker::Legacy(Arc::new(crate::legacy_tls::acceptor(identity)?));
+                for addr in &options.legacy_listen {
+                    listeners.push((bind(*addr).await?, legacy.clone()));
+                }
+            }
+            #[cfg(not(feature = "legacy-tls"))]
+            return Err(ServerError::Tls(
+                "legacy TLS (TLS 1.0 for 7900-series phones) needs a build with the \
+                 legacy-tls feature: cargo build --release --features legacy-tls"
+                    .into(),
+            ));
         }
         let shared = Arc::new(Shared {
             store,
@@ -75,18 +95,14 @@ impl CapfServer {
             options,
             next_session_id: AtomicU32::new(1),
         });
-        Ok(CapfServer {
-            listeners,
-            acceptor: TlsAcceptor::from(Arc::new(tls)),
-            shared,
-        })
+        Ok(CapfServer { listeners, shared })
     }
 
     /// The addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -95,8 +111,7 @@ impl CapfServer {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut accept_tasks = JoinSet::new();
-        for listener in self.listeners {
-            let acceptor = self.acceptor.clone();
+        for (listener, acceptor) in self.listeners {
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
             accept_tasks.spawn(accept_loop(listener, acceptor, shared, stop));
@@ -109,9 +124,15 @@ impl CapfServer {
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Handshaker,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -152,25 +173,41 @@ async fn accept_loop(
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
+    acceptor: Handshaker,
     shared: Arc<Shared>,
     handshake_slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let _ = tcp.set_nodelay(true);
-    let handshake =
-        tokio::time::timeout(shared.options.handshake_timeout, acceptor.accept(tcp)).await;
-    drop(handshake_slot);
-    let tls = match handshake {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            debug!("TLS handshake failed: {e}");
-            return;
+    let timeout = shared.options.handshake_timeout;
+    match acceptor {
+        Handshaker::Modern(acceptor) => {
+            let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
+            drop(handshake_slot);
+            match handshake {
+                Ok(Ok(tls)) => admit(tls, peer, shared).await,
+                Ok(Err(e)) => debug!("TLS handshake failed: {e}"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
         }
-        Err(_) => {
-            debug!("TLS handshake timed out");
-            return;
+        #[cfg(feature = "legacy-tls")]
+        Handshaker::Legacy(acceptor) => {
+            let handshake =
+                tokio::time::timeout(timeout, crate::legacy_tls::accept(&acceptor, tcp)).await;
+            drop(handshake_slot);
+            match handshake {
+                Ok(Ok(tls)) => admit(tls, peer, shared).await,
+                Ok(Err(e)) => debug!("legacy TLS handshake failed: {e}"),
+                Err(_) => debug!("legacy TLS handshake timed out"),
+            }
         }
-    };
+    }
+}
+
+/// Waits (bounded) for a session slot, then runs the session.
+async fn admit<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let permit = match tokio::time::timeout(
         shared.options.queue_timeout,
         shared.sessions.clone().acquire_owned(),
@@ -183,6 +220,6 @@ async fn handle(
             return;
         }
     };
-    serve_connection(tls, shared).await;
+    serve_connection(stream, shared).await;
     drop(permit);
 }
