@@ -106,6 +106,21 @@ impl CapfServer {
             .collect()
     }
 
+    /// Each bound address with whether it speaks legacy TLS.
+    pub fn listening(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, h)| {
+                let legacy = match h {
+                    Handshaker::Modern(_) => false,
+                    #[cfg(feature = "legacy-tls")]
+                    Handshaker::Legacy(_) => true,
+                };
+                l.local_addr().ok().map(|a| (a, legacy))
+            })
+            .collect()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and lets
     /// in-flight sessions finish within the grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {

@@ -17,6 +17,7 @@ use crate::{Failure, Outcome};
     capf serve                                   listen on 0.0.0.0:3804\n  \
     capf serve --listen [::]:3804 --listen 0.0.0.0:3804\n  \
     capf serve --listen 127.0.0.1:0              an ephemeral port (printed at start)\n  \
+    capf serve --legacy-listen 0.0.0.0:3805      also TLS 1.0 for 7900-series phones (legacy-tls builds)\n  \
     RUST_LOG=debug capf serve                    more detail in the log\n\n\
     Service parameters (capf params show) are read at start: restart to apply changes.")]
 pub(crate) struct ServeArgs {
@@ -29,6 +30,14 @@ pub(crate) struct ServeArgs {
     /// Most certificates being signed at once (B25). Default: number of CPUs.
     #[arg(long, value_name = "N")]
     max_issuing: Option<usize>,
+    /// Also listen here with legacy TLS (TLS 1.0-1.2, CBC and static-RSA suites)
+    /// for 7900-series phones. Needs a build with the legacy-tls feature.
+    #[arg(long, value_name = "ADDR:PORT")]
+    legacy_listen: Vec<SocketAddr>,
+    /// TLS for the --listen addresses: modern (rustls, TLS 1.2/1.3) or legacy
+    /// (OpenSSL, TLS 1.0-1.2, for 7900-series phones; legacy-tls builds only).
+    #[arg(long, value_name = "KIND", default_value = "modern", value_parser = ["modern", "legacy"])]
+    tls: String,
     /// Seconds a client has to complete its TLS handshake.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     handshake_timeout: u64,
@@ -58,8 +67,15 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     }
     let params = store.load_parameters()?;
     let store: Arc<dyn DeviceStore> = Arc::new(store);
+    let (listen, mut legacy_listen) = if args.tls == "legacy" {
+        (Vec::new(), args.listen)
+    } else {
+        (args.listen, Vec::new())
+    };
+    legacy_listen.extend(args.legacy_listen);
     let mut options = ServerOptions {
-        listen: args.listen,
+        listen,
+        legacy_listen,
         max_sessions: args.max_sessions,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         trace_dir: Some(data.path(DataDir::TRACES)),
@@ -80,8 +96,12 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
             options,
         )
         .await?;
-        for addr in server.local_addrs() {
-            println!("listening on {addr}");
+        for (addr, legacy) in server.listening() {
+            if legacy {
+                println!("listening on {addr} (legacy TLS 1.0-1.2)");
+            } else {
+                println!("listening on {addr}");
+            }
         }
         println!(
             "CAPF certificate {} ({})",
