@@ -28,11 +28,14 @@ fn tls_err(e: impl std::fmt::Display) -> ServerError {
 pub(crate) fn acceptor(identity: &CapfIdentity) -> Result<SslAcceptor, ServerError> {
     let mut b = SslAcceptor::mozilla_intermediate(SslMethod::tls_server()).map_err(tls_err)?;
     b.set_security_level(0);
-    b.set_min_proto_version(Some(SslVersion::TLS1)).map_err(tls_err)?;
-    b.set_max_proto_version(Some(SslVersion::TLS1_2)).map_err(tls_err)?;
+    b.set_min_proto_version(Some(SslVersion::TLS1))
+        .map_err(tls_err)?;
+    b.set_max_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(tls_err)?;
     b.set_cipher_list(LEGACY_CIPHERS).map_err(tls_err)?;
     let cert = X509::from_der(identity.certificate().der()).map_err(tls_err)?;
-    let key = PKey::private_key_from_pkcs8(&identity.private_key().to_pkcs8_der()?).map_err(tls_err)?;
+    let key =
+        PKey::private_key_from_pkcs8(&identity.private_key().to_pkcs8_der()?).map_err(tls_err)?;
     b.set_certificate(&cert).map_err(tls_err)?;
     b.set_private_key(&key).map_err(tls_err)?;
     b.check_private_key().map_err(tls_err)?;
@@ -46,7 +49,10 @@ pub(crate) async fn accept(
 ) -> Result<SslStream<TcpStream>, String> {
     let ssl = Ssl::new(acceptor.context()).map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-    Pin::new(&mut stream).accept().await.map_err(|e| e.to_string())?;
+    Pin::new(&mut stream)
+        .accept()
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(stream)
 }
 
@@ -58,9 +64,12 @@ pub(crate) async fn connect(
 ) -> Result<SslStream<TcpStream>, String> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
     b.set_security_level(0);
-    b.set_min_proto_version(Some(SslVersion::TLS1)).map_err(|e| e.to_string())?;
-    b.set_max_proto_version(Some(SslVersion::TLS1)).map_err(|e| e.to_string())?;
-    b.set_cipher_list("AES128-SHA:@SECLEVEL=0").map_err(|e| e.to_string())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1))
+        .map_err(|e| e.to_string())?;
+    b.set_max_proto_version(Some(SslVersion::TLS1))
+        .map_err(|e| e.to_string())?;
+    b.set_cipher_list("AES128-SHA:@SECLEVEL=0")
+        .map_err(|e| e.to_string())?;
     // Verification is done below by pinning, like the modern client.
     b.set_verify(SslVerifyMode::NONE);
     let connector = b.build();
@@ -71,7 +80,10 @@ pub(crate) async fn connect(
         .into_ssl("capf")
         .map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-    Pin::new(&mut stream).connect().await.map_err(|e| e.to_string())?;
+    Pin::new(&mut stream)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
     let presented = stream
         .ssl()
         .peer_certificate()
@@ -86,7 +98,7 @@ pub(crate) async fn connect(
 
 /// The negotiated protocol version and cipher of a legacy stream (for
 /// logs and tests).
-pub fn describe(stream: &SslStream<TcpStream>) -> String {
+pub(crate) fn describe(stream: &SslStream<TcpStream>) -> String {
     let ssl = stream.ssl();
     format!(
         "{} {}",

@@ -29,9 +29,22 @@ pub struct PhoneRun {
     pub deleted: bool,
 }
 
+/// A TLS stream of either kind.
+trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientStream for T {}
+
+/// How the phone does its TLS handshake.
+enum Transport {
+    /// rustls, TLS 1.2/1.3.
+    Modern(TlsConnector),
+    /// OpenSSL, TLS 1.0 with AES128-SHA only, as a 7900-series phone.
+    #[cfg(feature = "legacy-tls")]
+    Legacy(Vec<capf_ca::CaCertificate>),
+}
+
 /// Connects to a CAPF server and runs one session.
 pub struct PhoneClient {
-    connector: TlsConnector,
+    transport: Transport,
     connect_timeout: Duration,
 }
 
@@ -39,7 +52,18 @@ impl PhoneClient {
     /// A client trusting exactly these CAPF certificates.
     pub fn new(tls: rustls::ClientConfig) -> Self {
         PhoneClient {
-            connector: TlsConnector::from(Arc::new(tls)),
+            transport: Transport::Modern(TlsConnector::from(Arc::new(tls))),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A client that speaks like a 7900-series phone: TLS 1.0 with
+    /// AES128-SHA only (OpenSSL, security level 0), trusting exactly these
+    /// CAPF certificates. For testing legacy listeners.
+    #[cfg(feature = "legacy-tls")]
+    pub fn legacy(trusted: Vec<capf_ca::CaCertificate>) -> Self {
+        PhoneClient {
+            transport: Transport::Legacy(trusted),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -255,10 +279,7 @@ impl PhoneClient {
     }
 
     /// TCP connect and TLS handshake, each within the connect timeout.
-    async fn connect(
-        &self,
-        server: &str,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ServerError> {
+    async fn connect(&self, server: &str) -> Result<Box<dyn ClientStream>, ServerError> {
         let connect_err = |why: String| ServerError::Connect {
             server: server.to_owned(),
             why,
@@ -277,9 +298,26 @@ impl PhoneClient {
             ServerName::try_from("capf")
                 .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
         });
-        tokio::time::timeout(self.connect_timeout, self.connector.connect(name, tcp))
-            .await
-            .map_err(|_| connect_err("TLS handshake timed out".into()))?
-            .map_err(|e| connect_err(format!("TLS handshake: {e}")))
+        match &self.transport {
+            Transport::Modern(connector) => {
+                let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| connect_err("TLS handshake timed out".into()))?
+                    .map_err(|e| connect_err(format!("TLS handshake: {e}")))?;
+                Ok(Box::new(tls))
+            }
+            #[cfg(feature = "legacy-tls")]
+            Transport::Legacy(trusted) => {
+                let tls = tokio::time::timeout(
+                    self.connect_timeout,
+                    crate::legacy_tls::connect(trusted, tcp),
+                )
+                .await
+                .map_err(|_| connect_err("TLS handshake timed out".into()))?
+                .map_err(|e| connect_err(format!("legacy TLS handshake: {e}")))?;
+                tracing::debug!(tls = %crate::legacy_tls::describe(&tls), "legacy TLS connected");
+                Ok(Box::new(tls))
+            }
+        }
     }
 }

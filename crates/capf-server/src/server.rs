@@ -63,9 +63,9 @@ impl CapfServer {
         config: ServerConfig,
         options: ServerOptions,
     ) -> Result<Self, ServerError> {
-        let modern = Handshaker::Modern(TlsAcceptor::from(Arc::new(
-            crate::tls::server_config(identity)?,
-        )));
+        let modern = Handshaker::Modern(TlsAcceptor::from(Arc::new(crate::tls::server_config(
+            identity,
+        )?)));
         let mut listeners = Vec::with_capacity(options.listen.len());
         for addr in &options.listen {
             listeners.push((bind(*addr).await?, modern.clone()));

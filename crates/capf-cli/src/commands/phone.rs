@@ -130,6 +130,10 @@ pub(crate) struct PhoneArgs {
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// TLS: modern (TLS 1.2/1.3) or legacy (TLS 1.0 with AES128-SHA only, like a
+    /// 7900-series phone; needs a legacy-tls build).
+    #[arg(long, value_name = "KIND", default_value = "modern", value_parser = ["modern", "legacy"])]
+    tls: String,
 }
 
 pub(crate) fn run(command: PhoneCommand) -> Result<Outcome, Failure> {

@@ -33,7 +33,11 @@ pub(super) async fn run(expected: Expected, args: PhoneArgs) -> Result<Outcome, 
     let server = server_address(&args.server)?;
     let trusted = files::load_capf_certificates(&args.capf_cert)?;
     let timeout = Duration::from_secs(args.timeout);
-    let client = PhoneClient::new(phone_client_config(trusted)?).with_connect_timeout(timeout);
+    let client = match args.tls.as_str() {
+        "legacy" => legacy_client(trusted)?,
+        _ => PhoneClient::new(phone_client_config(trusted)?),
+    }
+    .with_connect_timeout(timeout);
 
     // The phone's LSC: its store (--cert-out), else the one given to authenticate.
     let stored_lsc = match &args.cert_out {
@@ -419,4 +423,18 @@ fn print_new_lsc(der: &[u8], cert_out: Option<&Path>) {
         ),
         None => println!("not saved (no --cert-out)"),
     }
+}
+
+/// A client speaking TLS 1.0 with AES128-SHA only, like a 7900-series phone.
+#[cfg(feature = "legacy-tls")]
+fn legacy_client(trusted: Vec<capf_ca::CaCertificate>) -> Result<PhoneClient, Failure> {
+    Ok(PhoneClient::legacy(trusted))
+}
+
+#[cfg(not(feature = "legacy-tls"))]
+fn legacy_client(_trusted: Vec<capf_ca::CaCertificate>) -> Result<PhoneClient, Failure> {
+    Err(Failure::usage(
+        "--tls legacy needs a capf built with the legacy-tls feature \
+         (cargo build --release -p capf-cli --features legacy-tls)",
+    ))
 }
