@@ -43,7 +43,14 @@ pub(crate) enum Command {
     /// Serve phones until stopped (Ctrl-C or SIGTERM); initialises an empty data directory first.
     Serve(commands::serve::ServeArgs),
     /// Add, change, show, list, import and remove devices.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+            capf device add SEP001122334455 --operation install --generate-string\n  \
+            capf device set SEP001122334455 --auth-mode null-string --operation install\n  \
+            capf device show SEP001122334455 --json\n  \
+            capf device import phones.csv"
+    )]
     Device(commands::device::DeviceCommand),
     /// Find devices by name, description, string, LSC status, operation, status (B36).
     Find(commands::find::FindArgs),

@@ -16,6 +16,7 @@ use crate::cli::Cli;
 pub(crate) use crate::failure::{Failure, Outcome};
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -25,4 +26,22 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `capf find | head` closes the pipe early; `println!` then panics. Leave
+/// quietly instead, with the status a process killed by SIGPIPE has.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

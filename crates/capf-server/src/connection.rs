@@ -28,6 +28,14 @@ where
     let mut outcome: Option<SessionOutcome> = None;
 
     'session: loop {
+        // A finished session's last events (release the lease, write the
+        // troubleshoot traces) come before its END_SESSION goes out, so a
+        // phone that reconnects at once finds the device free.
+        if session.is_finished() {
+            while let Some(event) = session.poll_event() {
+                handle_event(event, &mut session, &shared, &mut lease, &mut outcome).await;
+            }
+        }
         // Everything queued goes out, one write per message.
         while let Some(transmit) = session.poll_transmit() {
             outbound.clear();

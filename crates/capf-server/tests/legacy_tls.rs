@@ -87,7 +87,9 @@ async fn the_default_listener_refuses_tls_1_0() {
 #[cfg(feature = "legacy-tls")]
 #[tokio::test]
 async fn an_install_completes_over_tls_1_0_aes128_sha() {
+    use capf_auth::{AuthMode, Operation};
     use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
+    use capf_operations::{Device, DeviceName};
     use capf_server::PhoneClient;
 
     // Static-RSA suites need an RSA CAPF key, as 7900-series phones use.

@@ -71,28 +71,28 @@ pub(crate) enum DeviceCommand {
 pub(crate) struct DeviceFlags {
     /// Certificate operation to schedule: install, delete, troubleshoot or none.
     #[arg(long, value_name = "OP")]
-    operation: Option<String>,
+    pub(crate) operation: Option<String>,
     /// Authentication mode: auth-string, null-string, lsc-first or mic-first.
     #[arg(long, value_name = "MODE")]
-    auth_mode: Option<String>,
+    pub(crate) auth_mode: Option<String>,
     /// Arm this authentication string (4 to 10 digits, single use).
     #[arg(long, value_name = "DIGITS", conflicts_with = "generate_string")]
-    auth_string: Option<String>,
+    pub(crate) auth_string: Option<String>,
     /// Generate and arm a random string of LEN digits (default 8) and print it.
     #[arg(long, value_name = "LEN", num_args = 0..=1, default_missing_value = "8")]
-    generate_string: Option<usize>,
+    pub(crate) generate_string: Option<usize>,
     /// Key the phone generates: rsa1024, rsa2048, rsa3072, rsa4096, p256, p384, p521, or default.
     #[arg(long, value_name = "KEY")]
-    key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Deadline for the operation (RFC 3339, e.g. 2026-12-31T18:00:00Z), or none.
     #[arg(long, value_name = "TIME")]
-    completes_by: Option<String>,
+    pub(crate) completes_by: Option<String>,
     /// Free text.
     #[arg(long)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Device security mode: non-secure, authenticated or encrypted.
     #[arg(long, value_name = "MODE")]
-    security_mode: Option<String>,
+    pub(crate) security_mode: Option<String>,
 }
 
 /// What applying flags did that the operator must be told.
@@ -215,7 +215,12 @@ fn report(
     };
     store.record_operator_event(&device.name, verb, &detail, SystemTime::now())?;
     println!("{verb} {}: {detail}", device.name);
-    println!("  status: {}", device.status_label());
+    let status = device.status_label();
+    if status.is_empty() {
+        println!("  status: no pending operation");
+    } else {
+        println!("  status: {status}");
+    }
     if let Some(digits) = &applied.generated {
         println!("  authentication string: {digits}");
         println!("  (enter it on the phone: Settings > Security Configuration > LSC > Update)");
@@ -289,8 +294,8 @@ pub(crate) fn run(data: &DataDir, command: DeviceCommand) -> Result<Outcome, Fai
 /// A table of devices, one line each.
 pub(crate) fn print_table(devices: &[Device]) {
     println!(
-        "{:<16} {:<14} {:<30} {:<14} {}",
-        "DEVICE", "AUTH MODE", "STATUS", "LSC", "DESCRIPTION"
+        "{:<16} {:<14} {:<30} {:<14} DESCRIPTION",
+        "DEVICE", "AUTH MODE", "STATUS", "LSC"
     );
     for d in devices {
         println!(

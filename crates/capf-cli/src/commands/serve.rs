@@ -63,7 +63,9 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     let store = data.open_store()?;
     let stale = store.clear_stale_leases()?;
     if stale > 0 {
-        tracing::warn!("dropped {stale} device lease(s) left by a server that did not stop cleanly");
+        tracing::warn!(
+            "dropped {stale} device lease(s) left by a server that did not stop cleanly"
+        );
     }
     let params = store.load_parameters()?;
     let store: Arc<dyn DeviceStore> = Arc::new(store);
@@ -88,6 +90,9 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: a signal that comes as soon as we say we listen
+        // must still stop the server gracefully.
+        let shutdown = shutdown_signal()?;
         let server = CapfServer::bind(
             &identity,
             issuer,
@@ -108,7 +113,7 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
             data.path(capf_ca::CERT_FILE).display(),
             identity.certificate().subject()
         );
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown).await?;
         println!("stopped");
         Ok::<_, Failure>(Outcome::Done)
     })
@@ -123,24 +128,25 @@ fn init_logging() {
         .try_init();
 }
 
-async fn shutdown_signal() {
+/// Registers the SIGINT and SIGTERM handlers now and returns the future
+/// that completes when either arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

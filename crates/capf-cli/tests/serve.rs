@@ -1,0 +1,368 @@
+//! The `capf` binary end to end: `capf init`, `capf device add`, `capf
+//! serve` on 127.0.0.1 (ephemeral port) in a temporary data directory, a
+//! phone over real TLS; SIGKILL between issuing and the phone's
+//! confirmation, restart, retry; SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../capf-server/tests/common/handset.rs"]
+mod handset;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use capf_auth::AuthString;
+use capf_ca::CaCertificate;
+use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
+use capf_operations::{DeviceName, DeviceStore};
+use capf_server::{DataDir, PhoneClient};
+use capf_store::SqliteStore;
+use handset::{Ending, Script, run_scripted};
+use tokio::sync::oneshot;
+
+const DEVICE: &str = "SEP001122334455";
+/// Longest wait for anything the server or a phone does.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn capf(data: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_capf"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("CAPF_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capf {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A running `capf serve`, killed if the test ends early.
+struct Serve {
+    child: Child,
+    addr: String,
+    stdout: Receiver<String>,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `capf serve --listen 127.0.0.1:0` and waits for the address it
+    /// prints. Its log (stderr) goes to `log`.
+    fn start(data: &Path, log: PathBuf) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_capf"))
+            .arg("--data-dir")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("CAPF_DATA_DIR")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let (tx, stdout) = channel();
+        let pipe = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve {
+            child,
+            addr: String::new(),
+            stdout,
+            log,
+        };
+        let line = serve.wait_for_line("listening on ");
+        serve.addr = line.trim_start_matches("listening on ").trim().to_owned();
+        assert!(serve.addr.starts_with("127.0.0.1:"), "{line}");
+        serve
+    }
+
+    /// Waits (bounded) for a stdout line starting with `prefix`.
+    fn wait_for_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no {prefix:?} line from capf serve; log:\n{}", self.log())
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "capf serve ended without printing {prefix:?}; log:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "capf serve did not exit; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix).
+    fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        let status = self.wait();
+        assert!(!status.success(), "killed, not exited: {status:?}");
+    }
+
+    /// SIGTERM; returns the exit status and everything printed after the
+    /// start.
+    fn sigterm(&mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let status = self.wait();
+        // The process is gone: the reader thread sees EOF and the channel
+        // closes after the last line.
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(LIMIT) {
+            lines.push(line);
+        }
+        (status, lines)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn phone_tls(data: &Path) -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read_to_string(data.join(capf_ca::CERT_FILE)).unwrap();
+    let capf = CaCertificate::from_pem(&pem, "CAPF certificate").unwrap();
+    Arc::new(capf_server::phone_client_config(vec![capf]).unwrap())
+}
+
+fn config() -> PhoneConfig {
+    PhoneConfig::new(
+        DEVICE,
+        Credentials::AuthString("123456".parse::<AuthString>().unwrap()),
+    )
+}
+
+fn open_store(data: &Path) -> SqliteStore {
+    SqliteStore::open(data.join(DataDir::DATABASE)).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn sigkill_after_issuing_then_the_retry_completes_the_install_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    capf(&data, &["init", "--key", "p256"]);
+    capf(
+        &data,
+        &[
+            "device",
+            "add",
+            DEVICE,
+            "--operation",
+            "install",
+            "--auth-string",
+            "123456",
+            "--key",
+            "p256",
+        ],
+    );
+    let name = DeviceName::parse(DEVICE).unwrap();
+    let rt = runtime();
+    let tls = phone_tls(&data);
+
+    // First server: the phone gets its certificate and stops there,
+    // without confirming, with the connection still open.
+    let mut serve = Serve::start(&data, tmp.path().join("serve-1.log"));
+    let (cert_tx, cert_rx) = oneshot::channel();
+    let (release, held) = oneshot::channel::<()>();
+    let phone = rt.spawn(run_scripted(
+        serve.addr.clone(),
+        tls.clone(),
+        config(),
+        Script {
+            hold_at_store: Some((cert_tx, held)),
+            ..Script::default()
+        },
+    ));
+    let first_der = rt
+        .block_on(async { tokio::time::timeout(LIMIT, cert_rx).await })
+        .unwrap_or_else(|_| panic!("no certificate reached the phone; log:\n{}", serve.log()))
+        .unwrap();
+
+    // The certificate was recorded before it was sent.
+    {
+        let store = open_store(&data);
+        let issued = store.issued_certificates(&name).unwrap();
+        assert_eq!(issued.len(), 1);
+        assert_eq!(issued[0].certificate.der, first_der);
+        assert!(!issued[0].delivered);
+    }
+
+    serve.sigkill();
+    drop(release); // the phone drops its connection only now
+    match rt.block_on(async { tokio::time::timeout(LIMIT, phone).await }) {
+        Ok(Ok(Ending::HeldAtStore { certificate_der })) => assert_eq!(certificate_der, first_der),
+        other => panic!("{other:?}"),
+    }
+
+    // Nothing was marked done: the operation is still pending and the
+    // string still armed. The dead server's lease on the device is still in
+    // the database (it lasts longer than key generation may take): the
+    // restarted server must not be kept out by it.
+    {
+        let store = open_store(&data);
+        match store.acquire_lease(&name, std::time::SystemTime::now(), Duration::from_secs(1)) {
+            Err(capf_operations::OperationsError::DeviceBusy { .. }) => {}
+            other => panic!("expected the dead server's lease to be held: {other:?}"),
+        }
+        let d = store.load(&name).unwrap().unwrap();
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+        assert!(d.policy.auth_string.is_some());
+        assert!(d.lsc.is_none());
+    }
+
+    // Second server on the same directory: the phone's retry completes.
+    let mut serve = Serve::start(&data, tmp.path().join("serve-2.log"));
+    let client = PhoneClient::new((*tls).clone());
+    let run = rt
+        .block_on(async { tokio::time::timeout(LIMIT, client.run(&serve.addr, config())).await })
+        .unwrap()
+        .unwrap();
+    let second_der = match &run.outcome {
+        PhoneOutcome::Succeeded(PhoneSuccess::Installed { certificate_der }) => {
+            certificate_der.to_vec()
+        }
+        other => panic!(
+            "the retry after the restart did not install: {other:?}; log:\n{}",
+            serve.log()
+        ),
+    };
+    assert_ne!(second_der, first_der);
+
+    // A further attempt with the same string changes nothing.
+    let again = rt
+        .block_on(async { tokio::time::timeout(LIMIT, client.run(&serve.addr, config())).await })
+        .unwrap()
+        .unwrap();
+    assert!(!matches!(
+        again.outcome,
+        PhoneOutcome::Succeeded(PhoneSuccess::Installed { .. })
+    ));
+
+    let (status, lines) = serve.sigterm();
+    assert!(status.success(), "{status:?}; log:\n{}", serve.log());
+    assert!(lines.iter().any(|l| l == "stopped"), "{lines:?}");
+
+    // Exactly one install: two certificates issued, the second delivered.
+    let store = open_store(&data);
+    let d = store.load(&name).unwrap().unwrap();
+    assert_eq!(d.status_label(), "Install/Upgrade successful");
+    assert_eq!(d.lsc.as_ref().unwrap().der, second_der);
+    assert!(d.policy.auth_string.is_none());
+    let history = store.certificate_history(&name).unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0].record.certificate.der, first_der);
+    assert_eq!(history[1].record.certificate.der, second_der);
+    assert!(!history[0].record.delivered && history[0].delivered_at.is_none());
+    assert!(history[1].record.delivered && history[1].delivered_at.is_some());
+    let issued = store.issued_certificates(&name).unwrap();
+    assert_eq!(issued.iter().filter(|r| r.delivered).count(), 1);
+    let audit = store.audit_log(&name).unwrap();
+    let issued_entries: Vec<_> = audit.iter().filter(|e| e.event == "issued").collect();
+    assert_eq!(issued_entries.len(), 2, "{audit:?}");
+    for h in &history {
+        let serial = &h.record.certificate.serial_hex;
+        assert!(
+            issued_entries
+                .iter()
+                .any(|e| e.detail.contains(serial.as_str())),
+            "serial {serial} is in the audit log: {audit:?}"
+        );
+    }
+    let delivered: Vec<_> = audit.iter().filter(|e| e.event == "delivered").collect();
+    assert_eq!(delivered.len(), 1, "{audit:?}");
+    assert!(
+        delivered[0]
+            .detail
+            .contains(&history[1].record.certificate.serial_hex)
+    );
+}
+
+#[test]
+fn sigterm_stops_serve_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // An empty directory: `capf serve` initialises it first (B6).
+    let mut serve = Serve::start(&data, tmp.path().join("serve.log"));
+    assert!(DataDir::new(&data).is_initialised());
+    // One session (an unknown device) first, so that stopping happens with
+    // a session behind it.
+    let client = PhoneClient::new((*phone_tls(&data)).clone());
+    let rt = runtime();
+    let run = rt
+        .block_on(async { tokio::time::timeout(LIMIT, client.run(&serve.addr, config())).await })
+        .unwrap()
+        .unwrap();
+    assert!(!run.outcome.is_success(), "{:?}", run.outcome);
+    let (status, lines) = serve.sigterm();
+    assert!(status.success(), "{status:?}; log:\n{}", serve.log());
+    assert_eq!(status.code(), Some(0));
+    assert!(lines.iter().any(|l| l == "stopped"), "{lines:?}");
+}
+
+#[test]
+fn sigterm_right_after_listening_on_stops_serve_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    capf(&data, &["init", "--key", "p256"]);
+    for i in 0..20 {
+        let mut serve = Serve::start(&data, tmp.path().join(format!("serve-{i}.log")));
+        let (status, lines) = serve.sigterm();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "start {i}: {status:?}; log:\n{}",
+            serve.log()
+        );
+        assert!(lines.iter().any(|l| l == "stopped"), "start {i}: {lines:?}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Shared helpers for the capf-server integration tests: a real
+//! `CapfServer` on 127.0.0.1 (ephemeral port) over a real data directory
+//! (P-256 CAPF identity, SQLite file) in a temporary directory, and phones.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod handset;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_auth::{AuthMode, AuthString, Operation};
+use capf_ca::{CaCertificate, EcCurve, IdentityParams, KeySpec};
+use capf_operations::phone::{
+    CertificateCredentials, Credentials, FailureCause, PhoneConfig, PhoneOutcome, PhoneSuccess,
+};
+use capf_operations::{Device, DeviceName, DeviceStore, OperationsError, ServerConfig};
+use capf_server::{CapfServer, DataDir, PhoneClient, PhoneRun, ServerError, ServerOptions};
+use capf_store::SqliteStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Longest any single phone session may take in these tests.
+pub const PHONE_LIMIT: Duration = Duration::from_secs(60);
+
+pub fn name(s: &str) -> DeviceName {
+    DeviceName::parse(s).unwrap()
+}
+
+pub fn auth_string(s: &str) -> Credentials {
+    Credentials::AuthString(s.parse::<AuthString>().unwrap())
+}
+
+/// LSC credentials from an installed certificate and its key.
+pub fn lsc_credentials(installed: &(Vec<u8>, capf_ca::PrivateKey)) -> Credentials {
+    Credentials::Certificate(Box::new(CertificateCredentials {
+        kind: capf_ca::CertificateKind::Lsc,
+        certificate_der: installed.0.clone().into(),
+        key: installed.1.clone(),
+        sudi: None,
+    }))
+}
+
+pub const P256: KeySpec = KeySpec::Ec(EcCurve::P256);
+pub const RSA1024: KeySpec = KeySpec::Rsa { bits: 1024 };
+pub const RSA2048: KeySpec = KeySpec::Rsa { bits: 2048 };
+
+/// A device scheduled for `operation`, authenticated by `mode`, with
+/// `string` armed and `key` requested.
+pub fn device(
+    n: &str,
+    mode: AuthMode,
+    operation: Operation,
+    string: Option<&str>,
+    key: KeySpec,
+) -> Device {
+    let mut d = Device::new(name(n), mode);
+    if let Some(s) = string {
+        d.policy.rearm(s.parse::<AuthString>().unwrap());
+    }
+    d.key = Some(key);
+    d.schedule(operation, None).unwrap();
+    d
+}
+
+/// Creates the data directory as `capf init --key p256` does.
+pub fn init_data_dir(root: &Path) -> DataDir {
+    let data = DataDir::new(root);
+    if !data.is_initialised() {
+        data.init(
+            &IdentityParams {
+                key: KeySpec::Ec(EcCurve::P256),
+                ..IdentityParams::default()
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+    }
+    data
+}
+
+/// Test server options: 127.0.0.1, ephemeral port, traces in the data
+/// directory, short shutdown grace.
+pub fn options(root: &Path) -> ServerOptions {
+    ServerOptions {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        trace_dir: Some(root.join(DataDir::TRACES)),
+        shutdown_grace: Duration::from_secs(2),
+        ..ServerOptions::default()
+    }
+}
+
+/// A running server, as `capf serve` composes it from a data directory.
+pub struct Server {
+    pub root: PathBuf,
+    pub store: Arc<SqliteStore>,
+    pub addr: String,
+    pub capf_certificate: CaCertificate,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Server {
+    /// Starts a server on the data directory `root` (initialised if
+    /// needed) with the default test options.
+    pub async fn start(root: &Path) -> Server {
+        Self::start_with(root, options(root)).await
+    }
+
+    pub async fn start_with(root: &Path, options: ServerOptions) -> Server {
+        let data = init_data_dir(root);
+        let identity = data.identity().unwrap();
+        let issuer = data.issuer(&identity).unwrap();
+        let trust = data.trust_store(&issuer).unwrap();
+        let store = Arc::new(data.open_store().unwrap());
+        let params = store.load_parameters().unwrap();
+        let dyn_store: Arc<dyn DeviceStore> = store.clone();
+        let server = CapfServer::bind(
+            &identity,
+            issuer,
+            dyn_store,
+            ServerConfig::new(params, trust),
+            options,
+        )
+        .await
+        .unwrap();
+        let addrs = server.local_addrs();
+        assert_eq!(addrs.len(), 1);
+        assert!(addrs[0].ip().is_loopback());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            root: root.to_path_buf(),
+            store,
+            addr: addrs[0].to_string(),
+            capf_certificate: identity.certificate().clone(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and waits (bounded) until it has; the
+    /// store is dropped with it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server stops within its grace period")
+                .expect("server task")
+                .expect("server ran");
+        }
+    }
+
+    /// The client TLS configuration of a phone whose ITL holds this
+    /// server's CAPF certificate.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        Arc::new(capf_server::phone_client_config(vec![self.capf_certificate.clone()]).unwrap())
+    }
+
+    pub fn client(&self) -> PhoneClient {
+        PhoneClient::new(
+            capf_server::phone_client_config(vec![self.capf_certificate.clone()]).unwrap(),
+        )
+    }
+
+    /// Runs one phone session to its end (bounded), then waits until the
+    /// server has released the device's lease.
+    pub async fn phone(&self, config: PhoneConfig) -> PhoneRun {
+        let device = config.device_name.clone();
+        let run = tokio::time::timeout(PHONE_LIMIT, self.client().run(&self.addr, config))
+            .await
+            .expect("phone session within the limit")
+            .expect("phone connected");
+        wait_lease_free(&self.store, &device).await;
+        run
+    }
+
+    pub fn add(&self, device: &Device) {
+        self.store.insert(device).unwrap();
+    }
+
+    pub fn load(&self, n: &str) -> Device {
+        self.store.load(&name(n)).unwrap().unwrap()
+    }
+
+    /// Changes a device as an operator would.
+    pub fn edit(&self, n: &str, f: impl FnOnce(&mut Device)) {
+        let mut d = self.load(n);
+        f(&mut d);
+        self.store.update(&d).unwrap();
+    }
+}
+
+/// Waits (bounded) until no session holds `n`'s lease: the server releases
+/// it just after END_SESSION, so a phone that reconnects at once could
+/// otherwise be refused as busy.
+pub async fn wait_lease_free(store: &Arc<SqliteStore>, n: &str) {
+    let device = name(n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let store2 = store.clone();
+        let device2 = device.clone();
+        let taken = tokio::task::spawn_blocking(move || {
+            store2.acquire_lease(&device2, SystemTime::now(), Duration::from_secs(5))
+        })
+        .await
+        .unwrap();
+        match taken {
+            Ok(lease) => {
+                store.release_lease(&lease).unwrap();
+                return;
+            }
+            Err(OperationsError::DeviceBusy { .. }) => {}
+            Err(OperationsError::UnknownDevice { .. }) => return,
+            Err(e) => panic!("taking the lease on {n}: {e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease on {n} was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn assert_installed(run: &PhoneRun) -> (Vec<u8>, capf_ca::PrivateKey) {
+    assert!(
+        matches!(
+            run.outcome,
+            PhoneOutcome::Succeeded(PhoneSuccess::Installed { .. })
+        ),
+        "expected an install, got {:?}",
+        run.outcome
+    );
+    let installed = run.installed.clone().expect("the phone stored an LSC");
+    if let PhoneOutcome::Succeeded(PhoneSuccess::Installed { certificate_der }) = &run.outcome {
+        assert_eq!(certificate_der.as_ref(), installed.0.as_slice());
+    }
+    installed
+}
+
+/// The END_SESSION reason of a refusal right after authentication.
+pub fn refused_reason(outcome: &PhoneOutcome) -> u8 {
+    match outcome {
+        PhoneOutcome::Failed(f) => match &f.cause {
+            FailureCause::Refused(r) => u8::from(*r),
+            other => panic!("expected a refusal, got {other:?}"),
+        },
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
