@@ -63,7 +63,9 @@ fn bench(c: &mut Criterion) {
     ) else {
         return;
     };
-    let Ok(issuer) = identity.issuer() else { return };
+    let Ok(issuer) = identity.issuer() else {
+        return;
+    };
     let config = Arc::new(ServerConfig::new(
         ServiceParameters {
             default_key: p256,
@@ -78,7 +80,9 @@ fn bench(c: &mut Criterion) {
     let store = MemoryStore::new();
     let names: Vec<String> = (0..1024u32).map(|i| format!("SEP{:012X}", i)).collect();
     for n in &names {
-        let Ok(name) = DeviceName::parse(n) else { return };
+        let Ok(name) = DeviceName::parse(n) else {
+            return;
+        };
         let mut d = Device::new(name, AuthMode::NullString);
         if d.schedule(Operation::InstallUpgrade, None).is_err() || store.insert(&d).is_err() {
             return;
@@ -98,7 +102,14 @@ fn bench(c: &mut Criterion) {
                 let _ = d.schedule(Operation::InstallUpgrade, None);
                 let _ = store.update(&d);
             }
-            assert!(enroll(&store, &issuer, &config, name, &keys[i % keys.len()], now));
+            assert!(enroll(
+                &store,
+                &issuer,
+                &config,
+                name,
+                &keys[i % keys.len()],
+                now
+            ));
         })
     });
     group.finish();
