@@ -6,13 +6,10 @@
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use capf_auth::{AuthMode, Operation};
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, KeySpec};
-use capf_operations::{
-    Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServiceParameters,
-};
+use capf_operations::{DeviceStore, MemoryStore, ServerConfig, ServiceParameters};
 use capf_server::{CapfServer, ServerOptions};
 
 fn localhost() -> SocketAddr {
@@ -91,6 +88,7 @@ async fn an_install_completes_over_tls_1_0_aes128_sha() {
     use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
     use capf_operations::{Device, DeviceName};
     use capf_server::PhoneClient;
+    use std::time::Duration;
 
     // Static-RSA suites need an RSA CAPF key, as 7900-series phones use.
     let identity = CapfIdentity::generate(&IdentityParams::default(), SystemTime::now()).unwrap();
