@@ -72,4 +72,11 @@ pub(crate) enum Command {
     /// Decode CAPF bytes.
     #[command(subcommand)]
     Wire(commands::wire::WireCommand),
+    /// Load generator: many simulated phones enrolling at once; throughput, latency, server CPU and memory.
+    #[command(after_help = "Examples:\n  \
+        capf --data-dir /tmp/lg loadgen --spawn-server --phones 5000 --concurrency 64\n  \
+        capf --data-dir /srv/capf loadgen --server 127.0.0.1:3804 --phones 1000 --auth null-string\n  \
+        capf --data-dir /tmp/lg loadgen --spawn-server --hold --phones 10000\n\n\
+        See `capf loadgen --help` for every flag.")]
+    Loadgen(commands::loadgen::LoadgenArgs),
 }

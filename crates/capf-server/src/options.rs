@@ -23,6 +23,13 @@ pub struct ServerOptions {
     /// Connections still in their TLS handshake at once; more are closed
     /// at once. Default 1024.
     pub max_handshakes: usize,
+    /// Connections from one IP address at once, handshaking or in session;
+    /// more are closed at once. Bounds what one client (a slowloris, a
+    /// script guessing strings) can hold: with the defaults one address
+    /// takes at most a quarter of the handshake slots. Default 256, as
+    /// many as `max_sessions`: a site of phones behind one NAT address may
+    /// enroll all at once after a bulk change.
+    pub max_per_address: usize,
     /// Longest TLS handshake. Default 10 s.
     pub handshake_timeout: Duration,
     /// How long a connection that finished its handshake waits for a
@@ -48,6 +55,7 @@ impl Default for ServerOptions {
             max_sessions: 256,
             max_issuing: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_handshakes: 1024,
+            max_per_address: 256,
             handshake_timeout: Duration::from_secs(10),
             queue_timeout: Duration::from_secs(10),
             max_frame_body: 16 * 1024,

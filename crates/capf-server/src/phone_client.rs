@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use capf_ca::PrivateKey;
+use capf_ca::{KeySpec, PrivateKey};
 use capf_operations::phone::{
     FailureCause, KeyGenFailure, LscChange, PhoneConfig, PhoneEvent, PhoneFailure, PhoneOutcome,
     PhoneSession, PhoneStatus, PhoneStep,
@@ -42,10 +42,15 @@ enum Transport {
     Legacy(Vec<capf_ca::CaCertificate>),
 }
 
+/// Supplies ready-made key pairs instead of generating them (see
+/// [`PhoneClient::with_key_source`]).
+type KeySource = Arc<dyn Fn(KeySpec) -> Option<PrivateKey> + Send + Sync>;
+
 /// Connects to a CAPF server and runs one session.
 pub struct PhoneClient {
     transport: Transport,
     connect_timeout: Duration,
+    key_source: Option<KeySource>,
 }
 
 impl PhoneClient {
@@ -54,6 +59,7 @@ impl PhoneClient {
         PhoneClient {
             transport: Transport::Modern(TlsConnector::from(Arc::new(tls))),
             connect_timeout: Duration::from_secs(10),
+            key_source: None,
         }
     }
 
@@ -65,12 +71,26 @@ impl PhoneClient {
         PhoneClient {
             transport: Transport::Legacy(trusted),
             connect_timeout: Duration::from_secs(10),
+            key_source: None,
         }
     }
 
     /// Sets the TCP connect and TLS handshake timeout (default 10 s).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Takes the phone's key pairs from `source` instead of generating
+    /// them: when the server asks for a key, `source(spec)` is called, and
+    /// its key used at once; `None` falls back to generating one. For load
+    /// generators and benchmarks, where key generation would dominate (a
+    /// pool of keys reused round-robin: the server does not care).
+    pub fn with_key_source(
+        mut self,
+        source: impl Fn(KeySpec) -> Option<PrivateKey> + Send + Sync + 'static,
+    ) -> Self {
+        self.key_source = Some(Arc::new(source));
         self
     }
 
@@ -163,6 +183,18 @@ impl PhoneClient {
             if let Some(event) = session.poll_event() {
                 match event {
                     PhoneEvent::GenerateKey(spec) => {
+                        if let Some(key) = self.key_source.as_ref().and_then(|source| source(spec))
+                        {
+                            let result = match key.public_key_der() {
+                                Ok(spki) => {
+                                    pending_key = Some(key);
+                                    Ok(spki)
+                                }
+                                Err(e) => Err(KeyGenFailure::new(e.to_string())),
+                            };
+                            session.key_generated(SystemTime::now(), result);
+                            continue;
+                        }
                         let generated = tokio::select! {
                             biased;
                             () = &mut stop, if !stopped => None,

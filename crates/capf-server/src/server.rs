@@ -1,10 +1,11 @@
 //! The listener: accepts TCP, bounds handshakes and sessions, spawns one
 //! task per connection, shuts down gracefully.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use capf_ca::{CapfIdentity, Issuer};
 use capf_operations::{DeviceStore, ServerConfig};
@@ -26,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) sessions: Arc<Semaphore>,
     pub(crate) issuing: Arc<Semaphore>,
     pub(crate) handshakes: Arc<Semaphore>,
+    per_address: PerAddress,
     next_session_id: AtomicU32,
 }
 
@@ -92,6 +94,7 @@ impl CapfServer {
             sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
             issuing: Arc::new(Semaphore::new(options.max_issuing.max(1))),
             handshakes: Arc::new(Semaphore::new(options.max_handshakes.max(1))),
+            per_address: PerAddress::new(options.max_per_address),
             options,
             next_session_id: AtomicU32::new(1),
         });
@@ -157,6 +160,10 @@ async fn accept_loop(
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let Some(address_slot) = shared.per_address.try_take(peer.ip()) else {
+                        warn!(%peer, "too many connections from this address: closed");
+                        continue;
+                    };
                     let Ok(slot) = shared.handshakes.clone().try_acquire_owned() else {
                         warn!(%peer, "too many connections in their handshake: closed");
                         continue;
@@ -165,7 +172,11 @@ async fn accept_loop(
                     let shared = shared.clone();
                     let span = info_span!("conn", %peer, session = tracing::field::Empty, device = tracing::field::Empty);
                     connections.spawn(
-                        async move { handle(tcp, peer, acceptor, shared, slot).await }.instrument(span),
+                        async move {
+                            handle(tcp, peer, acceptor, shared, slot).await;
+                            drop(address_slot);
+                        }
+                        .instrument(span),
                     );
                 }
                 Err(e) => {
@@ -237,4 +248,52 @@ where
     };
     serve_connection(stream, shared).await;
     drop(permit);
+}
+
+/// Connections per peer IP address (handshaking or in session), bounded.
+struct PerAddress {
+    max: usize,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in its address's count; given back on drop.
+struct AddressSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        PerAddress {
+            max: max.max(1),
+            counts: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` if it already
+    /// holds the maximum.
+    fn try_take(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            ip,
+            counts: self.counts.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod backup;
 mod device_row;
 mod error;
+mod group;
 mod params;
 mod schema;
 mod store;

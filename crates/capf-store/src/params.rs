@@ -47,7 +47,9 @@ impl SqliteStore {
     /// or [`InvalidParameter`](capf_operations::OperationsError::InvalidParameter);
     /// nothing is stored then.
     pub fn save_parameter(&self, name: &str, value: &str) -> Result<ServiceParameters, StoreError> {
-        self.with_transaction(|tx| {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.with_transaction(move |tx| {
+            let (name, value) = (name.as_str(), value.as_str());
             let mut params = load_in(tx)?;
             params.set(name, value)?;
             let normalised = params.get(name).unwrap_or_else(|| value.to_owned());
@@ -77,8 +79,9 @@ impl SqliteStore {
             }
             .into());
         }
-        self.with_transaction(|tx| {
-            tx.execute("DELETE FROM service_parameters WHERE name = ?1", [name])
+        let name = name.to_owned();
+        self.with_transaction(move |tx| {
+            tx.execute("DELETE FROM service_parameters WHERE name = ?1", [&name])
                 .map_err(StoreError::sqlite(format!(
                     "resetting service parameter {name}"
                 )))?;

@@ -9,9 +9,10 @@ use capf_operations::{
     AuditEntry, CertificateRecord, CompletedWork, Device, DeviceName, DevicePage, DeviceQuery,
     DeviceStore, IssuedRecord, Lease, OperationsError, SessionCommit, audit_entries,
 };
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, named_params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::device_row::{self, Save};
+use crate::group::GroupCommit;
 use crate::time::{from_nanos, from_secs, to_nanos, to_nanos_saturating, to_secs};
 use crate::{StoreError, schema};
 
@@ -47,6 +48,7 @@ pub struct CertificateHistory {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    group: GroupCommit,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -76,6 +78,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
+            group: GroupCommit::default(),
         })
     }
 
@@ -93,6 +96,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: None,
+            group: GroupCommit::default(),
         })
     }
 
@@ -129,7 +133,7 @@ impl SqliteStore {
             event: event.to_owned(),
             detail: detail.to_owned(),
         };
-        self.with_transaction(|tx| insert_audit(tx, &entry))
+        self.with_transaction(move |tx| insert_audit(tx, &entry))
     }
 
     /// Drops every device lease. Only for a server that has just started
@@ -171,22 +175,18 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock is
-    /// taken at once, so two writers never deadlock on an upgrade): commits
-    /// if it returns `Ok`, rolls back otherwise. Every change goes through
-    /// here, which is where group commit would batch them.
-    pub(crate) fn with_transaction<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sqlite("starting a transaction"))?;
-        let out = f(&tx)?;
-        tx.commit()
-            .map_err(StoreError::sqlite("committing a transaction"))?;
-        Ok(out)
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction (the write lock is
+    /// taken at once, so two writers never deadlock on an upgrade), shared
+    /// with concurrent callers (group commit, see `group.rs`): `f` runs in
+    /// its own savepoint, rolled back alone if it returns an error, and
+    /// this returns once the transaction holding the change is committed
+    /// (durable). Every change goes through here.
+    pub(crate) fn with_transaction<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.group.run(|| self.lock(), f)
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -501,25 +501,28 @@ impl DeviceStore for SqliteStore {
     }
 
     fn insert(&self, device: &Device) -> Result<(), OperationsError> {
-        Ok(self.with_transaction(|tx| {
+        let device = device.clone();
+        Ok(self.with_transaction(move |tx| {
             if device_row::exists(tx, &device.name)? {
                 return Err(OperationsError::DeviceExists {
                     name: device.name.to_string(),
                 }
                 .into());
             }
-            device_row::save(tx, device, Save::Insert)
+            device_row::save(tx, &device, Save::Insert)
         })?)
     }
 
     fn update(&self, device: &Device) -> Result<(), OperationsError> {
-        Ok(self.with_transaction(|tx| device_row::save(tx, device, Save::Update))?)
+        let device = device.clone();
+        Ok(self.with_transaction(move |tx| device_row::save(tx, &device, Save::Update))?)
     }
 
     fn remove(&self, name: &DeviceName) -> Result<bool, OperationsError> {
         // The lease goes with it (ON DELETE CASCADE); issued certificates
         // and the audit log stay.
-        Ok(self.with_transaction(|tx| {
+        let name = name.clone();
+        Ok(self.with_transaction(move |tx| {
             tx.execute("DELETE FROM devices WHERE name = ?1", [name.as_str()])
                 .map(|n| n > 0)
                 .map_err(StoreError::sqlite(format!("removing device {name}")))
@@ -540,28 +543,30 @@ impl DeviceStore for SqliteStore {
         now: SystemTime,
         ttl: Duration,
     ) -> Result<Lease, OperationsError> {
-        Ok(self.with_transaction(|tx| acquire_in(tx, name, now, ttl))?)
+        let name = name.clone();
+        Ok(self.with_transaction(move |tx| acquire_in(tx, &name, now, ttl))?)
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
         let Some(token) = token_column(lease.token) else {
             return Ok(());
         };
-        Ok(self.with_transaction(|tx| {
+        let device = lease.device.clone();
+        Ok(self.with_transaction(move |tx| {
             tx.execute(
                 "DELETE FROM leases WHERE device = ?1 AND token = ?2",
-                (lease.device.as_str(), token),
+                (device.as_str(), token),
             )
             .map(|_| ())
             .map_err(StoreError::sqlite(format!(
-                "releasing the lease on {}",
-                lease.device
+                "releasing the lease on {device}"
             )))
         })?)
     }
 
     fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
-        Ok(self.with_transaction(|tx| commit_in(tx, lease, commit))?)
+        let (lease, commit) = (lease.clone(), commit.clone());
+        Ok(self.with_transaction(move |tx| commit_in(tx, &lease, &commit))?)
     }
 
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {

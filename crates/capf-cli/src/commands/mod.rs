@@ -6,6 +6,7 @@ pub(crate) mod device;
 pub(crate) mod find;
 pub(crate) mod import;
 pub(crate) mod init;
+pub(crate) mod loadgen;
 pub(crate) mod params;
 pub(crate) mod phone;
 pub(crate) mod report;
@@ -30,5 +31,6 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Restore(args) => backup::run_restore(&data, args),
         Command::Phone(command) => phone::run(command),
         Command::Wire(command) => wire::run(command),
+        Command::Loadgen(args) => loadgen::run(&data, args),
     }
 }

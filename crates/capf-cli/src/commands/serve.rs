@@ -38,6 +38,11 @@ pub(crate) struct ServeArgs {
     /// (OpenSSL, TLS 1.0-1.2, for 7900-series phones; legacy-tls builds only).
     #[arg(long, value_name = "KIND", default_value = "modern", value_parser = ["modern", "legacy"])]
     tls: String,
+    /// Most connections from one IP address at once (handshaking or in
+    /// session); more are closed at once. Phones behind one NAT address
+    /// share it.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_per_address: usize,
     /// Seconds a client has to complete its TLS handshake.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     handshake_timeout: u64,
@@ -79,6 +84,7 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         listen,
         legacy_listen,
         max_sessions: args.max_sessions,
+        max_per_address: args.max_per_address,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         trace_dir: Some(data.path(DataDir::TRACES)),
         ..ServerOptions::default()
@@ -125,6 +131,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

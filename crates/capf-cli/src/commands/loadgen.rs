@@ -1,0 +1,824 @@
+//! `capf loadgen`: a load generator of simulated phones against a CAPF
+//! server (issue 9).
+//!
+//! * A pool of phone keys is made once and reused round-robin (the server
+//!   does not care that two phones share a key pair): phone-side key
+//!   generation would otherwise dominate.
+//! * Given the server's data directory, it schedules its own devices there
+//!   first (SEP + 12 hex digits of an index, install, the chosen
+//!   authentication mode and key; with auth-string a fresh string each),
+//!   straight through `SqliteStore`: the server may be running (WAL).
+//! * `--spawn-server` starts `capf serve` on 127.0.0.1 as a child and
+//!   reports its CPU seconds per enrollment and peak RSS (Linux /proc).
+//! * `--hold`: phones stop when asked for a key and keep their connections
+//!   open until every phone waits, to measure the memory of waiting
+//!   sessions.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use capf_auth::{AuthMode, AuthString, Operation};
+use capf_ca::{CaCertificate, IdentityParams, KeySpec, PrivateKey};
+use capf_operations::phone::{
+    Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess,
+};
+use capf_operations::{Device, DeviceName, DeviceStore};
+use capf_server::{DataDir, PhoneClient, phone_client_config};
+use capf_store::SqliteStore;
+use capf_wire::{FrameCodec, Message};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rustls::pki_types::ServerName;
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::{Failure, Outcome};
+
+/// Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat (100 on
+/// every mainstream architecture).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// --hold: phones in their TCP connect + TLS handshake at once.
+const HOLD_CONNECTING: usize = 256;
+
+/// Failure reasons kept for the report.
+const REASONS_KEPT: usize = 5;
+
+/// Arguments of `capf loadgen`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    capf --data-dir /tmp/lg loadgen --spawn-server --phones 5000 --concurrency 64\n      \
+        start `capf serve` on 127.0.0.1, schedule SEP000000000000.. there, enroll them\n  \
+    capf --data-dir /srv/capf loadgen --server 127.0.0.1:3804 --phones 1000 --concurrency 32 \\\n      \
+        --auth null-string --key rsa2048      against a running server on the same data directory\n  \
+    capf --data-dir /tmp/lg loadgen --spawn-server --capf-key rsa2048 --phones 2000 --json\n  \
+    capf --data-dir /tmp/lg loadgen --spawn-server --hold --phones 10000 --concurrency 2000\n      \
+        10,000 phones waiting in key generation at once: the server's RSS\n\n\
+    Devices are scheduled in --data-dir when it is initialised (or with --spawn-server);\n\
+    otherwise the server must already have SEP<index> devices scheduled for install\n\
+    (with --auth null-string). Exit status: 0 when every enrollment succeeded, 1 otherwise.")]
+pub(crate) struct LoadgenArgs {
+    /// The CAPF server (HOST:PORT). Not with --spawn-server.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "spawn_server",
+        conflicts_with = "spawn_server"
+    )]
+    server: Option<String>,
+    /// The CAPF certificate to trust (PEM). Default: capf.pem of --data-dir.
+    #[arg(long, value_name = "FILE")]
+    capf_cert: Option<PathBuf>,
+    /// Number of enrollments (one simulated phone each).
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    phones: u32,
+    /// Phones running at once.
+    #[arg(long, default_value_t = 64, value_name = "C",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// How the phones authenticate.
+    #[arg(long, default_value = "auth-string", value_name = "MODE",
+          value_parser = ["auth-string", "null-string"])]
+    auth: String,
+    /// The phones' key type (what the devices are scheduled with).
+    #[arg(long, default_value = "p256", value_name = "KEY", value_parser = ["p256", "rsa2048"])]
+    key: String,
+    /// First device index: devices are SEP + 12 hex digits of FIRST..FIRST+N.
+    #[arg(long, default_value_t = 0, value_name = "INDEX")]
+    first_index: u64,
+    /// Start `capf serve --listen 127.0.0.1:0` on --data-dir as a child (initialising
+    /// the directory with --capf-key if needed) and report its CPU and memory.
+    #[arg(long)]
+    spawn_server: bool,
+    /// With --spawn-server on an uninitialised directory: the CAPF key.
+    #[arg(long, default_value = "p256", value_name = "KEY",
+          value_parser = ["p256", "p384", "rsa2048", "rsa3072", "rsa4096"])]
+    capf_key: String,
+    /// Phones stop when asked for a key and hold their connections until all wait.
+    #[arg(long)]
+    hold: bool,
+    /// Seconds a phone waits for each server message (and for connect + handshake).
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Print the figures as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one phone run gave.
+struct Sample {
+    latency: Duration,
+    error: Option<String>,
+}
+
+/// A server started by loadgen.
+struct Spawned {
+    child: Child,
+    addr: String,
+}
+
+impl Spawned {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (graceful), then SIGKILL after 15 s.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure> {
+    if args.hold && !args.spawn_server && args.server.is_none() {
+        return Err(Failure::usage("--hold needs --server or --spawn-server"));
+    }
+    let phone_key: KeySpec = args.key.parse().map_err(Failure::usage)?;
+    let mode = match args.auth.as_str() {
+        "null-string" => AuthMode::NullString,
+        _ => AuthMode::AuthString,
+    };
+    if args.spawn_server && !data.is_initialised() {
+        let capf_key: KeySpec = args.capf_key.parse().map_err(Failure::usage)?;
+        data.init(
+            &IdentityParams {
+                key: capf_key,
+                ..IdentityParams::default()
+            },
+            SystemTime::now(),
+        )?;
+        eprintln!(
+            "initialised {} (CAPF key {capf_key})",
+            data.root().display()
+        );
+    }
+
+    // Devices first, so the enrollments land in the server's store.
+    let strings = if data.is_initialised() {
+        let started = Instant::now();
+        let strings = schedule_devices(data, &args, mode, phone_key)?;
+        eprintln!(
+            "scheduled {} devices in {} ({:.1} s)",
+            args.phones,
+            data.root().display(),
+            started.elapsed().as_secs_f64()
+        );
+        strings
+    } else {
+        if mode == AuthMode::AuthString {
+            return Err(Failure::usage(
+                "--auth auth-string needs the server's --data-dir (to arm the strings); \
+                 use --auth null-string against a server whose devices are scheduled already",
+            ));
+        }
+        eprintln!(
+            "{} is not initialised: not scheduling devices (the server must have them)",
+            data.root().display()
+        );
+        Vec::new()
+    };
+
+    let cert_path = args
+        .capf_cert
+        .clone()
+        .unwrap_or_else(|| data.path(capf_ca::CERT_FILE));
+    let trusted = load_certificates(&cert_path)?;
+    let pool = key_pool(phone_key, args.phones)?;
+
+    if args.hold {
+        // Before the server starts: it inherits the limit.
+        raise_open_files(u64::from(args.phones).saturating_mul(2) + 1024);
+    }
+    let spawned = if args.spawn_server {
+        let sessions = args
+            .concurrency
+            .max(256)
+            .max(if args.hold { args.phones } else { 0 });
+        Some(spawn_server(data, sessions)?)
+    } else {
+        None
+    };
+    let server = match (&spawned, &args.server) {
+        (Some(s), _) => s.addr.clone(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => return Err(Failure::usage("give --server or --spawn-server")),
+    };
+
+    let result = drive(
+        &args,
+        &server,
+        trusted,
+        pool,
+        strings,
+        mode,
+        spawned.as_ref(),
+    );
+    if let Some(s) = spawned {
+        s.stop();
+    }
+    result
+}
+
+/// Inserts (or re-schedules) the devices, several threads at once (their
+/// transactions share fsyncs through the store's group commit). Returns
+/// each device's authentication string (auth-string mode).
+fn schedule_devices(
+    data: &DataDir,
+    args: &LoadgenArgs,
+    mode: AuthMode,
+    key: KeySpec,
+) -> Result<Vec<Option<AuthString>>, Failure> {
+    let store = data.open_store()?;
+    let n = usize::try_from(args.phones).map_err(Failure::usage)?;
+    let mut strings: Vec<Option<AuthString>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        strings.push(if mode == AuthMode::AuthString {
+            Some(AuthString::generate(8).map_err(Failure::new)?)
+        } else {
+            None
+        });
+    }
+    let next = AtomicUsize::new(0);
+    let threads = 16.min(n);
+    let errors: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(string) = strings.get(i) else {
+                            return Ok(());
+                        };
+                        let name = device_name(args.first_index, i)?;
+                        schedule_one(&store, name, mode, key, string.clone())?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| match w.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("a scheduling thread panicked".to_owned()),
+            })
+            .collect()
+    });
+    if let Some(e) = errors.first() {
+        return Err(Failure::new(format!("scheduling devices: {e}")));
+    }
+    Ok(strings)
+}
+
+fn schedule_one(
+    store: &SqliteStore,
+    name: DeviceName,
+    mode: AuthMode,
+    key: KeySpec,
+    string: Option<AuthString>,
+) -> Result<(), String> {
+    let existing = store.load(&name).map_err(|e| e.to_string())?;
+    let exists = existing.is_some();
+    let mut device = existing.unwrap_or_else(|| Device::new(name, mode));
+    device.policy.auth_mode = mode;
+    device.key = Some(key);
+    device.description = "capf loadgen".to_owned();
+    if let Some(s) = string {
+        device.policy.rearm(s);
+    }
+    device
+        .schedule(Operation::InstallUpgrade, None)
+        .map_err(|e| e.to_string())?;
+    if exists {
+        store.update(&device).map_err(|e| e.to_string())
+    } else {
+        store.insert(&device).map_err(|e| e.to_string())
+    }
+}
+
+fn device_name(first: u64, i: usize) -> Result<DeviceName, String> {
+    let index = first
+        .checked_add(u64::try_from(i).map_err(|e| e.to_string())?)
+        .filter(|n| *n <= 0xFFFF_FFFF_FFFF)
+        .ok_or("device index beyond 12 hex digits")?;
+    DeviceName::parse(&format!("SEP{index:012X}")).map_err(|e| e.to_string())
+}
+
+/// The CAPF certificates in a PEM file, or in `capf.pem` of a directory.
+fn load_certificates(path: &Path) -> Result<Vec<CaCertificate>, Failure> {
+    let file = if path.is_dir() {
+        path.join(capf_ca::CERT_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        Failure::new(format!(
+            "cannot read the CAPF certificate {}: {e} (give --capf-cert)",
+            file.display()
+        ))
+    })?;
+    CaCertificate::all_from_pem(&text, &file.display().to_string())
+        .map_err(|e| Failure::new(format!("{}: {e}", file.display())))
+}
+
+/// min(N, 64) keys, made on every core.
+fn key_pool(spec: KeySpec, phones: u32) -> Result<Vec<PrivateKey>, Failure> {
+    let size = usize::try_from(phones.min(64)).map_err(Failure::new)?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let keys: Result<Vec<Vec<PrivateKey>>, String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..cores.min(size))
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<PrivateKey>, String> {
+                    let mut out = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < size {
+                        out.push(PrivateKey::generate(spec).map_err(|e| e.to_string())?);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| "a key thread panicked".to_owned())
+                    .and_then(|r| r)
+            })
+            .collect()
+    });
+    let keys: Vec<PrivateKey> = keys.map_err(Failure::new)?.into_iter().flatten().collect();
+    eprintln!(
+        "generated {} {spec} phone keys ({:.1} s)",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(keys)
+}
+
+/// Runs `capf serve --listen 127.0.0.1:0` on the data directory and waits
+/// for its "listening on ADDR".
+fn spawn_server(data: &DataDir, max_sessions: u32) -> Result<Spawned, Failure> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .arg("--data-dir")
+        .arg(data.root())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        // Every phone comes from 127.0.0.1: lift the per-address limit too.
+        .arg("--max-sessions")
+        .arg(max_sessions.to_string())
+        .arg("--max-per-address")
+        .arg(max_sessions.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err(Failure::new("capf serve: no stdout"));
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            addr = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Failure::new(
+            "capf serve did not say where it listens (see its messages above)",
+        ));
+    };
+    // Keep draining its stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    eprintln!("started capf serve (pid {}) on {addr}", child.id());
+    Ok(Spawned { child, addr })
+}
+
+/// utime + stime of a process in seconds (Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 14 (utime) and 15 (stime) of stat(5); `rest` starts at field 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLOCK_TICKS_PER_SEC)
+}
+
+/// A /proc/PID/status field in KiB (VmHWM, VmRSS).
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Raises the open-file limit to its hard limit (prlimit(1); no unsafe
+/// code here), for many connections at once.
+fn raise_open_files(target: u64) {
+    let pid = std::process::id().to_string();
+    let _ = Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={target}:")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    // Nearest rank.
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.clamp(1, sorted.len()) - 1)
+        .copied()
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    args: &LoadgenArgs,
+    server: &str,
+    trusted: Vec<CaCertificate>,
+    pool: Vec<PrivateKey>,
+    strings: Vec<Option<AuthString>>,
+    mode: AuthMode,
+    spawned: Option<&Spawned>,
+) -> Result<Outcome, Failure> {
+    let n = usize::try_from(args.phones).map_err(Failure::usage)?;
+    // --hold: every phone must be connected at once.
+    let concurrency = if args.hold {
+        n
+    } else {
+        usize::try_from(args.concurrency)
+            .map_err(Failure::usage)?
+            .min(n)
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    let pool = Arc::new(pool);
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let pool = pool.clone();
+        let cursor = cursor.clone();
+        PhoneClient::new(phone_client_config(trusted.clone())?)
+            .with_connect_timeout(timeout)
+            .with_key_source(move |spec| {
+                let i = cursor.fetch_add(1, Ordering::Relaxed);
+                let key = pool.get(i % pool.len().max(1))?;
+                (key.spec() == spec).then(|| key.clone())
+            })
+    };
+    let client = Arc::new(client);
+    let connector = TlsConnector::from(Arc::new(phone_client_config(trusted)?));
+    let strings = Arc::new(strings);
+    let server_pid = spawned.map(|s| s.pid().to_string());
+    let bar = ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} {msg}")
+            .map_err(Failure::new)?
+            .progress_chars("=> "),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cpu_before = server_pid.as_deref().and_then(cpu_seconds);
+    let own_before = cpu_seconds("self");
+    let started = Instant::now();
+    let (samples, held) = runtime.block_on(async {
+        let next = Arc::new(AtomicUsize::new(0));
+        // --hold: each phone reports when it waits in key generation, and
+        // all stop once every phone waits (or the time is up).
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(HOLD_CONNECTING));
+        let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (client, connector, strings, next, bar, server) = (
+                client.clone(),
+                connector.clone(),
+                strings.clone(),
+                next.clone(),
+                bar.clone(),
+                server.to_owned(),
+            );
+            let (waiting, release_rx, hold) = (waiting.clone(), release_rx.clone(), args.hold);
+            let gate = gate.clone();
+            let first = args.first_index;
+            tasks.spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let begun = Instant::now();
+                    let error = match device_name(first, i) {
+                        Err(e) => Some(e),
+                        Ok(name) => {
+                            let credentials = match (mode, strings.get(i).cloned().flatten()) {
+                                (AuthMode::AuthString, Some(s)) => Credentials::AuthString(s),
+                                _ => Credentials::NullString,
+                            };
+                            let config = PhoneConfig::new(name.as_str(), credentials)
+                                .with_reply_timeout(timeout);
+                            if hold {
+                                hold_one(
+                                    &connector,
+                                    &server,
+                                    config,
+                                    timeout,
+                                    &waiting,
+                                    release_rx.clone(),
+                                    &gate,
+                                )
+                                .await
+                            } else {
+                                match client.run(&server, config).await {
+                                    Ok(run) => match run.outcome {
+                                        PhoneOutcome::Succeeded(PhoneSuccess::Installed {
+                                            ..
+                                        }) => None,
+                                        other => Some(format!("{name}: {other}")),
+                                    },
+                                    Err(e) => Some(format!("{name}: {e}")),
+                                }
+                            }
+                        }
+                    };
+                    bar.inc(1);
+                    samples.push(Sample {
+                        latency: begun.elapsed(),
+                        error,
+                    });
+                }
+                samples
+            });
+        }
+        let mut held = None;
+        if args.hold {
+            // Wait until every phone waits (or a minute passes), measure,
+            // then let them go.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while waiting.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                bar.set_message(format!("{} waiting", waiting.load(Ordering::Relaxed)));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let rss = server_pid
+                .as_deref()
+                .and_then(|pid| status_kib(pid, "VmRSS"));
+            held = Some((waiting.load(Ordering::Relaxed), rss, started.elapsed()));
+            let _ = release_tx.send(true);
+        }
+        let mut samples = Vec::with_capacity(n);
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(s) => samples.extend(s),
+                Err(e) => samples.push(Sample {
+                    latency: Duration::ZERO,
+                    error: Some(format!("a phone task failed: {e}")),
+                }),
+            }
+        }
+        (samples, held)
+    });
+    let wall = started.elapsed();
+    bar.finish_and_clear();
+    let cpu_after = server_pid.as_deref().and_then(cpu_seconds);
+    let own_after = cpu_seconds("self");
+    let peak_kib = server_pid
+        .as_deref()
+        .and_then(|pid| status_kib(pid, "VmHWM"));
+
+    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    latencies.sort_unstable();
+    let failures: Vec<&str> = samples.iter().filter_map(|s| s.error.as_deref()).collect();
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &failures {
+        // Group by the text after the device name.
+        let why = f.split_once(": ").map_or(*f, |(_, why)| why);
+        *reasons.entry(why).or_default() += 1;
+    }
+    let ok = samples.len() - failures.len();
+    let per_sec = ok as f64 / wall.as_secs_f64().max(1e-9);
+    let p50 = percentile(&latencies, 50.0);
+    let p99 = percentile(&latencies, 99.0);
+    let server_cpu = cpu_before.zip(cpu_after).map(|(b, a)| a - b);
+    let own_cpu = own_before.zip(own_after).map(|(b, a)| a - b);
+    let per_cpu_sec = server_cpu.filter(|c| *c > 0.0).map(|c| ok as f64 / c);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+
+    if args.json {
+        let first: Vec<&str> = failures.iter().take(REASONS_KEPT).copied().collect();
+        let mut out = json!({
+            "server": server,
+            "phones": n,
+            "concurrency": concurrency,
+            "auth": args.auth,
+            "phone_key": args.key,
+            "succeeded": ok,
+            "failed": failures.len(),
+            "first_failures": first,
+            "wall_seconds": wall.as_secs_f64(),
+            "enrollments_per_second": per_sec,
+            "latency_ms": { "p50": ms(p50), "p99": ms(p99),
+                            "max": latencies.last().map_or(0.0, |d| ms(*d)) },
+            "loadgen_cpu_seconds": own_cpu,
+        });
+        if spawned.is_some() {
+            out["server_cpu_seconds"] = json!(server_cpu);
+            out["server_cpu_seconds_per_enrollment"] =
+                json!(server_cpu.map(|c| c / (ok.max(1) as f64)));
+            out["enrollments_per_server_cpu_second"] = json!(per_cpu_sec);
+            out["server_peak_rss_kib"] = json!(peak_kib);
+        }
+        if let Some((waiting, rss, at)) = held {
+            out["held"] = json!({ "waiting": waiting, "server_rss_kib": rss,
+                                  "seconds_to_all_waiting": at.as_secs_f64() });
+        }
+        println!("{out:#}");
+    } else {
+        println!(
+            "{ok} of {n} {} ({} phones at once, {}, {} phone keys) in {:.2} s",
+            if args.hold { "held" } else { "enrolled" },
+            concurrency,
+            args.auth,
+            args.key,
+            wall.as_secs_f64()
+        );
+        println!("  enrollments/s:  {per_sec:.0}");
+        println!(
+            "  latency:        p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(p50),
+            ms(p99),
+            latencies.last().map_or(0.0, |d| ms(*d))
+        );
+        if let Some(c) = own_cpu {
+            println!("  loadgen CPU:    {c:.2} s");
+        }
+        if spawned.is_some() {
+            if let Some(c) = server_cpu {
+                println!(
+                    "  server CPU:     {c:.2} s = {:.3} ms per enrollment ({} per CPU-second)",
+                    c * 1000.0 / (ok.max(1) as f64),
+                    per_cpu_sec.map_or("-".to_owned(), |p| format!("{p:.0}"))
+                );
+            }
+            if let Some(k) = peak_kib {
+                println!("  server peak RSS: {:.1} MiB", k as f64 / 1024.0);
+            }
+        }
+        if let Some((waiting, rss, at)) = held {
+            println!(
+                "  held:           {waiting} phones waiting in key generation after {:.1} s; \
+                 server RSS then {}",
+                at.as_secs_f64(),
+                rss.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+            );
+        }
+        println!("  failures:       {}", failures.len());
+        for (why, count) in reasons.iter().take(REASONS_KEPT) {
+            println!("    {count} x {why}");
+        }
+    }
+    Ok(if failures.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::NotDone
+    })
+}
+
+/// One phone of --hold, a lean loop over `PhoneSession`: runs until the
+/// server asks for a key, counts itself as waiting, and closes the
+/// connection without answering once released. `None` when it got there.
+async fn hold_one(
+    connector: &TlsConnector,
+    server: &str,
+    config: PhoneConfig,
+    timeout: Duration,
+    waiting: &AtomicUsize,
+    mut release: tokio::sync::watch::Receiver<bool>,
+    gate: &tokio::sync::Semaphore,
+) -> Option<String> {
+    // Ramp up: at most HOLD_CONNECTING phones connect at once (the server
+    // bounds connections in their handshake).
+    let Ok(permit) = gate.acquire().await else {
+        return Some("closed".to_owned());
+    };
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Some(format!("connect: {e}")),
+        Err(_) => return Some("connect: timed out".to_owned()),
+    };
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from("capf").map_or(
+        ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+        |n| n.to_owned(),
+    );
+    let mut tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return Some(format!("TLS handshake: {e}")),
+        Err(_) => return Some("TLS handshake: timed out".to_owned()),
+    };
+    drop(permit);
+    let mut session = PhoneSession::new(config, SystemTime::now());
+    let mut codec = FrameCodec::new();
+    let mut inbound = BytesMut::with_capacity(1024);
+    let mut outbound = BytesMut::with_capacity(1024);
+    loop {
+        while let Some(t) = session.poll_transmit() {
+            outbound.clear();
+            if t.encode(&mut outbound).is_err() || tls.write_all(&outbound).await.is_err() {
+                return Some("connection lost".to_owned());
+            }
+        }
+        let _ = tls.flush().await;
+        match session.poll_event() {
+            Some(PhoneEvent::GenerateKey(_)) => {
+                waiting.fetch_add(1, Ordering::Relaxed);
+                let _ = release.wait_for(|r| *r).await;
+                return None;
+            }
+            Some(PhoneEvent::Finished) | None => {}
+            Some(other) => return Some(format!("unexpected {other:?}")),
+        }
+        if session.is_finished() {
+            return Some(format!(
+                "never asked for a key: {}",
+                session
+                    .outcome()
+                    .map_or("no outcome".to_owned(), |o| o.to_string())
+            ));
+        }
+        match codec.decode(&mut inbound) {
+            Ok(Some(frame)) => {
+                match Message::from_frame(&frame) {
+                    Ok(m) => session.handle_message(SystemTime::now(), m, frame.session_id),
+                    Err(e) => session.malformed_message(SystemTime::now(), &e),
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => return Some(format!("bad frame: {e}")),
+        }
+        match tokio::time::timeout(timeout, tls.read_buf(&mut inbound)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some("connection lost".to_owned()),
+            Ok(Ok(_)) => {}
+            Err(_) => return Some("timed out waiting for the server".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_percentiles() {
+        assert_eq!(
+            device_name(0, 255).map(|n| n.to_string()).ok(),
+            Some("SEP0000000000FF".to_owned())
+        );
+        assert!(device_name(0xFFFF_FFFF_FFFF, 1).is_err());
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&[], 99.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn own_cpu_is_readable() {
+        assert!(cpu_seconds("self").is_some());
+        assert!(status_kib("self", "VmHWM").is_some());
+    }
+}

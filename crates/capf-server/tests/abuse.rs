@@ -1,0 +1,705 @@
+//! Abuse: slow and idle clients bounded by the timeouts, the per-address
+//! connection limit, 10,000 guesses at one device's string, and malformed
+//! frames over TLS, each while (or followed by) a real phone enrolling
+//! normally. Servers run on 127.0.0.1 (ephemeral port) with short timeouts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, BytesMut};
+use capf_auth::{AuthMode, AuthString, Operation};
+use capf_operations::capf_wire::{
+    AuthResponse, Command, Frame, FrameCodec, Message, Password, Reason, Tag,
+};
+use capf_operations::phone::PhoneConfig;
+use capf_operations::{
+    DeviceStore, OutcomeKind, ServerConfig, ServerSession, ServiceParameters, SessionDriver,
+};
+use capf_server::{CapfServer, ServerError, ServerOptions};
+use capf_store::SqliteStore;
+use common::{P256, assert_installed, auth_string, device, init_data_dir, name};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// Longest wait for anything in these tests.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Short CAPF timeouts: one second for AUTH_RESPONSE and for any reply.
+fn short_params() -> ServiceParameters {
+    ServiceParameters {
+        auth_timeout: Duration::from_secs(1),
+        reply_timeout: Duration::from_secs(1),
+        ..ServiceParameters::default()
+    }
+}
+
+fn short_options(root: &Path) -> ServerOptions {
+    ServerOptions {
+        handshake_timeout: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(1),
+        ..common::options(root)
+    }
+}
+
+/// A server like `common::Server` but with service parameters chosen here.
+struct Abused {
+    store: Arc<SqliteStore>,
+    addr: String,
+    tls: Arc<rustls::ClientConfig>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Abused {
+    async fn start(root: &Path, params: ServiceParameters, options: ServerOptions) -> Abused {
+        let data = init_data_dir(root);
+        let identity = data.identity().unwrap();
+        let issuer = data.issuer(&identity).unwrap();
+        let trust = data.trust_store(&issuer).unwrap();
+        let store = Arc::new(data.open_store().unwrap());
+        let dyn_store: Arc<dyn DeviceStore> = store.clone();
+        let server = CapfServer::bind(
+            &identity,
+            issuer,
+            dyn_store,
+            ServerConfig::new(params, trust),
+            options,
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addrs()[0].to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let tls = Arc::new(
+            capf_server::phone_client_config(vec![identity.certificate().clone()]).unwrap(),
+        );
+        Abused {
+            store,
+            addr,
+            tls,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(LIMIT, task)
+                .await
+                .expect("server stops")
+                .expect("server task")
+                .expect("server ran");
+        }
+    }
+
+    fn add_install(&self, n: &str, string: &str) {
+        self.store
+            .insert(&device(
+                n,
+                AuthMode::AuthString,
+                Operation::InstallUpgrade,
+                Some(string),
+                P256,
+            ))
+            .unwrap();
+    }
+
+    /// A real phone enrolls `n` with `string`, and the record says so.
+    async fn enroll(&self, n: &str, string: &str) {
+        let client = capf_server::PhoneClient::new((*self.tls).clone());
+        let run = tokio::time::timeout(
+            LIMIT,
+            client.run(&self.addr, PhoneConfig::new(n, auth_string(string))),
+        )
+        .await
+        .expect("phone within the limit")
+        .expect("phone connected");
+        assert_installed(&run);
+        common::wait_lease_free(&self.store, n).await;
+        let d = self.store.load(&name(n)).unwrap().unwrap();
+        assert_eq!(d.status_label(), "Install/Upgrade successful");
+    }
+
+    async fn raw(&self) -> RawPhone {
+        RawPhone::connect(&self.addr, self.tls.clone()).await
+    }
+}
+
+/// A phone that writes whatever bytes the test gives it, over TLS.
+struct RawPhone {
+    stream: TlsStream<TcpStream>,
+    codec: FrameCodec,
+    inbound: BytesMut,
+}
+
+/// What the server did next.
+#[derive(Debug)]
+enum Heard {
+    Message(u32, Message),
+    Closed,
+}
+
+impl RawPhone {
+    async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>) -> RawPhone {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let stream = tokio::time::timeout(
+            LIMIT,
+            TlsConnector::from(tls).connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
+        )
+        .await
+        .expect("handshake within the limit")
+        .expect("TLS handshake");
+        RawPhone {
+            stream,
+            codec: FrameCodec::new(),
+            inbound: BytesMut::new(),
+        }
+    }
+
+    /// The next message, or the close (bounded by `LIMIT`).
+    async fn hear(&mut self) -> Heard {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.inbound).expect("server frames") {
+                let message = Message::from_frame(&frame).expect("server messages");
+                return Heard::Message(frame.session_id, message);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbound)).await {
+                Err(_) => panic!("the server neither answered nor closed"),
+                Ok(Ok(0) | Err(_)) => return Heard::Closed,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// AUTH_REQUEST, with its session id.
+    async fn auth_request(&mut self) -> u32 {
+        match self.hear().await {
+            Heard::Message(id, Message::AuthRequest(_)) => id,
+            other => panic!("expected AUTH_REQUEST, got {other:?}"),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        // The server may already have closed: that is one allowed answer.
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
+    /// The server ends the session: END_SESSION with `reason` (if one comes
+    /// at all) and then the close. Returns the reason heard, if any.
+    async fn ended(&mut self) -> Option<Reason> {
+        match self.hear().await {
+            Heard::Closed => None,
+            Heard::Message(_, Message::EndSession(r)) => {
+                assert!(
+                    matches!(self.hear().await, Heard::Closed),
+                    "the server closes after END_SESSION"
+                );
+                Some(r.reason)
+            }
+            Heard::Message(_, other) => panic!("expected END_SESSION or a close, got {other:?}"),
+        }
+    }
+
+    /// Ended with END_SESSION(7) or a bare close, nothing else.
+    async fn ended_in_error(&mut self) {
+        if let Some(reason) = self.ended().await {
+            assert_eq!(reason, Reason::InvalidElement);
+        }
+    }
+}
+
+fn auth_response(device: &str, password: &str) -> Message {
+    Message::AuthResponse(Box::new(AuthResponse::with_password(
+        device,
+        Password::new(password.as_bytes().to_vec()),
+    )))
+}
+
+fn frame_bytes(message: &Message, session_id: u32) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    message.encode(session_id, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// A raw frame: header (with any declared length) and body bytes.
+fn raw_frame(command: u8, session_id: u32, declared: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_u8(0x55);
+    out.put_u8(command);
+    out.put_u32(session_id);
+    out.put_u16(declared);
+    out.put_slice(body);
+    out.to_vec()
+}
+
+fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), f)
+                .await
+                .expect("test within its bound");
+        });
+}
+
+/// A byte-every-200-ms ClientHello is closed at the handshake timeout; a
+/// client idle after TLS gets END_SESSION at the AUTH_RESPONSE timeout; a
+/// client that stalls before its public key gets END_SESSION at the reply
+/// timeout, and the operation stays pending with its string armed. A real
+/// phone enrolls meanwhile, and the stalled device enrolls afterwards.
+#[test]
+fn slow_and_idle_clients_are_ended_by_the_timeouts_while_a_phone_enrolls() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = Abused::start(tmp.path(), short_params(), short_options(tmp.path())).await;
+        server.add_install("SEP000000000001", "11111111");
+        server.add_install("SEP000000000002", "22222222");
+
+        // Slowloris: a TLS handshake record trickled one byte at a time.
+        // 200 bytes would take 40 s; the server closes long before.
+        let slowloris = {
+            let addr = server.addr.clone();
+            tokio::spawn(async move {
+                let mut tcp = TcpStream::connect(&addr).await.unwrap();
+                let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0xc4, 0x01, 0x00, 0x00, 0xc0];
+                hello.resize(200, 0x03);
+                let mut sent = 0;
+                let mut buf = [0u8; 64];
+                for b in &hello {
+                    if tcp.write_all(&[*b]).await.is_err() {
+                        return sent;
+                    }
+                    sent += 1;
+                    match tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await
+                    {
+                        Err(_) => {}                       // still open
+                        Ok(Ok(0) | Err(_)) => return sent, // closed
+                        Ok(Ok(_)) => {}                    // an alert: read on to the close
+                    }
+                }
+                sent
+            })
+        };
+
+        // Idle after TLS: AUTH_REQUEST, then nothing.
+        let mut idle = server.raw().await;
+        idle.auth_request().await;
+
+        // Stalls before its public key: authenticated, then silent.
+        let mut stall = server.raw().await;
+        let id = stall.auth_request().await;
+        stall
+            .send(&frame_bytes(
+                &auth_response("SEP000000000002", "22222222"),
+                id,
+            ))
+            .await;
+        match stall.hear().await {
+            Heard::Message(_, Message::KeyGenerateRequest(_)) => {}
+            other => panic!("expected KEY_GENERATE_REQUEST, got {other:?}"),
+        }
+
+        // Meanwhile a real phone enrolls.
+        server.enroll("SEP000000000001", "11111111").await;
+
+        assert_eq!(idle.ended().await, Some(Reason::InvalidElement));
+        assert_eq!(stall.ended().await, Some(Reason::InvalidElement));
+        let sent = slowloris.await.unwrap();
+        assert!(sent < 200, "the trickled hello was cut off (sent {sent})");
+
+        // The stalled install is still pending, its string still armed, and
+        // the reason recorded; the phone's retry completes it.
+        common::wait_lease_free(&server.store, "SEP000000000002").await;
+        let d = server
+            .store
+            .load(&name("SEP000000000002"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+        assert!(d.policy.auth_string.is_some());
+        assert!(
+            d.last_error
+                .as_ref()
+                .is_some_and(|e| e.reason.contains("timed out") || e.reason.contains("waiting")),
+            "{:?}",
+            d.last_error
+        );
+        server.enroll("SEP000000000002", "22222222").await;
+        server.stop().await;
+    });
+}
+
+/// `max_per_address` bounds the connections one IP address holds
+/// (handshaking or in session): one more is closed at once; when one
+/// goes, a new one is served.
+#[test]
+fn connections_beyond_the_per_address_limit_are_closed_at_once() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = ServerOptions {
+            max_per_address: 3,
+            handshake_timeout: Duration::from_secs(30),
+            ..short_options(tmp.path())
+        };
+        let params = ServiceParameters {
+            auth_timeout: Duration::from_secs(30),
+            ..short_params()
+        };
+        let server = Abused::start(tmp.path(), params, options).await;
+        server.add_install("SEP000000000003", "33333333");
+
+        // Two idle TCP connections (in their handshake) and one in session.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(TcpStream::connect(&server.addr).await.unwrap());
+        }
+        let mut in_session = server.raw().await;
+        in_session.auth_request().await;
+
+        // A fourth (TLS) from the same address is closed without a
+        // handshake, however often it tries.
+        for _ in 0..3 {
+            let tcp = TcpStream::connect(&server.addr).await.unwrap();
+            let refused = tokio::time::timeout(
+                LIMIT,
+                TlsConnector::from(server.tls.clone())
+                    .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
+            )
+            .await
+            .expect("refused within the limit");
+            assert!(refused.is_err(), "a fourth connection was served");
+        }
+
+        // One idle connection goes: a new one is served, and a phone
+        // enrolls once the rest go too.
+        drop(held.pop());
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let tcp = TcpStream::connect(&server.addr).await.unwrap();
+            let tls = TlsConnector::from(server.tls.clone())
+                .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+                .await;
+            if let Ok(mut stream) = tls {
+                let mut buf = BytesMut::new();
+                let n = tokio::time::timeout(LIMIT, stream.read_buf(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(n > 0, "the admitted connection hears AUTH_REQUEST");
+                assert_eq!(buf[1], Command::AuthRequest.to_u8());
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the freed slot was never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(held);
+        drop(in_session);
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let client = capf_server::PhoneClient::new((*server.tls).clone());
+            let run = client
+                .run(
+                    &server.addr,
+                    PhoneConfig::new("SEP000000000003", auth_string("33333333")),
+                )
+                .await;
+            if let Ok(ref run) = run
+                && run.installed.is_some()
+            {
+                assert_installed(run);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the phone was never admitted: {:?}",
+                run.map(|r| r.outcome)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.stop().await;
+    });
+}
+
+/// 10,000 wrong guesses at one device's string (the right one among them,
+/// after the lockout) authenticate nothing; the device is locked after the
+/// limit and stays locked after the store is closed and reopened, until the
+/// operator re-arms it. Sessions run in memory (`SessionDriver`) over a
+/// SQLite file, so every counter goes through the real store.
+#[test]
+fn ten_thousand_guesses_get_nothing_and_the_lockout_survives_a_restart() {
+    const GUESSES: u32 = 10_000;
+    const DEVICE: &str = "SEP0000000000AA";
+    const RIGHT: &str = "31415926";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = init_data_dir(tmp.path());
+    let identity = data.identity().unwrap();
+    let issuer = data.issuer(&identity).unwrap();
+    let trust = data.trust_store(&issuer).unwrap();
+    let params = ServiceParameters::default();
+    let limit = params.auth_failure_limit;
+    let config = Arc::new(ServerConfig::new(params, trust));
+
+    // One session: AUTH_RESPONSE with `guess`. Returns whether the server
+    // asked for a key (authenticated) and how the session ended.
+    let attempt = |store: &SqliteStore, id: u32, guess: &str| -> (bool, Option<OutcomeKind>) {
+        let now = SystemTime::now();
+        let mut session = ServerSession::new(id, config.clone(), now);
+        let mut driver = SessionDriver::new(store, &issuer, Duration::from_secs(60));
+        let mut authenticated = false;
+        let mut drain = |session: &mut ServerSession| {
+            while let Some(t) = session.poll_transmit() {
+                if matches!(t.message, Message::KeyGenerateRequest(_)) {
+                    authenticated = true;
+                }
+            }
+        };
+        drain(&mut session);
+        session.handle_message(now, id, auth_response(DEVICE, guess));
+        let outcome = driver.service(&mut session, now);
+        drain(&mut session);
+        (authenticated, outcome.map(|o| o.kind))
+    };
+
+    let db = tmp.path().join("guesses.db");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        store
+            .insert(&device(
+                DEVICE,
+                AuthMode::AuthString,
+                Operation::InstallUpgrade,
+                Some(RIGHT),
+                P256,
+            ))
+            .unwrap();
+        let mut refused = 0;
+        for i in 0..GUESSES {
+            // Every 8-digit guess but the right one; the right one is tried
+            // too, half-way, long after the lockout.
+            let guess = if i == GUESSES / 2 {
+                RIGHT.to_owned()
+            } else {
+                let g = format!("{:08}", 10_000_000 + i);
+                assert_ne!(g, RIGHT);
+                g
+            };
+            let (authenticated, outcome) = attempt(&store, i + 1, &guess);
+            assert!(!authenticated, "guess {i} ({guess}) authenticated");
+            assert!(
+                matches!(outcome, Some(OutcomeKind::Refused(_))),
+                "guess {i}: {outcome:?}"
+            );
+            refused += 1;
+            if i + 1 == limit {
+                let d = store.load(&name(DEVICE)).unwrap().unwrap();
+                assert!(d.policy.locked, "locked after {limit} wrong strings");
+            }
+        }
+        assert_eq!(refused, GUESSES);
+        let d = store.load(&name(DEVICE)).unwrap().unwrap();
+        assert!(d.policy.locked);
+        assert!(d.lsc.is_none());
+        assert!(store.issued_certificates(&name(DEVICE)).unwrap().is_empty());
+        let audit = store.audit_log(&name(DEVICE)).unwrap();
+        assert_eq!(audit.iter().filter(|e| e.event == "lockout").count(), 1);
+    }
+
+    // "Restart": a new store on the same file. Still locked; the right
+    // string still gets nothing.
+    let store = SqliteStore::open(&db).unwrap();
+    let d = store.load(&name(DEVICE)).unwrap().unwrap();
+    assert!(d.policy.locked, "the lockout survives a restart");
+    let (authenticated, outcome) = attempt(&store, GUESSES + 1, RIGHT);
+    assert!(!authenticated);
+    assert!(
+        matches!(outcome, Some(OutcomeKind::Refused(_))),
+        "{outcome:?}"
+    );
+
+    // The operator re-arms with a new string: that one authenticates.
+    let mut d = store.load(&name(DEVICE)).unwrap().unwrap();
+    d.policy.rearm("27182818".parse::<AuthString>().unwrap());
+    store.update(&d).unwrap();
+    let (authenticated, _) = attempt(&store, GUESSES + 2, "27182818");
+    assert!(authenticated, "a re-armed device authenticates");
+}
+
+/// Malformed input over TLS: each case gets END_SESSION(7) or a close, and
+/// the server then serves a real phone normally.
+#[test]
+fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = Abused::start(tmp.path(), short_params(), short_options(tmp.path())).await;
+        server.add_install("SEP000000000004", "44444444");
+
+        // Each case: what to send after AUTH_REQUEST (given its session id).
+        type Case = (&'static str, Box<dyn Fn(u32) -> Vec<u8>>);
+        let cases: Vec<Case> = vec![
+            (
+                "declared body larger than the server accepts",
+                Box::new(|id| raw_frame(2, id, 0xffff, &[0u8; 64])),
+            ),
+            (
+                "element longer than its frame",
+                Box::new(|id| raw_frame(2, id, 6, &[13, 0x01, 0x00, b'S', b'E', b'P'])),
+            ),
+            (
+                "element header cut by the frame end",
+                Box::new(|id| raw_frame(2, id, 2, &[13, 0x00])),
+            ),
+            (
+                "a known tag twice",
+                Box::new(|id| {
+                    let mut body = Vec::new();
+                    for _ in 0..2 {
+                        body.extend_from_slice(&[13, 0, 16]);
+                        body.extend_from_slice(b"SEP000000000004\0");
+                    }
+                    raw_frame(2, id, u16::try_from(body.len()).unwrap(), &body)
+                }),
+            ),
+            (
+                "wrong protocol id",
+                Box::new(|id| {
+                    let mut f = frame_bytes(&auth_response("SEP000000000004", "44444444"), id);
+                    f[0] = 0x54;
+                    f
+                }),
+            ),
+            (
+                "unknown command",
+                Box::new(|id| raw_frame(0x63, id, 4, &[0x63, 0, 1, 0])),
+            ),
+            (
+                "a command phones never send",
+                Box::new(|id| frame_bytes(&Message::end_session(Reason::SUCCESS), id)),
+            ),
+            (
+                "wrong session id",
+                Box::new(|id| {
+                    frame_bytes(
+                        &auth_response("SEP000000000004", "44444444"),
+                        id.wrapping_add(1),
+                    )
+                }),
+            ),
+            (
+                "STORE_CERTIFICATE_RESPONSE before authenticating",
+                Box::new(|id| {
+                    raw_frame(
+                        Command::StoreCertificateResponse.to_u8(),
+                        id,
+                        4,
+                        &[1, 0, 1, 1],
+                    )
+                }),
+            ),
+            (
+                "KEY_GENERATE_RESPONSE before authenticating",
+                Box::new(|id| {
+                    Frame::new(Command::KeyGenerateResponse, id)
+                        .with(Tag::Reason, vec![1u8])
+                        .to_bytes()
+                        .unwrap()
+                        .to_vec()
+                }),
+            ),
+            (
+                "REQUEST_IN_PROGRESS before authenticating",
+                Box::new(|id| raw_frame(Command::RequestInProgress.to_u8(), id, 0, &[])),
+            ),
+            (
+                "a truncated frame, then silence",
+                Box::new(|id| raw_frame(2, id, 40, &[13, 0, 16])),
+            ),
+        ];
+        for (what, bytes) in &cases {
+            let mut phone = server.raw().await;
+            let id = phone.auth_request().await;
+            phone.send(&bytes(id)).await;
+            let heard = phone.ended().await;
+            assert!(
+                heard.is_none() || heard == Some(Reason::InvalidElement),
+                "{what}: {heard:?}"
+            );
+        }
+
+        // Unknown tags are skipped, never fatal: an AUTH_RESPONSE with one
+        // for an unknown device is answered UNKNOWN_DEVICE (9).
+        let mut phone = server.raw().await;
+        let id = phone.auth_request().await;
+        let mut frame = auth_response("SEP0000000000FF", "12345678")
+            .to_frame(id)
+            .unwrap();
+        frame = frame.with(Tag::from(0x77), vec![1u8, 2, 3]);
+        phone.send(&frame.to_bytes().unwrap()).await;
+        assert_eq!(phone.ended().await, Some(Reason::UnknownDevice));
+
+        // Out of order after authenticating: STORE_CERTIFICATE_RESPONSE
+        // instead of the key. The session ends in error; the operation stays
+        // pending and its string armed.
+        let mut phone = server.raw().await;
+        let id = phone.auth_request().await;
+        phone
+            .send(&frame_bytes(
+                &auth_response("SEP000000000004", "44444444"),
+                id,
+            ))
+            .await;
+        match phone.hear().await {
+            Heard::Message(_, Message::KeyGenerateRequest(_)) => {}
+            other => panic!("expected KEY_GENERATE_REQUEST, got {other:?}"),
+        }
+        phone
+            .send(&raw_frame(
+                Command::StoreCertificateResponse.to_u8(),
+                id,
+                4,
+                &[1, 0, 1, 1],
+            ))
+            .await;
+        phone.ended_in_error().await;
+        common::wait_lease_free(&server.store, "SEP000000000004").await;
+        let d = server
+            .store
+            .load(&name("SEP000000000004"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+        assert!(d.policy.auth_string.is_some());
+        assert!(
+            server
+                .store
+                .issued_certificates(&name("SEP000000000004"))
+                .unwrap()
+                .is_empty()
+        );
+
+        // The next phone is served normally.
+        server.enroll("SEP000000000004", "44444444").await;
+        server.stop().await;
+    });
+}

@@ -1,0 +1,404 @@
+//! Disk faults: a `DeviceStore` wrapper around the SQLite store whose
+//! commits fail on demand (as on a full or failing disk). The phone gets
+//! END_SESSION with an error, no certificate leaves without its durable
+//! record, the server stays up, and once the fault clears the next attempt
+//! enrolls.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use capf_auth::{AuthMode, Operation};
+use capf_operations::phone::{FailureCause, PhoneConfig, PhoneOutcome};
+use capf_operations::{
+    AuditEntry, Device, DeviceName, DevicePage, DeviceQuery, DeviceStore, IssuedRecord, Lease,
+    OperationsError, ServerConfig, SessionCommit,
+};
+use capf_server::{CapfServer, ServerError};
+use capf_store::SqliteStore;
+use common::handset::{Ending, Script, run_scripted};
+use common::{P256, assert_installed, auth_string, device, init_data_dir, name};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Which commits fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Fault {
+    None = 0,
+    /// `SessionCommit::Issued`: the record of a freshly signed LSC.
+    Issued = 1,
+    /// `SessionCommit::Completed`: the phone's confirmation.
+    Completed = 2,
+    /// Every commit (policy, issued, completed, failed).
+    All = 3,
+}
+
+/// The SQLite store, with commits that fail while a fault is set.
+struct FailingStore {
+    inner: SqliteStore,
+    fault: AtomicU8,
+    injected: AtomicU32,
+}
+
+impl FailingStore {
+    fn set(&self, fault: Fault) {
+        self.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    fn fails(&self, commit: &SessionCommit) -> bool {
+        let fault = self.fault.load(Ordering::SeqCst);
+        fault == Fault::All as u8
+            || (fault == Fault::Issued as u8 && matches!(commit, SessionCommit::Issued(_)))
+            || (fault == Fault::Completed as u8
+                && matches!(commit, SessionCommit::Completed { .. }))
+    }
+}
+
+impl DeviceStore for FailingStore {
+    fn load(&self, n: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        self.inner.load(n)
+    }
+    fn insert(&self, d: &Device) -> Result<(), OperationsError> {
+        self.inner.insert(d)
+    }
+    fn update(&self, d: &Device) -> Result<(), OperationsError> {
+        self.inner.update(d)
+    }
+    fn remove(&self, n: &DeviceName) -> Result<bool, OperationsError> {
+        self.inner.remove(n)
+    }
+    fn find(&self, q: &DeviceQuery) -> Result<DevicePage, OperationsError> {
+        self.inner.find(q)
+    }
+    fn acquire_lease(
+        &self,
+        n: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<Lease, OperationsError> {
+        self.inner.acquire_lease(n, now, ttl)
+    }
+    fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
+        self.inner.release_lease(lease)
+    }
+    fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
+        if self.fails(commit) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err(OperationsError::Store(
+                "disk I/O error (injected): database or disk is full".into(),
+            ));
+        }
+        self.inner.commit(lease, commit)
+    }
+    fn issued_certificates(&self, n: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
+        self.inner.issued_certificates(n)
+    }
+    fn audit_log(&self, n: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+        self.inner.audit_log(n)
+    }
+}
+
+struct Faulty {
+    store: Arc<FailingStore>,
+    addr: String,
+    tls: Arc<rustls::ClientConfig>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Faulty {
+    async fn start(root: &Path) -> Faulty {
+        let data = init_data_dir(root);
+        let identity = data.identity().unwrap();
+        let issuer = data.issuer(&identity).unwrap();
+        let trust = data.trust_store(&issuer).unwrap();
+        let inner = data.open_store().unwrap();
+        let params = inner.load_parameters().unwrap();
+        let store = Arc::new(FailingStore {
+            inner,
+            fault: AtomicU8::new(Fault::None as u8),
+            injected: AtomicU32::new(0),
+        });
+        let dyn_store: Arc<dyn DeviceStore> = store.clone();
+        let server = CapfServer::bind(
+            &identity,
+            issuer,
+            dyn_store,
+            ServerConfig::new(params, trust),
+            common::options(root),
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addrs()[0].to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let tls = Arc::new(
+            capf_server::phone_client_config(vec![identity.certificate().clone()]).unwrap(),
+        );
+        Faulty {
+            store,
+            addr,
+            tls,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(LIMIT, task)
+                .await
+                .expect("server stops")
+                .expect("server task")
+                .expect("server ran");
+        }
+    }
+
+    fn add_install(&self, n: &str, string: &str) {
+        self.store
+            .insert(&device(
+                n,
+                AuthMode::AuthString,
+                Operation::InstallUpgrade,
+                Some(string),
+                P256,
+            ))
+            .unwrap();
+    }
+
+    fn load(&self, n: &str) -> Device {
+        self.store.load(&name(n)).unwrap().unwrap()
+    }
+
+    /// A phone that reports any certificate it is sent (and stops there).
+    /// Returns the certificate, if one came, and how the session ended.
+    async fn watched_phone(&self, n: &str, string: &str) -> (Option<Vec<u8>>, Ending) {
+        let (cert_tx, mut cert_rx) = oneshot::channel();
+        let (_release, held) = oneshot::channel::<()>();
+        let ending = tokio::time::timeout(
+            LIMIT,
+            run_scripted(
+                self.addr.clone(),
+                self.tls.clone(),
+                PhoneConfig::new(n, auth_string(string)),
+                Script {
+                    hold_at_store: Some((cert_tx, held)),
+                    ..Script::default()
+                },
+            ),
+        )
+        .await
+        .expect("phone within the limit");
+        (cert_rx.try_recv().ok(), ending)
+    }
+
+    /// A real phone enrolls (the fault cleared).
+    async fn enroll(&self, n: &str, string: &str) -> Vec<u8> {
+        let client = capf_server::PhoneClient::new((*self.tls).clone());
+        let run = tokio::time::timeout(
+            LIMIT,
+            client.run(&self.addr, PhoneConfig::new(n, auth_string(string))),
+        )
+        .await
+        .expect("phone within the limit")
+        .expect("phone connected");
+        let (der, _) = assert_installed(&run);
+        wait_free(&self.store, n).await;
+        assert_eq!(self.load(n).status_label(), "Install/Upgrade successful");
+        der
+    }
+}
+
+async fn wait_free(store: &Arc<FailingStore>, n: &str) {
+    let device = name(n);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        match store.acquire_lease(&device, SystemTime::now(), Duration::from_secs(5)) {
+            Ok(lease) => {
+                store.release_lease(&lease).unwrap();
+                return;
+            }
+            Err(OperationsError::DeviceBusy { .. }) => {}
+            Err(e) => panic!("lease on {n}: {e}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lease never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The phone heard END_SESSION(7) (the server's error), nothing else.
+fn assert_ended_in_error(ending: &Ending) {
+    match ending {
+        Ending::Finished {
+            outcome: PhoneOutcome::Failed(f),
+            installed: None,
+        } => match &f.cause {
+            FailureCause::Refused(r) | FailureCause::EndedByServer(r) => {
+                assert_eq!(u8::from(*r), 7, "{f:?}")
+            }
+            other => panic!("expected END_SESSION(7), got {other:?}"),
+        },
+        other => panic!("expected a failed session without a certificate, got {other:?}"),
+    }
+}
+
+fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), f)
+                .await
+                .expect("test within its bound");
+        });
+}
+
+/// The record of a signed LSC cannot be written: the certificate is never
+/// sent, the phone hears END_SESSION(7), nothing is recorded as issued, the
+/// operation stays pending with its string armed; the server keeps serving,
+/// and once the disk is back the next attempt enrolls.
+#[test]
+fn failing_issued_record_sends_no_certificate_and_the_retry_enrolls() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = Faulty::start(tmp.path()).await;
+        server.add_install("SEP00000000D001", "12121212");
+        server.set_fault(Fault::Issued);
+        for _ in 0..3 {
+            let (cert, ending) = server.watched_phone("SEP00000000D001", "12121212").await;
+            assert!(cert.is_none(), "a certificate left without its record");
+            assert_ended_in_error(&ending);
+            wait_free(&server.store, "SEP00000000D001").await;
+        }
+        assert_eq!(server.store.injected.load(Ordering::SeqCst), 3);
+        assert!(
+            server
+                .store
+                .issued_certificates(&name("SEP00000000D001"))
+                .unwrap()
+                .is_empty()
+        );
+        let d = server.load("SEP00000000D001");
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+        assert!(d.policy.auth_string.is_some());
+        assert!(d.lsc.is_none());
+
+        server.set_fault(Fault::None);
+        let der = server.enroll("SEP00000000D001", "12121212").await;
+        let issued = server
+            .store
+            .issued_certificates(&name("SEP00000000D001"))
+            .unwrap();
+        assert_eq!(issued.len(), 1);
+        assert_eq!(issued[0].certificate.der, der);
+        assert!(issued[0].delivered);
+        server.stop().await;
+    });
+}
+
+/// Every commit fails (policy counters included): every phone hears
+/// END_SESSION(7) and none gets a certificate, whether its string is right
+/// or wrong; nothing changes on disk; then the disk comes back and the
+/// device enrolls.
+#[test]
+fn failing_every_commit_ends_sessions_in_error_and_changes_nothing() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = Faulty::start(tmp.path()).await;
+        server.add_install("SEP00000000D002", "34343434");
+        let before = server.load("SEP00000000D002");
+        server.set_fault(Fault::All);
+        for string in ["34343434", "99999999", "34343434"] {
+            let (cert, ending) = server.watched_phone("SEP00000000D002", string).await;
+            assert!(cert.is_none(), "a certificate left without its record");
+            assert_ended_in_error(&ending);
+            wait_free(&server.store, "SEP00000000D002").await;
+        }
+        assert!(server.store.injected.load(Ordering::SeqCst) >= 3);
+        let after = server.load("SEP00000000D002");
+        assert_eq!(after.policy, before.policy, "nothing was committed");
+        assert!(
+            server
+                .store
+                .issued_certificates(&name("SEP00000000D002"))
+                .unwrap()
+                .is_empty()
+        );
+
+        server.set_fault(Fault::None);
+        server.enroll("SEP00000000D002", "34343434").await;
+        server.stop().await;
+    });
+}
+
+/// The phone's confirmation cannot be recorded: the operation is not
+/// marked successful (END_SESSION(7), string still armed, the certificate
+/// recorded but not delivered); the retry issues a new one and completes.
+#[test]
+fn failing_completion_marks_nothing_successful_and_the_retry_completes() {
+    runtime_test(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = Faulty::start(tmp.path()).await;
+        server.add_install("SEP00000000D003", "56565656");
+        server.set_fault(Fault::Completed);
+        let client = capf_server::PhoneClient::new((*server.tls).clone());
+        let run = tokio::time::timeout(
+            LIMIT,
+            client.run(
+                &server.addr,
+                PhoneConfig::new("SEP00000000D003", auth_string("56565656")),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(!run.outcome.is_success(), "{:?}", run.outcome);
+        wait_free(&server.store, "SEP00000000D003").await;
+        assert_eq!(server.store.injected.load(Ordering::SeqCst), 1);
+        let d = server.load("SEP00000000D003");
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+        assert!(d.policy.auth_string.is_some());
+        assert!(d.lsc.is_none());
+        let issued = server
+            .store
+            .issued_certificates(&name("SEP00000000D003"))
+            .unwrap();
+        assert_eq!(issued.len(), 1);
+        assert!(!issued[0].delivered);
+
+        server.set_fault(Fault::None);
+        let der = server.enroll("SEP00000000D003", "56565656").await;
+        let issued = server
+            .store
+            .issued_certificates(&name("SEP00000000D003"))
+            .unwrap();
+        assert_eq!(issued.len(), 2);
+        assert_ne!(
+            issued[0].certificate.serial_hex,
+            issued[1].certificate.serial_hex
+        );
+        assert_eq!(issued.iter().filter(|r| r.delivered).count(), 1);
+        assert_eq!(issued[1].certificate.der, der);
+        server.stop().await;
+    });
+}
+
+impl Faulty {
+    fn set_fault(&self, fault: Fault) {
+        self.store.set(fault);
+    }
+}
