@@ -398,16 +398,22 @@ impl ServerSession {
         let Some(device) = self.device_name() else {
             return self.internal(now, "issued without a device");
         };
+        // Read the record from the DER like every other certificate record,
+        // so its issuer name is filled in too.
+        let certificate = match CertificateRecord::from_der(&issued.der, &device) {
+            Ok(record) => record,
+            Err(e) => {
+                return self.fail(
+                    now,
+                    Reason::InvalidElement,
+                    OutcomeKind::ServerError(format!("issued certificate unreadable: {e}")),
+                    None,
+                );
+            }
+        };
         let record = IssuedRecord {
             device,
-            certificate: CertificateRecord {
-                der: issued.der.clone(),
-                subject: issued.subject.clone(),
-                issuer: String::new(),
-                serial_hex: issued.serial_hex.clone(),
-                not_before: issued.not_before,
-                not_after: issued.not_after,
-            },
+            certificate,
             issued_at: now,
             delivered: false,
         };
@@ -580,7 +586,10 @@ impl ServerSession {
         if wait.attempt < self.config.params.max_key_generation_attempts {
             self.request_key(now, wait.requested, wait.attempt + 1);
         } else {
-            let why = format!("{why} (attempt {} of {})", wait.attempt, wait.attempt);
+            let why = format!(
+                "{why} (attempt {} of {})",
+                wait.attempt, self.config.params.max_key_generation_attempts
+            );
             self.fail(
                 now,
                 Reason::InvalidElement,
