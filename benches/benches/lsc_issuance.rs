@@ -1,12 +1,14 @@
-//! LSCs issued per second (P-256 and RSA-2048 CAPF keys) and proof
-//! verifications per second.
+//! LSCs issued per second (P-256 and RSA-2048 CAPF keys), signed by the
+//! default backend (ring: capf-server turns capf-ca's feature `ring` on)
+//! and by RustCrypto (`PrivateKey::portable`), and proof verifications per
+//! second.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use capf_ca::{
-    AuthProof, CapfIdentity, EcCurve, IdentityParams, KeySpec, LscProfile, PrivateKey, ProofPolicy,
-    TrustStore, sign_auth_proof, verify_auth_proof,
+    AuthProof, CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, LscProfile, PrivateKey,
+    ProofPolicy, TrustStore, sign_auth_proof, verify_auth_proof,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -43,13 +45,27 @@ fn issuance(c: &mut Criterion) {
         ("capf_p256", KeySpec::Ec(EcCurve::P256)),
         ("capf_rsa2048", KeySpec::Rsa { bits: 2048 }),
     ] {
-        let Ok(issuer) = identity(key).issuer() else {
+        let capf = identity(key);
+        let Ok(issuer) = capf.issuer() else {
             panic!("issuer")
         };
+        let Ok(portable) = Issuer::new(
+            capf.certificate().clone(),
+            capf.private_key().clone().portable(),
+            Vec::new(),
+        ) else {
+            panic!("portable issuer")
+        };
         let profile = LscProfile::default();
-        group.bench_function(name, |b| {
-            b.iter(|| issuer.issue_lsc(black_box(DEVICE), black_box(&spki), &profile, now()))
-        });
+        for (backend, issuer) in [
+            (issuer.private_key().signing_backend(), &issuer),
+            (portable.private_key().signing_backend(), &portable),
+        ] {
+            let id = format!("{name}_{}", backend.to_string().to_lowercase());
+            group.bench_function(id, |b| {
+                b.iter(|| issuer.issue_lsc(black_box(DEVICE), black_box(&spki), &profile, now()))
+            });
+        }
     }
     group.finish();
 }

@@ -92,12 +92,44 @@ enum Inner {
     P521(p521::ecdsa::SigningKey),
 }
 
+/// Which library computes a key's certificate signatures (see
+/// [`PrivateKey::signing_backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningBackend {
+    /// RustCrypto (`rsa`, `p256`, ...): the portable default, every key type.
+    RustCrypto,
+    /// ring (feature `ring`): RSA of 2048 to 4096 bits and P-256, several
+    /// times faster. The signatures are the same kind; only the speed differs.
+    Ring,
+}
+
+impl fmt::Display for SigningBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::RustCrypto => "RustCrypto",
+            Self::Ring => "ring",
+        })
+    }
+}
+
 /// A private key: RSA or ECDSA (P-256, P-384, P-521).
 ///
 /// Used for the CAPF identity and issuer, and by a phone simulator for the
 /// phone's own key (to build AUTH_RESPONSE proofs).
+///
+/// Certificates are signed with RustCrypto, or, when this crate is built
+/// with the feature `ring` and ring can hold the key (RSA 2048 to 4096 bits,
+/// P-256), with ring. [`signing_backend`](Self::signing_backend) tells which;
+/// [`portable`](Self::portable) turns ring off for one key. Proofs
+/// ([`sign_proof`](Self::sign_proof)) are always signed with RustCrypto.
 #[derive(Clone)]
-pub struct PrivateKey(Inner);
+pub struct PrivateKey {
+    inner: Inner,
+    /// ring's copy of the key, made on the first certificate signature and
+    /// shared by clones; `None` when [`portable`](Self::portable) was asked.
+    #[cfg(feature = "ring")]
+    ring: Option<std::sync::Arc<std::sync::OnceLock<Option<crate::ring_signer::RingKey>>>>,
+}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,6 +142,51 @@ fn rng_error(e: impl fmt::Display) -> CaError {
 }
 
 impl PrivateKey {
+    fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner,
+            #[cfg(feature = "ring")]
+            ring: Some(std::sync::Arc::default()),
+        }
+    }
+
+    /// The same key, always signing with RustCrypto (for comparisons and
+    /// benchmarks; without the feature `ring` every key already does).
+    #[must_use]
+    pub fn portable(self) -> Self {
+        Self {
+            inner: self.inner,
+            #[cfg(feature = "ring")]
+            ring: None,
+        }
+    }
+
+    /// Which library signs certificates with this key.
+    pub fn signing_backend(&self) -> SigningBackend {
+        #[cfg(feature = "ring")]
+        if self.ring_key().is_some() {
+            return SigningBackend::Ring;
+        }
+        SigningBackend::RustCrypto
+    }
+
+    /// ring's copy of the key, made on first use; `None` if portable or if
+    /// ring cannot hold this key.
+    #[cfg(feature = "ring")]
+    fn ring_key(&self) -> Option<&crate::ring_signer::RingKey> {
+        use crate::ring_signer::RingKey;
+        let cell = self.ring.as_ref()?;
+        cell.get_or_init(|| match &self.inner {
+            Inner::Rsa(k) => RingKey::rsa(k.to_pkcs8_der().ok()?.as_bytes()),
+            Inner::P256(k) => RingKey::p256(
+                &k.to_bytes(),
+                k.verifying_key().to_sec1_point(false).as_bytes(),
+            ),
+            Inner::P384(_) | Inner::P521(_) => None,
+        })
+        .as_ref()
+    }
+
     /// Generates a key with the operating system's CSPRNG.
     pub fn generate(spec: KeySpec) -> Result<Self> {
         Self::generate_with_rng(spec, &mut getrandom::SysRng)
@@ -146,12 +223,12 @@ impl PrivateKey {
                 Inner::P521(p521::ecdsa::SigningKey::try_generate_from_rng(rng).map_err(rng_error)?)
             }
         };
-        Ok(Self(inner))
+        Ok(Self::from_inner(inner))
     }
 
     /// The kind and size of this key.
     pub fn spec(&self) -> KeySpec {
-        match &self.0 {
+        match &self.inner {
             Inner::Rsa(k) => KeySpec::Rsa {
                 bits: u16::try_from(rsa::traits::PublicKeyParts::size(k.as_ref()) * 8)
                     .unwrap_or(u16::MAX),
@@ -201,7 +278,7 @@ impl PrivateKey {
                 reason: format!("unsupported key algorithm {oid}"),
             });
         };
-        Ok(Self(inner))
+        Ok(Self::from_inner(inner))
     }
 
     /// Decodes a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
@@ -221,7 +298,7 @@ impl PrivateKey {
     }
 
     fn pkcs8_document(&self) -> Result<pkcs8::SecretDocument> {
-        let r = match &self.0 {
+        let r = match &self.inner {
             Inner::Rsa(k) => k.to_pkcs8_der(),
             Inner::P256(k) => k.to_pkcs8_der(),
             Inner::P384(k) => k.to_pkcs8_der(),
@@ -252,7 +329,7 @@ impl PrivateKey {
 
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
-        match &self.0 {
+        match &self.inner {
             Inner::Rsa(k) => PublicKey::from_rsa(k.to_public_key()),
             Inner::P256(k) => PublicKey::from_p256(*k.verifying_key()),
             Inner::P384(k) => PublicKey::from_p384(*k.verifying_key()),
@@ -262,7 +339,7 @@ impl PrivateKey {
 
     /// The DER SubjectPublicKeyInfo of the public half (what a phone sends in PUBLIC_KEY).
     pub fn public_key_der(&self) -> Result<Vec<u8>> {
-        let r = match &self.0 {
+        let r = match &self.inner {
             Inner::Rsa(k) => k.to_public_key().to_public_key_der(),
             Inner::P256(k) => k.verifying_key().to_public_key_der(),
             Inner::P384(k) => k.verifying_key().to_public_key_der(),
@@ -276,7 +353,7 @@ impl PrivateKey {
 
     /// The signatureAlgorithm of certificates this key signs.
     pub(crate) fn certificate_signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        match &self.0 {
+        match &self.inner {
             Inner::Rsa(_) => oids::sha256_with_rsa(),
             _ => oids::ecdsa_with_sha256(),
         }
@@ -288,12 +365,17 @@ impl PrivateKey {
         &self,
         data: &[u8],
     ) -> Result<(AlgorithmIdentifierOwned, Vec<u8>)> {
-        let digest = Sha256::digest(data);
         let fail = |e: &dyn fmt::Display| CaError::Signing {
             what: "certificate",
             reason: e.to_string(),
         };
-        match &self.0 {
+        #[cfg(feature = "ring")]
+        if let Some(key) = self.ring_key() {
+            let signature = key.sign(data).map_err(|e| fail(&e))?;
+            return Ok((self.certificate_signature_algorithm(), signature));
+        }
+        let digest = Sha256::digest(data);
+        match &self.inner {
             Inner::Rsa(k) => {
                 let sig = k
                     .sign_with_rng(
@@ -328,7 +410,7 @@ impl PrivateKey {
             what: "proof",
             reason: e.to_string(),
         };
-        match &self.0 {
+        match &self.inner {
             Inner::Rsa(k) => k
                 .sign_with_rng(
                     &mut getrandom::SysRng,

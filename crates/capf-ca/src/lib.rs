@@ -18,6 +18,8 @@ mod oids;
 mod profile;
 mod proof;
 mod public_key;
+#[cfg(feature = "ring")]
+mod ring_signer;
 mod serial;
 
 pub use cert::CaCertificate;
@@ -27,7 +29,7 @@ pub use hash_name::{hashed_file_name, openssl_subject_hash};
 pub use identity::{CERT_FILE, CapfIdentity, IdentityParams, KEY_FILE};
 pub use issuer::Issuer;
 pub use key_policy::{KeyPolicy, validate_phone_key};
-pub use keys::{EcCurve, KeySpec, PrivateKey};
+pub use keys::{EcCurve, KeySpec, PrivateKey, SigningBackend};
 pub use lsc::{IssuedLsc, check_device_name};
 pub use profile::{CertValidity, LscProfile};
 pub use proof::{

@@ -337,3 +337,61 @@ fn lsc_validity_and_backdating() {
             .is_err()
     );
 }
+
+/// Both signing backends (RustCrypto always; ring with the feature `ring`)
+/// issue LSCs that openssl accepts, for every CAPF key ring can hold and
+/// one it cannot (P-384 stays on RustCrypto).
+#[test]
+fn every_signing_backend_issues_verifiable_lscs() {
+    use capf_ca::{EcCurve, SigningBackend};
+    let phone = key(KeySpec::Ec(EcCurve::P256)).public_key_der().unwrap();
+    for capf_key in [
+        KeySpec::Rsa { bits: 2048 },
+        KeySpec::Ec(EcCurve::P256),
+        KeySpec::Ec(EcCurve::P384),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let params = IdentityParams {
+            key: capf_key,
+            ..IdentityParams::default()
+        };
+        let capf = CapfIdentity::generate(&params, now()).unwrap();
+        capf.save(dir.path()).unwrap();
+        let fast = capf.issuer().unwrap();
+        let expected = if cfg!(feature = "ring") && capf_key != KeySpec::Ec(EcCurve::P384) {
+            SigningBackend::Ring
+        } else {
+            SigningBackend::RustCrypto
+        };
+        assert_eq!(fast.private_key().signing_backend(), expected, "{capf_key}");
+        let portable = Issuer::new(
+            capf.certificate().clone(),
+            capf.private_key().clone().portable(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            portable.private_key().signing_backend(),
+            SigningBackend::RustCrypto
+        );
+        for (backend, issuer) in [("default", &fast), ("portable", &portable)] {
+            let lsc = issuer
+                .issue_lsc("SEP001122334455", &phone, &LscProfile::default(), now())
+                .unwrap();
+            std::fs::write(dir.path().join("lsc.pem"), lsc.pem()).unwrap();
+            let out = openssl(
+                dir.path(),
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-attime",
+                    "1800000000",
+                    "-CAfile",
+                    "capf.pem",
+                    "lsc.pem",
+                ],
+            );
+            assert!(out.contains("lsc.pem: OK"), "{capf_key} {backend}: {out}");
+        }
+    }
+}
