@@ -11,128 +11,38 @@
 //! after the completion commit and END_SESSION), and after END_SESSION.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../capf-server/tests/common/handset.rs"]
-mod handset;
+mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use bytes::BytesMut;
 use capf_auth::{AuthMode, AuthString, Operation};
-use capf_ca::{CaCertificate, EcCurve, KeySpec, PrivateKey};
-use capf_operations::capf_wire::{FrameCodec, Message};
-use capf_operations::phone::{
-    Credentials, KeyGenFailure, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess,
-};
+use capf_ca::{EcCurve, KeySpec};
+use capf_operations::phone::{PhoneConfig, PhoneOutcome, PhoneSuccess};
 use capf_operations::{Device, DeviceName, DeviceStore};
-use capf_server::{DataDir, PhoneClient};
+use capf_server::PhoneClient;
 use capf_store::SqliteStore;
-use handset::{Ending, Script, run_scripted};
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::handset::{Ending, Script, run_scripted};
+use common::{Serve, capf, open_store, phone_config, phone_tls, runtime};
 use tokio::sync::oneshot;
-use tokio_rustls::TlsConnector;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const STRING: &str = "123456";
 
-/// A running `capf serve`, SIGKILLed when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(data: &Path, log: PathBuf) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_capf"))
-            .arg("--data-dir")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--max-per-address", "8"])
-            .env_remove("CAPF_DATA_DIR")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let (tx, rx): (_, Receiver<String>) = channel();
-        let pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + LIMIT;
-        let addr = loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("listening on ") => {
-                    break line.trim_start_matches("listening on ").trim().to_owned();
-                }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
-                    "capf serve did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ),
-            }
-        };
-        Serve { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL, and wait (bounded) until it is gone.
-    fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let deadline = Instant::now() + LIMIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "capf serve survived SIGKILL");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// `capf serve` on 127.0.0.1 (ephemeral port) with room for the phone's
+/// retries; SIGKILLed when dropped.
+fn start_serve(data: &Path, log: PathBuf) -> Serve {
+    Serve::start_with(
+        data,
+        log,
+        &["--listen", "127.0.0.1:0", "--max-per-address", "8"],
+    )
 }
 
 fn init(data: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_capf"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["init", "--key", "p256"])
-        .env_remove("CAPF_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-fn open_store(data: &Path) -> SqliteStore {
-    SqliteStore::open(data.join(DataDir::DATABASE)).unwrap()
+    capf(data, &["init", "--key", "p256"]);
 }
 
 fn add_install(data: &Path, n: &str) {
@@ -143,17 +53,8 @@ fn add_install(data: &Path, n: &str) {
     open_store(data).insert(&d).unwrap();
 }
 
-fn phone_tls(data: &Path) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read_to_string(data.join(capf_ca::CERT_FILE)).unwrap();
-    let capf = CaCertificate::from_pem(&pem, "CAPF certificate").unwrap();
-    Arc::new(capf_server::phone_client_config(vec![capf]).unwrap())
-}
-
 fn config(n: &str) -> PhoneConfig {
-    PhoneConfig::new(
-        n,
-        Credentials::AuthString(STRING.parse::<AuthString>().unwrap()),
-    )
+    phone_config(n, STRING)
 }
 
 /// A phone that stores the certificate, writes STORE_CERTIFICATE_RESPONSE,
@@ -166,83 +67,14 @@ async fn confirming_phone(
     config: PhoneConfig,
     confirmed: oneshot::Sender<()>,
 ) -> (Option<Vec<u8>>, PhoneOutcome) {
-    let mut confirmed = Some(confirmed);
-    let tcp = TcpStream::connect(&addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let mut stream = TlsConnector::from(tls)
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap();
-    let mut session = PhoneSession::new(config, SystemTime::now());
-    let mut codec = FrameCodec::new();
-    let mut inbound = BytesMut::new();
-    let mut outbound = BytesMut::new();
-    let mut key = None;
-    let mut certificate = None;
-    loop {
-        let mut wrote = false;
-        while let Some(t) = session.poll_transmit() {
-            outbound.clear();
-            t.encode(&mut outbound).unwrap();
-            if stream.write_all(&outbound).await.is_err() {
-                session.connection_lost(SystemTime::now());
-                break;
-            }
-            wrote = true;
-        }
-        let _ = stream.flush().await;
-        if wrote
-            && certificate.is_some()
-            && let Some(tx) = confirmed.take()
-        {
-            let _ = tx.send(());
-        }
-        if let Some(event) = session.poll_event() {
-            match event {
-                PhoneEvent::GenerateKey(spec) => {
-                    let k = PrivateKey::generate(spec).unwrap();
-                    let spki = k
-                        .public_key_der()
-                        .map_err(|e| KeyGenFailure::new(e.to_string()));
-                    key = Some(k);
-                    session.key_generated(SystemTime::now(), spki);
-                }
-                PhoneEvent::StoreCertificate { certificate_der } => {
-                    assert!(key.is_some());
-                    certificate = Some(certificate_der.to_vec());
-                    session.certificate_stored(SystemTime::now(), true);
-                }
-                PhoneEvent::DeleteCertificate => {
-                    session.certificate_deleted(SystemTime::now(), false)
-                }
-                PhoneEvent::Finished => {}
-            }
-            continue;
-        }
-        if session.is_finished() {
-            break;
-        }
-        match codec.decode(&mut inbound) {
-            Ok(Some(frame)) => {
-                match Message::from_frame(&frame) {
-                    Ok(m) => session.handle_message(SystemTime::now(), m, frame.session_id),
-                    Err(e) => session.malformed_message(SystemTime::now(), &e),
-                }
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                session.malformed_message(SystemTime::now(), &e);
-                continue;
-            }
-        }
-        match tokio::time::timeout(LIMIT, stream.read_buf(&mut inbound)).await {
-            Ok(Ok(0) | Err(_)) => session.connection_lost(SystemTime::now()),
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("the server neither answered nor closed"),
-        }
+    let script = Script {
+        confirmed: Some(confirmed),
+        ..Script::default()
+    };
+    match run_scripted(addr, tls, config, script).await {
+        Ending::Finished { outcome, installed } => (installed.map(|i| i.0), outcome),
+        ending @ Ending::HeldAtStore { .. } => panic!("not held at store: {ending:?}"),
     }
-    (certificate, session.outcome().cloned().unwrap())
 }
 
 /// A normal phone run (bounded).
@@ -370,7 +202,7 @@ fn sigkill_after_authentication_then_the_retry_enrolls_once() {
     add_install(&data, n);
     let rt = runtime();
     let tls = phone_tls(&data);
-    let mut serve = Serve::start(&data, tmp.path().join("serve-1.log"));
+    let mut serve = start_serve(&data, tmp.path().join("serve-1.log"));
     let (asked_tx, asked_rx) = oneshot::channel();
     let (go_tx, go_rx) = oneshot::channel();
     let phone = rt.spawn(run_scripted(
@@ -402,7 +234,7 @@ fn sigkill_after_authentication_then_the_retry_enrolls_once() {
             .is_empty()
     );
 
-    let serve = Serve::start(&data, tmp.path().join("serve-2.log"));
+    let serve = start_serve(&data, tmp.path().join("serve-2.log"));
     let der = installed_der(&run_phone(&rt, &serve, &tls, n)).expect("the retry installs");
     assert_enrolled_once(&rt, &serve, &tls, &data, n, &der);
 }
@@ -419,7 +251,7 @@ fn sigkill_after_the_issued_record_then_the_retry_enrolls_once() {
     add_install(&data, n);
     let rt = runtime();
     let tls = phone_tls(&data);
-    let mut serve = Serve::start(&data, tmp.path().join("serve-1.log"));
+    let mut serve = start_serve(&data, tmp.path().join("serve-1.log"));
     let (cert_tx, cert_rx) = oneshot::channel();
     let (release, held) = oneshot::channel::<()>();
     let phone = rt.spawn(run_scripted(
@@ -445,7 +277,7 @@ fn sigkill_after_the_issued_record_then_the_retry_enrolls_once() {
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].certificate.der, first);
 
-    let serve = Serve::start(&data, tmp.path().join("serve-2.log"));
+    let serve = start_serve(&data, tmp.path().join("serve-2.log"));
     let der = installed_der(&run_phone(&rt, &serve, &tls, n)).expect("the retry installs");
     assert_ne!(der, first);
     assert_enrolled_once(&rt, &serve, &tls, &data, n, &der);
@@ -481,7 +313,7 @@ fn sigkill_around_the_confirmation_never_leaves_half_done_state() {
     for (i, delay) in delays.iter().enumerate() {
         let n = format!("SEP0000000CB{i:03}");
         add_install(&data, &n);
-        let mut serve = Serve::start(&data, tmp.path().join(format!("serve-{i}-a.log")));
+        let mut serve = start_serve(&data, tmp.path().join(format!("serve-{i}-a.log")));
         let (confirmed_tx, confirmed_rx) = oneshot::channel();
         let phone = rt.spawn(confirming_phone(
             serve.addr.clone(),
@@ -526,7 +358,7 @@ fn sigkill_around_the_confirmation_never_leaves_half_done_state() {
             pending_at_crash += 1;
         }
 
-        let serve = Serve::start(&data, tmp.path().join(format!("serve-{i}-b.log")));
+        let serve = start_serve(&data, tmp.path().join(format!("serve-{i}-b.log")));
         let phone_has = if completed {
             held
         } else {

@@ -3,17 +3,27 @@
 //! authentication mode, RSA and EC keys, retries (B12), the state file
 //! (B13), Ctrl-C (B14).
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Serve;
 use tempfile::TempDir;
 
 fn capf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_capf"))
+}
+
+/// `capf phone OP --server SERVER --device DEVICE`, trusting no CAPF
+/// certificate yet.
+fn bare_phone(op: &str, server: &str, device: &str) -> Command {
+    let mut command = capf();
+    command.args(["phone", op, "--server", server, "--device", device]);
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -65,34 +75,30 @@ impl Lab {
         text(&out.stdout)
     }
 
-    fn serve(&self) -> Server {
+    /// `capf device VERB NAME --operation install --auth-mode MODE --key
+    /// KEY`, VERB being `add` or `set`.
+    fn schedule_install(&self, verb: &str, name: &str, auth_mode: &str, key: &str) {
+        self.capf_ok(&[
+            "device",
+            verb,
+            name,
+            "--operation",
+            "install",
+            "--auth-mode",
+            auth_mode,
+            "--key",
+            key,
+        ]);
+    }
+
+    fn serve(&self) -> Serve {
         self.serve_on("127.0.0.1:0")
     }
 
-    fn serve_on(&self, listen: &str) -> Server {
-        let mut child = capf()
-            .arg("--data-dir")
-            .arg(self.data())
-            .args(["serve", "--listen", listen])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.kill();
-                panic!("capf serve exited before listening");
-            };
-            let line = line.unwrap();
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break addr.trim().to_owned();
-            }
-        };
-        // Keep draining stdout so the server never blocks on it.
-        thread::spawn(move || lines.for_each(drop));
-        Server { child, addr }
+    /// `capf serve --listen LISTEN` on the data directory, its log in
+    /// `serve.log` beside it.
+    fn serve_on(&self, listen: &str) -> Serve {
+        Serve::start_with(&self.data(), self.path("serve.log"), &["--listen", listen])
     }
 
     /// `capf phone OP --server ADDR --capf-cert DATA/capf.pem --device NAME ARGS`.
@@ -103,12 +109,8 @@ impl Lab {
     }
 
     fn phone_command(&self, op: &str, server: &str, device: &str, args: &[&str]) -> Command {
-        let mut command = capf();
-        command
-            .args(["phone", op, "--server", server, "--device", device])
-            .arg("--capf-cert")
-            .arg(self.capf_cert())
-            .args(args);
+        let mut command = bare_phone(op, server, device);
+        command.arg("--capf-cert").arg(self.capf_cert()).args(args);
         // Defaults for tests: no retries, a short reply timeout.
         if !args.contains(&"--retries") {
             command.args(["--retries", "0"]);
@@ -117,18 +119,6 @@ impl Lab {
             command.args(["--timeout", "20"]);
         }
         command
-    }
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -352,29 +342,11 @@ fn null_string_ec_then_lsc_authenticated_upgrade_fetch_and_delete() {
     let lab = Lab::new();
     let server = lab.serve();
     let name = "SEP0011223344AA";
-    lab.capf_ok(&[
-        "device",
-        "add",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "null-string",
-        "--key",
-        "p256",
-    ]);
+    lab.schedule_install("add", name, "null-string", "p256");
     let lsc = lab.path("lsc.pem");
     // Trust the CAPF certificate through the data directory (capf.pem and
     // its <hash>.0 copy), as a hashed directory.
-    let out = capf()
-        .args([
-            "phone",
-            "install",
-            "--server",
-            &server.addr,
-            "--device",
-            name,
-        ])
+    let out = bare_phone("install", &server.addr, name)
         .arg("--capf-cert")
         .arg(lab.data())
         .args(["--cert-out", p(&lsc), "--json"])
@@ -391,17 +363,7 @@ fn null_string_ec_then_lsc_authenticated_upgrade_fetch_and_delete() {
     let first = std::fs::read_to_string(&lsc).unwrap();
 
     // Upgrade to RSA, authenticated by the LSC (which is also replaced).
-    lab.capf_ok(&[
-        "device",
-        "set",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "lsc-first",
-        "--key",
-        "rsa1024",
-    ]);
+    lab.schedule_install("set", name, "lsc-first", "rsa1024");
     let out = lab.phone(
         "install",
         &server.addr,
@@ -522,29 +484,11 @@ fn mic_authentication_installs_and_wrong_capf_certificate_is_refused() {
     std::fs::copy(&ca, trust.join("ca.pem")).unwrap();
     let server = lab.serve();
     let name = "SEP00112233BBCC";
-    lab.capf_ok(&[
-        "device",
-        "add",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "mic-first",
-        "--key",
-        "p256",
-    ]);
+    lab.schedule_install("add", name, "mic-first", "p256");
     let lsc = lab.path("lsc.pem");
 
     // The phone does not trust a server presenting another certificate.
-    let out = capf()
-        .args([
-            "phone",
-            "install",
-            "--server",
-            &server.addr,
-            "--device",
-            name,
-        ])
+    let out = bare_phone("install", &server.addr, name)
         .args(["--capf-cert", p(&ca), "--mic", p(&mic), "--retries", "0"])
         .output()
         .unwrap();
@@ -578,17 +522,7 @@ fn free_port() -> u16 {
 fn retries_until_the_server_is_up() {
     let lab = Lab::new();
     let name = "SEP001122334466";
-    lab.capf_ok(&[
-        "device",
-        "add",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "null-string",
-        "--key",
-        "p256",
-    ]);
+    lab.schedule_install("add", name, "null-string", "p256");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let lsc = lab.path("lsc.pem");
@@ -671,17 +605,7 @@ fn interrupted_install_resumes_with_the_stored_auth_mode() {
     let lab = Lab::new();
     let server = lab.serve();
     let name = "SEP001122334488";
-    lab.capf_ok(&[
-        "device",
-        "add",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "null-string",
-        "--key",
-        "p256",
-    ]);
+    lab.schedule_install("add", name, "null-string", "p256");
     let lsc = lab.path("lsc.pem");
     let state = lab.path("phone.state");
     let out = lab.phone(
@@ -701,17 +625,7 @@ fn interrupted_install_resumes_with_the_stored_auth_mode() {
     assert!(text_of(&state).contains("lsc_installed=yes"));
 
     // Now an upgrade that must be authenticated by the LSC.
-    lab.capf_ok(&[
-        "device",
-        "set",
-        name,
-        "--operation",
-        "install",
-        "--auth-mode",
-        "lsc-first",
-        "--key",
-        "p256",
-    ]);
+    lab.schedule_install("set", name, "lsc-first", "p256");
     // The phone starts it with its LSC, but the power fails mid-session
     // (the server never answers; the process is killed).
     let hole = black_hole();

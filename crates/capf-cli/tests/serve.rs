@@ -4,186 +4,23 @@
 //! confirmation, restart, retry; SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../capf-server/tests/common/handset.rs"]
-mod handset;
+mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use capf_auth::AuthString;
-use capf_ca::CaCertificate;
-use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
+use capf_operations::phone::{PhoneConfig, PhoneOutcome, PhoneSuccess};
 use capf_operations::{DeviceName, DeviceStore};
 use capf_server::{DataDir, PhoneClient};
-use capf_store::SqliteStore;
-use handset::{Ending, Script, run_scripted};
+use common::handset::{Ending, Script, run_scripted};
+use common::{Serve, capf, open_store, phone_config, phone_tls, runtime};
 use tokio::sync::oneshot;
 
 const DEVICE: &str = "SEP001122334455";
 /// Longest wait for anything the server or a phone does.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn capf(data: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_capf"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("CAPF_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "capf {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A running `capf serve`, killed if the test ends early.
-struct Serve {
-    child: Child,
-    addr: String,
-    stdout: Receiver<String>,
-    log: PathBuf,
-}
-
-impl Serve {
-    /// Starts `capf serve --listen 127.0.0.1:0` and waits for the address it
-    /// prints. Its log (stderr) goes to `log`.
-    fn start(data: &Path, log: PathBuf) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_capf"))
-            .arg("--data-dir")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("CAPF_DATA_DIR")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let (tx, stdout) = channel();
-        let pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut serve = Serve {
-            child,
-            addr: String::new(),
-            stdout,
-            log,
-        };
-        let line = serve.wait_for_line("listening on ");
-        serve.addr = line.trim_start_matches("listening on ").trim().to_owned();
-        assert!(serve.addr.starts_with("127.0.0.1:"), "{line}");
-        serve
-    }
-
-    /// Waits (bounded) for a stdout line starting with `prefix`.
-    fn wait_for_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no {prefix:?} line from capf serve; log:\n{}", self.log())
-                }
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "capf serve ended without printing {prefix:?}; log:\n{}",
-                    self.log()
-                ),
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "capf serve did not exit; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix).
-    fn sigkill(&mut self) {
-        self.child.kill().unwrap();
-        let status = self.wait();
-        assert!(!status.success(), "killed, not exited: {status:?}");
-    }
-
-    /// SIGTERM; returns the exit status and everything printed after the
-    /// start.
-    fn sigterm(&mut self) -> (ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let status = self.wait();
-        // The process is gone: the reader thread sees EOF and the channel
-        // closes after the last line.
-        let mut lines = Vec::new();
-        while let Ok(line) = self.stdout.recv_timeout(LIMIT) {
-            lines.push(line);
-        }
-        (status, lines)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn phone_tls(data: &Path) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read_to_string(data.join(capf_ca::CERT_FILE)).unwrap();
-    let capf = CaCertificate::from_pem(&pem, "CAPF certificate").unwrap();
-    Arc::new(capf_server::phone_client_config(vec![capf]).unwrap())
-}
-
 fn config() -> PhoneConfig {
-    PhoneConfig::new(
-        DEVICE,
-        Credentials::AuthString("123456".parse::<AuthString>().unwrap()),
-    )
-}
-
-fn open_store(data: &Path) -> SqliteStore {
-    SqliteStore::open(data.join(DataDir::DATABASE)).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    phone_config(DEVICE, "123456")
 }
 
 #[test]
@@ -237,7 +74,8 @@ fn sigkill_after_issuing_then_the_retry_completes_the_install_exactly_once() {
         assert!(!issued[0].delivered);
     }
 
-    serve.sigkill();
+    let status = serve.sigkill();
+    assert!(!status.success(), "killed, not exited: {status:?}");
     drop(release); // the phone drops its connection only now
     match rt.block_on(async { tokio::time::timeout(LIMIT, phone).await }) {
         Ok(Ok(Ending::HeldAtStore { certificate_der })) => assert_eq!(certificate_der, first_der),

@@ -19,14 +19,14 @@ use capf_operations::phone::PhoneConfig;
 use capf_operations::{
     DeviceStore, OutcomeKind, ServerConfig, ServerSession, ServiceParameters, SessionDriver,
 };
-use capf_server::{CapfServer, ServerError, ServerOptions};
+use capf_server::ServerOptions;
 use capf_store::SqliteStore;
-use common::{P256, assert_installed, auth_string, device, init_data_dir, name};
+use common::{
+    P256, Server, assert_installed, auth_string, device, init_data_dir, name, runtime_test,
+};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -50,93 +50,11 @@ fn short_options(root: &Path) -> ServerOptions {
     }
 }
 
-/// A server like `common::Server` but with service parameters chosen here.
-struct Abused {
-    store: Arc<SqliteStore>,
-    addr: String,
-    tls: Arc<rustls::ClientConfig>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
-}
-
-impl Abused {
-    async fn start(root: &Path, params: ServiceParameters, options: ServerOptions) -> Abused {
-        let data = init_data_dir(root);
-        let identity = data.identity().unwrap();
-        let issuer = data.issuer(&identity).unwrap();
-        let trust = data.trust_store(&issuer).unwrap();
-        let store = Arc::new(data.open_store().unwrap());
-        let dyn_store: Arc<dyn DeviceStore> = store.clone();
-        let server = CapfServer::bind(
-            &identity,
-            issuer,
-            dyn_store,
-            ServerConfig::new(params, trust),
-            options,
-        )
-        .await
-        .unwrap();
-        let addr = server.local_addrs()[0].to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        let tls = Arc::new(
-            capf_server::phone_client_config(vec![identity.certificate().clone()]).unwrap(),
-        );
-        Abused {
-            store,
-            addr,
-            tls,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(LIMIT, task)
-                .await
-                .expect("server stops")
-                .expect("server task")
-                .expect("server ran");
-        }
-    }
-
-    fn add_install(&self, n: &str, string: &str) {
-        self.store
-            .insert(&device(
-                n,
-                AuthMode::AuthString,
-                Operation::InstallUpgrade,
-                Some(string),
-                P256,
-            ))
-            .unwrap();
-    }
-
-    /// A real phone enrolls `n` with `string`, and the record says so.
-    async fn enroll(&self, n: &str, string: &str) {
-        let client = capf_server::PhoneClient::new((*self.tls).clone());
-        let run = tokio::time::timeout(
-            LIMIT,
-            client.run(&self.addr, PhoneConfig::new(n, auth_string(string))),
-        )
-        .await
-        .expect("phone within the limit")
-        .expect("phone connected");
-        assert_installed(&run);
-        common::wait_lease_free(&self.store, n).await;
-        let d = self.store.load(&name(n)).unwrap().unwrap();
-        assert_eq!(d.status_label(), "Install/Upgrade successful");
-    }
-
-    async fn raw(&self) -> RawPhone {
-        RawPhone::connect(&self.addr, self.tls.clone()).await
-    }
+/// A server like `common::Server::start` but with service parameters
+/// chosen here.
+async fn start(root: &Path, params: ServiceParameters, options: ServerOptions) -> Server {
+    let store = Arc::new(init_data_dir(root).open_store().unwrap());
+    Server::start_on(root, store, params, options).await
 }
 
 /// A phone that writes whatever bytes the test gives it, over TLS.
@@ -154,11 +72,13 @@ enum Heard {
 }
 
 impl RawPhone {
-    async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>) -> RawPhone {
-        let tcp = TcpStream::connect(addr).await.unwrap();
+    /// Connects to `server` over TLS (bounded by `LIMIT`).
+    async fn connect(server: &Server) -> RawPhone {
+        let tcp = TcpStream::connect(&server.addr).await.unwrap();
         let stream = tokio::time::timeout(
             LIMIT,
-            TlsConnector::from(tls).connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
+            TlsConnector::from(server.tls())
+                .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
         )
         .await
         .expect("handshake within the limit")
@@ -168,6 +88,21 @@ impl RawPhone {
             codec: FrameCodec::new(),
             inbound: BytesMut::new(),
         }
+    }
+
+    /// Connects to `server` and authenticates as `n` with `string`, up to
+    /// KEY_GENERATE_REQUEST. Returns the phone and its session id.
+    async fn authenticated(server: &Server, n: &str, string: &str) -> (RawPhone, u32) {
+        let mut phone = RawPhone::connect(server).await;
+        let id = phone.auth_request().await;
+        phone
+            .send(&frame_bytes(&auth_response(n, string), id))
+            .await;
+        match phone.hear().await {
+            Heard::Message(_, Message::KeyGenerateRequest(_)) => {}
+            other => panic!("expected KEY_GENERATE_REQUEST, got {other:?}"),
+        }
+        (phone, id)
     }
 
     /// The next message, or the close (bounded by `LIMIT`).
@@ -248,19 +183,6 @@ fn raw_frame(command: u8, session_id: u32, declared: u16, body: &[u8]) -> Vec<u8
     out.to_vec()
 }
 
-fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), f)
-                .await
-                .expect("test within its bound");
-        });
-}
-
 /// A byte-every-200-ms ClientHello is closed at the handshake timeout; a
 /// client idle after TLS gets END_SESSION at the AUTH_RESPONSE timeout; a
 /// client that stalls before its public key gets END_SESSION at the reply
@@ -270,7 +192,7 @@ fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
 fn slow_and_idle_clients_are_ended_by_the_timeouts_while_a_phone_enrolls() {
     runtime_test(async {
         let tmp = tempfile::tempdir().unwrap();
-        let server = Abused::start(tmp.path(), short_params(), short_options(tmp.path())).await;
+        let server = start(tmp.path(), short_params(), short_options(tmp.path())).await;
         server.add_install("SEP000000000001", "11111111");
         server.add_install("SEP000000000002", "22222222");
 
@@ -301,22 +223,11 @@ fn slow_and_idle_clients_are_ended_by_the_timeouts_while_a_phone_enrolls() {
         };
 
         // Idle after TLS: AUTH_REQUEST, then nothing.
-        let mut idle = server.raw().await;
+        let mut idle = RawPhone::connect(&server).await;
         idle.auth_request().await;
 
         // Stalls before its public key: authenticated, then silent.
-        let mut stall = server.raw().await;
-        let id = stall.auth_request().await;
-        stall
-            .send(&frame_bytes(
-                &auth_response("SEP000000000002", "22222222"),
-                id,
-            ))
-            .await;
-        match stall.hear().await {
-            Heard::Message(_, Message::KeyGenerateRequest(_)) => {}
-            other => panic!("expected KEY_GENERATE_REQUEST, got {other:?}"),
-        }
+        let (mut stall, _) = RawPhone::authenticated(&server, "SEP000000000002", "22222222").await;
 
         // Meanwhile a real phone enrolls.
         server.enroll("SEP000000000001", "11111111").await;
@@ -364,7 +275,7 @@ fn connections_beyond_the_per_address_limit_are_closed_at_once() {
             auth_timeout: Duration::from_secs(30),
             ..short_params()
         };
-        let server = Abused::start(tmp.path(), params, options).await;
+        let server = start(tmp.path(), params, options).await;
         server.add_install("SEP000000000003", "33333333");
 
         // Two idle TCP connections (in their handshake) and one in session.
@@ -372,7 +283,7 @@ fn connections_beyond_the_per_address_limit_are_closed_at_once() {
         for _ in 0..2 {
             held.push(TcpStream::connect(&server.addr).await.unwrap());
         }
-        let mut in_session = server.raw().await;
+        let mut in_session = RawPhone::connect(&server).await;
         in_session.auth_request().await;
 
         // A fourth (TLS) from the same address is closed without a
@@ -381,7 +292,7 @@ fn connections_beyond_the_per_address_limit_are_closed_at_once() {
             let tcp = TcpStream::connect(&server.addr).await.unwrap();
             let refused = tokio::time::timeout(
                 LIMIT,
-                TlsConnector::from(server.tls.clone())
+                TlsConnector::from(server.tls())
                     .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp),
             )
             .await
@@ -395,7 +306,7 @@ fn connections_beyond_the_per_address_limit_are_closed_at_once() {
         let deadline = tokio::time::Instant::now() + LIMIT;
         loop {
             let tcp = TcpStream::connect(&server.addr).await.unwrap();
-            let tls = TlsConnector::from(server.tls.clone())
+            let tls = TlsConnector::from(server.tls())
                 .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
                 .await;
             if let Ok(mut stream) = tls {
@@ -418,7 +329,7 @@ fn connections_beyond_the_per_address_limit_are_closed_at_once() {
         drop(in_session);
         let deadline = tokio::time::Instant::now() + LIMIT;
         loop {
-            let client = capf_server::PhoneClient::new((*server.tls).clone());
+            let client = server.client();
             let run = client
                 .run(
                     &server.addr,
@@ -552,7 +463,7 @@ fn ten_thousand_guesses_get_nothing_and_the_lockout_survives_a_restart() {
 fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
     runtime_test(async {
         let tmp = tempfile::tempdir().unwrap();
-        let server = Abused::start(tmp.path(), short_params(), short_options(tmp.path())).await;
+        let server = start(tmp.path(), short_params(), short_options(tmp.path())).await;
         server.add_install("SEP000000000004", "44444444");
 
         // Each case: what to send after AUTH_REQUEST (given its session id).
@@ -637,7 +548,7 @@ fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
             ),
         ];
         for (what, bytes) in &cases {
-            let mut phone = server.raw().await;
+            let mut phone = RawPhone::connect(&server).await;
             let id = phone.auth_request().await;
             phone.send(&bytes(id)).await;
             let heard = phone.ended().await;
@@ -649,7 +560,7 @@ fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
 
         // Unknown tags are skipped, never fatal: an AUTH_RESPONSE with one
         // for an unknown device is answered UNKNOWN_DEVICE (9).
-        let mut phone = server.raw().await;
+        let mut phone = RawPhone::connect(&server).await;
         let id = phone.auth_request().await;
         let mut frame = auth_response("SEP0000000000FF", "12345678")
             .to_frame(id)
@@ -661,18 +572,7 @@ fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
         // Out of order after authenticating: STORE_CERTIFICATE_RESPONSE
         // instead of the key. The session ends in error; the operation stays
         // pending and its string armed.
-        let mut phone = server.raw().await;
-        let id = phone.auth_request().await;
-        phone
-            .send(&frame_bytes(
-                &auth_response("SEP000000000004", "44444444"),
-                id,
-            ))
-            .await;
-        match phone.hear().await {
-            Heard::Message(_, Message::KeyGenerateRequest(_)) => {}
-            other => panic!("expected KEY_GENERATE_REQUEST, got {other:?}"),
-        }
+        let (mut phone, id) = RawPhone::authenticated(&server, "SEP000000000004", "44444444").await;
         phone
             .send(&raw_frame(
                 Command::StoreCertificateResponse.to_u8(),
@@ -690,13 +590,7 @@ fn malformed_frames_end_the_session_and_the_next_phone_is_served() {
             .unwrap();
         assert_eq!(d.status_label(), "Install/Upgrade pending");
         assert!(d.policy.auth_string.is_some());
-        assert!(
-            server
-                .store
-                .issued_certificates(&name("SEP000000000004"))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(server.issued("SEP000000000004").is_empty());
 
         // The next phone is served normally.
         server.enroll("SEP000000000004", "44444444").await;

@@ -6,8 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use capf_auth::{AuthMode, Operation};
-use capf_operations::DeviceStore;
 use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
 use common::handset::{Ending, Script, run_scripted};
 use common::*;
@@ -20,13 +18,7 @@ async fn two_phones_with_one_name_only_one_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let n = "SEP000000004001";
-    server.add(&device(
-        n,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("123456"),
-        P256,
-    ));
+    server.add_install(n, "123456");
 
     // The first phone authenticates and then pauses before generating its
     // key: its session holds the device.
@@ -85,7 +77,7 @@ async fn two_phones_with_one_name_only_one_succeeds() {
     let d = server.load(n);
     assert_eq!(d.status_label(), "Install/Upgrade successful");
     assert_eq!(d.lsc.as_ref().unwrap().der, installed.unwrap().0);
-    assert_eq!(server.store.issued_certificates(&name(n)).unwrap().len(), 1);
+    assert_eq!(server.issued(n).len(), 1);
     server.stop().await;
 }
 
@@ -94,13 +86,7 @@ async fn many_phones_with_one_name_at_once_exactly_one_installs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let n = "SEP000000004002";
-    server.add(&device(
-        n,
-        AuthMode::NullString,
-        Operation::InstallUpgrade,
-        None,
-        P256,
-    ));
+    server.add_null_string_install(n);
     let client = std::sync::Arc::new(server.client());
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -128,7 +114,7 @@ async fn many_phones_with_one_name_at_once_exactly_one_installs() {
         }
     }
     assert_eq!(installs, 1);
-    assert_eq!(server.store.issued_certificates(&name(n)).unwrap().len(), 1);
+    assert_eq!(server.issued(n).len(), 1);
     assert_eq!(server.load(n).status_label(), "Install/Upgrade successful");
     server.stop().await;
 }
@@ -146,13 +132,7 @@ async fn idle_connections_do_not_delay_an_enrollment_and_are_closed_after_the_ha
     )
     .await;
     let n = "SEP000000005001";
-    server.add(&device(
-        n,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("123456"),
-        P256,
-    ));
+    server.add_install(n, "123456");
 
     // 200 clients connect and never send a byte.
     let mut idle = Vec::with_capacity(200);

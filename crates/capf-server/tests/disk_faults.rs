@@ -12,18 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use capf_auth::{AuthMode, Operation};
 use capf_operations::phone::{FailureCause, PhoneConfig, PhoneOutcome};
 use capf_operations::{
     AuditEntry, Device, DeviceName, DevicePage, DeviceQuery, DeviceStore, IssuedRecord, Lease,
-    OperationsError, ServerConfig, SessionCommit,
+    OperationsError, SessionCommit,
 };
-use capf_server::{CapfServer, ServerError};
 use capf_store::SqliteStore;
 use common::handset::{Ending, Script, run_scripted};
-use common::{P256, assert_installed, auth_string, device, init_data_dir, name};
+use common::{Server, auth_string, init_data_dir, runtime_test, wait_lease_free};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -105,137 +102,43 @@ impl DeviceStore for FailingStore {
     }
 }
 
-struct Faulty {
-    store: Arc<FailingStore>,
-    addr: String,
-    tls: Arc<rustls::ClientConfig>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
+/// A server over a `FailingStore` (no fault set) on the data directory
+/// `root`, with the service parameters stored there.
+async fn start(root: &Path) -> Server<FailingStore> {
+    let inner = init_data_dir(root).open_store().unwrap();
+    let params = inner.load_parameters().unwrap();
+    let store = Arc::new(FailingStore {
+        inner,
+        fault: AtomicU8::new(Fault::None as u8),
+        injected: AtomicU32::new(0),
+    });
+    Server::start_on(root, store, params, common::options(root)).await
 }
 
-impl Faulty {
-    async fn start(root: &Path) -> Faulty {
-        let data = init_data_dir(root);
-        let identity = data.identity().unwrap();
-        let issuer = data.issuer(&identity).unwrap();
-        let trust = data.trust_store(&issuer).unwrap();
-        let inner = data.open_store().unwrap();
-        let params = inner.load_parameters().unwrap();
-        let store = Arc::new(FailingStore {
-            inner,
-            fault: AtomicU8::new(Fault::None as u8),
-            injected: AtomicU32::new(0),
-        });
-        let dyn_store: Arc<dyn DeviceStore> = store.clone();
-        let server = CapfServer::bind(
-            &identity,
-            issuer,
-            dyn_store,
-            ServerConfig::new(params, trust),
-            common::options(root),
-        )
-        .await
-        .unwrap();
-        let addr = server.local_addrs()[0].to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        let tls = Arc::new(
-            capf_server::phone_client_config(vec![identity.certificate().clone()]).unwrap(),
-        );
-        Faulty {
-            store,
-            addr,
-            tls,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(LIMIT, task)
-                .await
-                .expect("server stops")
-                .expect("server task")
-                .expect("server ran");
-        }
-    }
-
-    fn add_install(&self, n: &str, string: &str) {
-        self.store
-            .insert(&device(
-                n,
-                AuthMode::AuthString,
-                Operation::InstallUpgrade,
-                Some(string),
-                P256,
-            ))
-            .unwrap();
-    }
-
-    fn load(&self, n: &str) -> Device {
-        self.store.load(&name(n)).unwrap().unwrap()
-    }
-
-    /// A phone that reports any certificate it is sent (and stops there).
-    /// Returns the certificate, if one came, and how the session ended.
-    async fn watched_phone(&self, n: &str, string: &str) -> (Option<Vec<u8>>, Ending) {
-        let (cert_tx, mut cert_rx) = oneshot::channel();
-        let (_release, held) = oneshot::channel::<()>();
-        let ending = tokio::time::timeout(
-            LIMIT,
-            run_scripted(
-                self.addr.clone(),
-                self.tls.clone(),
-                PhoneConfig::new(n, auth_string(string)),
-                Script {
-                    hold_at_store: Some((cert_tx, held)),
-                    ..Script::default()
-                },
-            ),
-        )
-        .await
-        .expect("phone within the limit");
-        (cert_rx.try_recv().ok(), ending)
-    }
-
-    /// A real phone enrolls (the fault cleared).
-    async fn enroll(&self, n: &str, string: &str) -> Vec<u8> {
-        let client = capf_server::PhoneClient::new((*self.tls).clone());
-        let run = tokio::time::timeout(
-            LIMIT,
-            client.run(&self.addr, PhoneConfig::new(n, auth_string(string))),
-        )
-        .await
-        .expect("phone within the limit")
-        .expect("phone connected");
-        let (der, _) = assert_installed(&run);
-        wait_free(&self.store, n).await;
-        assert_eq!(self.load(n).status_label(), "Install/Upgrade successful");
-        der
-    }
-}
-
-async fn wait_free(store: &Arc<FailingStore>, n: &str) {
-    let device = name(n);
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        match store.acquire_lease(&device, SystemTime::now(), Duration::from_secs(5)) {
-            Ok(lease) => {
-                store.release_lease(&lease).unwrap();
-                return;
-            }
-            Err(OperationsError::DeviceBusy { .. }) => {}
-            Err(e) => panic!("lease on {n}: {e}"),
-        }
-        assert!(tokio::time::Instant::now() < deadline, "lease never freed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// A phone that reports any certificate it is sent (and stops there).
+/// Returns the certificate, if one came, and how the session ended.
+async fn watched_phone(
+    server: &Server<FailingStore>,
+    n: &str,
+    string: &str,
+) -> (Option<Vec<u8>>, Ending) {
+    let (cert_tx, mut cert_rx) = oneshot::channel();
+    let (_release, held) = oneshot::channel::<()>();
+    let ending = tokio::time::timeout(
+        LIMIT,
+        run_scripted(
+            server.addr.clone(),
+            server.tls(),
+            PhoneConfig::new(n, auth_string(string)),
+            Script {
+                hold_at_store: Some((cert_tx, held)),
+                ..Script::default()
+            },
+        ),
+    )
+    .await
+    .expect("phone within the limit");
+    (cert_rx.try_recv().ok(), ending)
 }
 
 /// The phone heard END_SESSION(7) (the server's error), nothing else.
@@ -254,19 +157,6 @@ fn assert_ended_in_error(ending: &Ending) {
     }
 }
 
-fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), f)
-                .await
-                .expect("test within its bound");
-        });
-}
-
 /// The record of a signed LSC cannot be written: the certificate is never
 /// sent, the phone hears END_SESSION(7), nothing is recorded as issued, the
 /// operation stays pending with its string armed; the server keeps serving,
@@ -275,34 +165,25 @@ fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
 fn failing_issued_record_sends_no_certificate_and_the_retry_enrolls() {
     runtime_test(async {
         let tmp = tempfile::tempdir().unwrap();
-        let server = Faulty::start(tmp.path()).await;
+        let server = start(tmp.path()).await;
         server.add_install("SEP00000000D001", "12121212");
-        server.set_fault(Fault::Issued);
+        server.store.set(Fault::Issued);
         for _ in 0..3 {
-            let (cert, ending) = server.watched_phone("SEP00000000D001", "12121212").await;
+            let (cert, ending) = watched_phone(&server, "SEP00000000D001", "12121212").await;
             assert!(cert.is_none(), "a certificate left without its record");
             assert_ended_in_error(&ending);
-            wait_free(&server.store, "SEP00000000D001").await;
+            wait_lease_free(&server.store, "SEP00000000D001").await;
         }
         assert_eq!(server.store.injected.load(Ordering::SeqCst), 3);
-        assert!(
-            server
-                .store
-                .issued_certificates(&name("SEP00000000D001"))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(server.issued("SEP00000000D001").is_empty());
         let d = server.load("SEP00000000D001");
         assert_eq!(d.status_label(), "Install/Upgrade pending");
         assert!(d.policy.auth_string.is_some());
         assert!(d.lsc.is_none());
 
-        server.set_fault(Fault::None);
+        server.store.set(Fault::None);
         let der = server.enroll("SEP00000000D001", "12121212").await;
-        let issued = server
-            .store
-            .issued_certificates(&name("SEP00000000D001"))
-            .unwrap();
+        let issued = server.issued("SEP00000000D001");
         assert_eq!(issued.len(), 1);
         assert_eq!(issued[0].certificate.der, der);
         assert!(issued[0].delivered);
@@ -318,28 +199,22 @@ fn failing_issued_record_sends_no_certificate_and_the_retry_enrolls() {
 fn failing_every_commit_ends_sessions_in_error_and_changes_nothing() {
     runtime_test(async {
         let tmp = tempfile::tempdir().unwrap();
-        let server = Faulty::start(tmp.path()).await;
+        let server = start(tmp.path()).await;
         server.add_install("SEP00000000D002", "34343434");
         let before = server.load("SEP00000000D002");
-        server.set_fault(Fault::All);
+        server.store.set(Fault::All);
         for string in ["34343434", "99999999", "34343434"] {
-            let (cert, ending) = server.watched_phone("SEP00000000D002", string).await;
+            let (cert, ending) = watched_phone(&server, "SEP00000000D002", string).await;
             assert!(cert.is_none(), "a certificate left without its record");
             assert_ended_in_error(&ending);
-            wait_free(&server.store, "SEP00000000D002").await;
+            wait_lease_free(&server.store, "SEP00000000D002").await;
         }
         assert!(server.store.injected.load(Ordering::SeqCst) >= 3);
         let after = server.load("SEP00000000D002");
         assert_eq!(after.policy, before.policy, "nothing was committed");
-        assert!(
-            server
-                .store
-                .issued_certificates(&name("SEP00000000D002"))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(server.issued("SEP00000000D002").is_empty());
 
-        server.set_fault(Fault::None);
+        server.store.set(Fault::None);
         server.enroll("SEP00000000D002", "34343434").await;
         server.stop().await;
     });
@@ -352,10 +227,10 @@ fn failing_every_commit_ends_sessions_in_error_and_changes_nothing() {
 fn failing_completion_marks_nothing_successful_and_the_retry_completes() {
     runtime_test(async {
         let tmp = tempfile::tempdir().unwrap();
-        let server = Faulty::start(tmp.path()).await;
+        let server = start(tmp.path()).await;
         server.add_install("SEP00000000D003", "56565656");
-        server.set_fault(Fault::Completed);
-        let client = capf_server::PhoneClient::new((*server.tls).clone());
+        server.store.set(Fault::Completed);
+        let client = server.client();
         let run = tokio::time::timeout(
             LIMIT,
             client.run(
@@ -367,25 +242,19 @@ fn failing_completion_marks_nothing_successful_and_the_retry_completes() {
         .unwrap()
         .unwrap();
         assert!(!run.outcome.is_success(), "{:?}", run.outcome);
-        wait_free(&server.store, "SEP00000000D003").await;
+        wait_lease_free(&server.store, "SEP00000000D003").await;
         assert_eq!(server.store.injected.load(Ordering::SeqCst), 1);
         let d = server.load("SEP00000000D003");
         assert_eq!(d.status_label(), "Install/Upgrade pending");
         assert!(d.policy.auth_string.is_some());
         assert!(d.lsc.is_none());
-        let issued = server
-            .store
-            .issued_certificates(&name("SEP00000000D003"))
-            .unwrap();
+        let issued = server.issued("SEP00000000D003");
         assert_eq!(issued.len(), 1);
         assert!(!issued[0].delivered);
 
-        server.set_fault(Fault::None);
+        server.store.set(Fault::None);
         let der = server.enroll("SEP00000000D003", "56565656").await;
-        let issued = server
-            .store
-            .issued_certificates(&name("SEP00000000D003"))
-            .unwrap();
+        let issued = server.issued("SEP00000000D003");
         assert_eq!(issued.len(), 2);
         assert_ne!(
             issued[0].certificate.serial_hex,
@@ -395,10 +264,4 @@ fn failing_completion_marks_nothing_successful_and_the_retry_completes() {
         assert_eq!(issued[1].certificate.der, der);
         server.stop().await;
     });
-}
-
-impl Faulty {
-    fn set_fault(&self, fault: Fault) {
-        self.store.set(fault);
-    }
 }

@@ -89,7 +89,7 @@ async fn install_by_auth_string_rsa_and_ec() {
     for ((n, _, key), run) in phones.iter().zip(&runs) {
         let installed = assert_installed(run);
         check_installed(&server, n, &installed, *key, "authentication string");
-        assert_eq!(server.store.issued_certificates(&name(n)).unwrap().len(), 1);
+        assert_eq!(server.issued(n).len(), 1);
     }
     server.stop().await;
 }
@@ -112,13 +112,7 @@ async fn install_by_null_string() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let n = "SEP0000000000B1";
-    server.add(&device(
-        n,
-        AuthMode::NullString,
-        Operation::InstallUpgrade,
-        None,
-        P256,
-    ));
+    server.add_null_string_install(n);
     let run = server
         .phone(PhoneConfig::new(n, Credentials::NullString))
         .await;
@@ -132,13 +126,7 @@ async fn upgrade_authenticated_by_the_existing_lsc() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let n = "SEP0000000000C1";
-    server.add(&device(
-        n,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("4711"),
-        P256,
-    ));
+    server.add_install(n, "4711");
     let first = assert_installed(&server.phone(PhoneConfig::new(n, auth_string("4711"))).await);
 
     // The operator schedules an upgrade authenticated by the LSC.
@@ -176,13 +164,7 @@ async fn upgrade_authenticated_by_the_existing_lsc() {
         .await;
     assert_eq!(refused_reason(&run.outcome), 7, "{:?}", run.outcome);
     assert!(run.installed.is_none());
-    assert!(
-        server
-            .store
-            .issued_certificates(&name(other))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(server.issued(other).is_empty());
     assert_eq!(server.load(other).status_label(), "Install/Upgrade pending");
     server.stop().await;
 }
@@ -266,13 +248,7 @@ async fn install_authenticated_by_a_mic() {
         ))
         .await;
     assert_eq!(refused_reason(&run.outcome), 7, "{:?}", run.outcome);
-    assert!(
-        server
-            .store
-            .issued_certificates(&name(untrusted))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(server.issued(untrusted).is_empty());
 
     // A trusted MIC of another phone (another MAC) does not authenticate this one.
     let run = server
@@ -288,13 +264,7 @@ async fn install_authenticated_by_a_mic() {
 
 /// Installs an LSC on `n` by null string and returns it.
 async fn installed_device(server: &Server, n: &str) -> (Vec<u8>, PrivateKey) {
-    server.add(&device(
-        n,
-        AuthMode::NullString,
-        Operation::InstallUpgrade,
-        None,
-        P256,
-    ));
+    server.add_null_string_install(n);
     assert_installed(
         &server
             .phone(PhoneConfig::new(n, Credentials::NullString))
@@ -422,13 +392,7 @@ async fn nothing_scheduled_and_unknown_device() {
         after.policy.auth_string.is_some(),
         "no operation ran, so the string is not spent"
     );
-    assert!(
-        server
-            .store
-            .issued_certificates(&name(n))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(server.issued(n).is_empty());
 
     let unknown = "SEP0000DEADBEEF";
     let run = server
@@ -459,13 +423,7 @@ async fn backup_then_restore_gives_the_same_devices_and_certificates() {
     );
     installed_device(&server, "SEP0000000000BB").await;
     let pending = "SEP0000000000BC";
-    server.add(&device(
-        pending,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("90210"),
-        P256,
-    ));
+    server.add_install(pending, "90210");
     let names = [upgraded, "SEP0000000000BB", pending];
 
     // Online backup, while the server runs.

@@ -16,13 +16,7 @@ async fn an_auth_string_authenticates_one_operation_only() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let n = "SEP000000001001";
-    server.add(&device(
-        n,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("123456"),
-        P256,
-    ));
+    server.add_install(n, "123456");
     let first = assert_installed(
         &server
             .phone(PhoneConfig::new(n, auth_string("123456")))
@@ -44,7 +38,7 @@ async fn an_auth_string_authenticates_one_operation_only() {
         d.policy.failed_attempts, 0,
         "a spent string is not a wrong guess"
     );
-    assert_eq!(server.store.issued_certificates(&name(n)).unwrap().len(), 1);
+    assert_eq!(server.issued(n).len(), 1);
 
     // Nor after a restart.
     server.stop().await;
@@ -53,7 +47,7 @@ async fn an_auth_string_authenticates_one_operation_only() {
         .phone(PhoneConfig::new(n, auth_string("123456")))
         .await;
     assert_eq!(refused_reason(&run.outcome), 7, "{:?}", run.outcome);
-    assert_eq!(server.store.issued_certificates(&name(n)).unwrap().len(), 1);
+    assert_eq!(server.issued(n).len(), 1);
     server.stop().await;
 }
 
@@ -64,13 +58,7 @@ async fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
     let limit = server.store.load_parameters().unwrap().auth_failure_limit;
     assert_eq!(limit, 5, "the default limit");
     let n = "SEP000000002001";
-    server.add(&device(
-        n,
-        AuthMode::AuthString,
-        Operation::InstallUpgrade,
-        Some("123456"),
-        P256,
-    ));
+    server.add_install(n, "123456");
 
     for attempt in 1..limit {
         let run = server
@@ -113,13 +101,7 @@ async fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
     let d = server.load(n);
     assert!(d.policy.locked);
     assert!(d.lsc.is_none());
-    assert!(
-        server
-            .store
-            .issued_certificates(&name(n))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(server.issued(n).is_empty());
 
     // The operator arms a new string: the lock is lifted.
     server.edit(n, |d| d.policy.rearm("2468".parse::<AuthString>().unwrap()));
@@ -159,13 +141,7 @@ async fn a_passed_deadline_refuses_the_operation() {
         d.policy.auth_string.is_some(),
         "a refused operation does not spend the string"
     );
-    assert!(
-        server
-            .store
-            .issued_certificates(&name(late))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(server.issued(late).is_empty());
 
     // A deadline still ahead does not refuse.
     let on_time = "SEP000000003002";

@@ -5,7 +5,9 @@
 //!   hold a device's lease while another phone tries the same name);
 //! * when STORE_CERTIFICATE_REQUEST arrives: hand the certificate to the
 //!   test and stop without answering, keeping the connection open until the
-//!   test says so (to kill the server between issuing and confirmation).
+//!   test says so (to kill the server between issuing and confirmation);
+//! * once STORE_CERTIFICATE_RESPONSE is written: tell the test (to kill the
+//!   server around the phone's confirmation).
 //!
 //! Shared by the capf-server and capf-cli integration tests (the latter
 //! include this file with `#[path]`).
@@ -37,6 +39,9 @@ pub struct Script {
     /// sender, nothing is answered, and the connection stays open until the
     /// receiver fires (or its sender is dropped); then it is dropped.
     pub hold_at_store: Option<(oneshot::Sender<Vec<u8>>, oneshot::Receiver<()>)>,
+    /// Told once STORE_CERTIFICATE_RESPONSE (the phone's confirmation) has
+    /// been written.
+    pub confirmed: Option<oneshot::Sender<()>>,
 }
 
 /// How a scripted run ended.
@@ -81,6 +86,7 @@ pub async fn run_scripted(
     let mut pending_key: Option<PrivateKey> = None;
     let mut installed = None;
     loop {
+        let mut wrote = false;
         while let Some(t) = session.poll_transmit() {
             outbound.clear();
             t.encode(&mut outbound).expect("encode");
@@ -88,8 +94,17 @@ pub async fn run_scripted(
                 session.connection_lost(SystemTime::now());
                 break;
             }
+            wrote = true;
         }
         let _ = stream.flush().await;
+        // The first write after the certificate was stored is the
+        // confirmation.
+        if wrote
+            && installed.is_some()
+            && let Some(tx) = script.confirmed.take()
+        {
+            let _ = tx.send(());
+        }
         if let Some(event) = session.poll_event() {
             match event {
                 PhoneEvent::GenerateKey(spec) => {

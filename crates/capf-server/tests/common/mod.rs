@@ -14,7 +14,9 @@ use capf_ca::{CaCertificate, EcCurve, IdentityParams, KeySpec};
 use capf_operations::phone::{
     CertificateCredentials, Credentials, FailureCause, PhoneConfig, PhoneOutcome, PhoneSuccess,
 };
-use capf_operations::{Device, DeviceName, DeviceStore, OperationsError, ServerConfig};
+use capf_operations::{
+    Device, DeviceName, DeviceStore, IssuedRecord, OperationsError, ServerConfig, ServiceParameters,
+};
 use capf_server::{CapfServer, DataDir, PhoneClient, PhoneRun, ServerError, ServerOptions};
 use capf_store::SqliteStore;
 use tokio::sync::oneshot;
@@ -90,10 +92,11 @@ pub fn options(root: &Path) -> ServerOptions {
     }
 }
 
-/// A running server, as `capf serve` composes it from a data directory.
-pub struct Server {
+/// A running server, as `capf serve` composes it from a data directory,
+/// over a SQLite store or (for fault injection) any other `DeviceStore`.
+pub struct Server<S: DeviceStore + 'static = SqliteStore> {
     pub root: PathBuf,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<S>,
     pub addr: String,
     pub capf_certificate: CaCertificate,
     stop: Option<oneshot::Sender<()>>,
@@ -107,13 +110,27 @@ impl Server {
         Self::start_with(root, options(root)).await
     }
 
+    /// Starts a server on `root` with the service parameters stored there.
     pub async fn start_with(root: &Path, options: ServerOptions) -> Server {
+        let store = Arc::new(init_data_dir(root).open_store().unwrap());
+        let params = store.load_parameters().unwrap();
+        Self::start_on(root, store, params, options).await
+    }
+}
+
+impl<S: DeviceStore + 'static> Server<S> {
+    /// Starts a server on the data directory `root` (initialised if
+    /// needed) that keeps its records in `store` and runs with `params`.
+    pub async fn start_on(
+        root: &Path,
+        store: Arc<S>,
+        params: ServiceParameters,
+        options: ServerOptions,
+    ) -> Server<S> {
         let data = init_data_dir(root);
         let identity = data.identity().unwrap();
         let issuer = data.issuer(&identity).unwrap();
         let trust = data.trust_store(&issuer).unwrap();
-        let store = Arc::new(data.open_store().unwrap());
-        let params = store.load_parameters().unwrap();
         let dyn_store: Arc<dyn DeviceStore> = store.clone();
         let server = CapfServer::bind(
             &identity,
@@ -184,8 +201,36 @@ impl Server {
         self.store.insert(device).unwrap();
     }
 
+    /// Schedules an install of a P-256 LSC on `n`, authenticated by `string`.
+    pub fn add_install(&self, n: &str, string: &str) {
+        self.add(&device(
+            n,
+            AuthMode::AuthString,
+            Operation::InstallUpgrade,
+            Some(string),
+            P256,
+        ));
+    }
+
+    /// Schedules an install of a P-256 LSC on `n`, authenticated by the
+    /// null string.
+    pub fn add_null_string_install(&self, n: &str) {
+        self.add(&device(
+            n,
+            AuthMode::NullString,
+            Operation::InstallUpgrade,
+            None,
+            P256,
+        ));
+    }
+
     pub fn load(&self, n: &str) -> Device {
         self.store.load(&name(n)).unwrap().unwrap()
+    }
+
+    /// Every certificate issued to `n`, delivered or not.
+    pub fn issued(&self, n: &str) -> Vec<IssuedRecord> {
+        self.store.issued_certificates(&name(n)).unwrap()
     }
 
     /// Changes a device as an operator would.
@@ -194,12 +239,21 @@ impl Server {
         f(&mut d);
         self.store.update(&d).unwrap();
     }
+
+    /// A real phone enrolls `n` with `string`, and the record says so.
+    /// Returns the LSC.
+    pub async fn enroll(&self, n: &str, string: &str) -> Vec<u8> {
+        let run = self.phone(PhoneConfig::new(n, auth_string(string))).await;
+        let (der, _) = assert_installed(&run);
+        assert_eq!(self.load(n).status_label(), "Install/Upgrade successful");
+        der
+    }
 }
 
 /// Waits (bounded) until no session holds `n`'s lease: the server releases
 /// it just after END_SESSION, so a phone that reconnects at once could
 /// otherwise be refused as busy.
-pub async fn wait_lease_free(store: &Arc<SqliteStore>, n: &str) {
+pub async fn wait_lease_free<S: DeviceStore + 'static>(store: &Arc<S>, n: &str) {
     let device = name(n);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -252,4 +306,18 @@ pub fn refused_reason(outcome: &PhoneOutcome) -> u8 {
         },
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// Runs `f` on a two-thread runtime, bounded to a minute.
+pub fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), f)
+                .await
+                .expect("test within its bound");
+        });
 }

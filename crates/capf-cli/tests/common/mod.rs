@@ -1,0 +1,195 @@
+//! Shared helpers for the `capf` binary's integration tests: running
+//! `capf` on a data directory, `capf serve` on 127.0.0.1 (ephemeral port)
+//! as a child process, and what a phone needs to talk to it. The scripted
+//! phone (`handset`) is the capf-server tests' own.
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../../capf-server/tests/common/handset.rs"]
+pub mod handset;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use capf_auth::AuthString;
+use capf_ca::CaCertificate;
+use capf_operations::phone::{Credentials, PhoneConfig};
+use capf_server::DataDir;
+use capf_store::SqliteStore;
+
+/// Longest wait for `capf serve` to start or to exit.
+pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `capf --data-dir DATA ARGS` and expects success.
+pub fn capf(data: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_capf"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("CAPF_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "capf {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A running `capf serve`, killed if the test ends early.
+pub struct Serve {
+    child: Child,
+    pub addr: String,
+    stdout: Receiver<String>,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `capf serve --listen 127.0.0.1:0` and waits for the address it
+    /// prints. Its log (stderr) goes to `log`.
+    pub fn start(data: &Path, log: PathBuf) -> Serve {
+        Self::start_with(data, log, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `capf serve ARGS` (which name a `--listen` address on
+    /// 127.0.0.1) and waits for the address it prints. Its log (stderr) goes
+    /// to `log`.
+    pub fn start_with(data: &Path, log: PathBuf, args: &[&str]) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_capf"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("serve")
+            .args(args)
+            .env_remove("CAPF_DATA_DIR")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let (tx, stdout) = channel();
+        let pipe = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve {
+            child,
+            addr: String::new(),
+            stdout,
+            log,
+        };
+        let line = serve.wait_for_line("listening on ");
+        serve.addr = line.trim_start_matches("listening on ").trim().to_owned();
+        assert!(serve.addr.starts_with("127.0.0.1:"), "{line}");
+        serve
+    }
+
+    /// Waits (bounded) for a stdout line starting with `prefix`.
+    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + SERVE_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no {prefix:?} line from capf serve; log:\n{}", self.log())
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "capf serve ended without printing {prefix:?}; log:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + SERVE_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "capf serve did not exit; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), and wait (bounded) until
+    /// it is gone. Returns the exit status.
+    pub fn sigkill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    /// SIGTERM; returns the exit status and everything printed after the
+    /// start.
+    pub fn sigterm(&mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let status = self.wait();
+        // The process is gone: the reader thread sees EOF and the channel
+        // closes after the last line.
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(SERVE_LIMIT) {
+            lines.push(line);
+        }
+        (status, lines)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The client TLS configuration of a phone whose ITL holds the CAPF
+/// certificate in `data`.
+pub fn phone_tls(data: &Path) -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read_to_string(data.join(capf_ca::CERT_FILE)).unwrap();
+    let capf = CaCertificate::from_pem(&pem, "CAPF certificate").unwrap();
+    Arc::new(capf_server::phone_client_config(vec![capf]).unwrap())
+}
+
+/// A phone `n` authenticating with the string `string`.
+pub fn phone_config(n: &str, string: &str) -> PhoneConfig {
+    PhoneConfig::new(
+        n,
+        Credentials::AuthString(string.parse::<AuthString>().unwrap()),
+    )
+}
+
+pub fn open_store(data: &Path) -> SqliteStore {
+    SqliteStore::open(data.join(DataDir::DATABASE)).unwrap()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
