@@ -15,8 +15,11 @@ use crate::{
 struct State {
     devices: BTreeMap<DeviceName, Device>,
     leases: HashMap<DeviceName, (u64, SystemTime)>,
-    issued: Vec<IssuedRecord>,
-    audit: Vec<AuditEntry>,
+    /// Per device, in issue order (looked up by device on every commit:
+    /// one flat list made each enrollment cost O(all issued)).
+    issued: HashMap<DeviceName, Vec<IssuedRecord>>,
+    /// Per device, in order.
+    audit: HashMap<DeviceName, Vec<AuditEntry>>,
     next_token: u64,
 }
 
@@ -135,7 +138,10 @@ impl DeviceStore for MemoryStore {
         let mut device = s.devices.get(name).cloned().ok_or_else(|| unknown(name))?;
         let delivered = match commit {
             SessionCommit::Issued(record) => {
-                s.issued.push(record.clone());
+                s.issued
+                    .entry(name.clone())
+                    .or_default()
+                    .push(record.clone());
                 None
             }
             SessionCommit::Completed {
@@ -143,8 +149,10 @@ impl DeviceStore for MemoryStore {
                 ..
             } => s
                 .issued
-                .iter_mut()
-                .find(|r| &r.device == name && &r.certificate.serial_hex == serial_hex)
+                .get_mut(name)
+                .into_iter()
+                .flatten()
+                .find(|r| &r.certificate.serial_hex == serial_hex)
                 .map(|r| {
                     r.delivered = true;
                     r.clone()
@@ -153,28 +161,16 @@ impl DeviceStore for MemoryStore {
         };
         device.apply_commit(commit, delivered.as_ref());
         let entries = audit_entries(name, commit);
-        s.audit.extend(entries);
+        s.audit.entry(name.clone()).or_default().extend(entries);
         s.devices.insert(name.clone(), device.clone());
         Ok(device)
     }
 
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
-        Ok(self
-            .lock()?
-            .issued
-            .iter()
-            .filter(|r| &r.device == name)
-            .cloned()
-            .collect())
+        Ok(self.lock()?.issued.get(name).cloned().unwrap_or_default())
     }
 
     fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
-        Ok(self
-            .lock()?
-            .audit
-            .iter()
-            .filter(|e| &e.device == name)
-            .cloned()
-            .collect())
+        Ok(self.lock()?.audit.get(name).cloned().unwrap_or_default())
     }
 }
