@@ -6,8 +6,10 @@
 //!   [`MAX_BATCH`]), applies them in queue order in one `BEGIN IMMEDIATE`
 //!   transaction, each inside its own `SAVEPOINT` (a change that fails is
 //!   rolled back alone, and its caller gets its error), `COMMIT`s once, and
-//!   hands every waiter its own result. Then it leaves, and the next writer
-//!   in line leads the next batch.
+//!   hands every waiter its own result. Then it wakes the first writer
+//!   still in line, who leads the next batch. Each writer sleeps on its own
+//!   condition: a commit wakes only the writers it answers and the next
+//!   leader.
 //! * Order: changes are applied in the order they were queued, and a batch
 //!   is committed before the next one starts, so the commit order is the
 //!   same as with one transaction per change; a caller's result is only
@@ -28,28 +30,67 @@ pub(crate) const MAX_BATCH: usize = 256;
 
 /// One queued change, type-erased.
 struct Job {
-    ticket: u64,
     /// Runs the change inside its savepoint; `true` if it succeeded.
     run: Run,
     /// After the batch: `Some(error)` replaces the result (the batch was
     /// not committed).
     finish: Finish,
+    /// Wakes this job's caller, and only it.
+    signal: Arc<Signal>,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
+    /// Someone leads (or has been told to): new callers just wait.
     leader: bool,
-    next_ticket: u64,
-    /// Every job with a ticket below this has its result (or never will).
-    finished_below: u64,
 }
 
-/// The queue and the condition its waiters sleep on.
+/// What a waiting caller is told.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum Turn {
+    #[default]
+    Wait,
+    /// Take the next batch and commit it.
+    Lead,
+    /// Your change's result is in its slot.
+    Done,
+}
+
+/// One caller's wake-up: each caller sleeps on its own condition, so a
+/// commit wakes exactly the callers it answers and the next leader (one
+/// shared condition woke every waiting thread at every commit; at 64
+/// sessions that cost more CPU than the commits).
+#[derive(Default)]
+struct Signal {
+    turn: Mutex<Turn>,
+    wake: Condvar,
+}
+
+impl Signal {
+    fn set(&self, turn: Turn) {
+        *lock(&self.turn) = turn;
+        self.wake.notify_one();
+    }
+
+    /// Sleeps until told to lead or done; a `Lead` is consumed.
+    fn wait(&self) -> Turn {
+        let mut turn = lock(&self.turn);
+        while *turn == Turn::Wait {
+            turn = self.wake.wait(turn).unwrap_or_else(PoisonError::into_inner);
+        }
+        let told = *turn;
+        if told == Turn::Lead {
+            *turn = Turn::Wait;
+        }
+        told
+    }
+}
+
+/// The queue of changes waiting for a transaction.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
-    wake: Condvar,
 }
 
 type Slot<T> = Arc<Mutex<Option<Result<T, StoreError>>>>;
@@ -88,11 +129,9 @@ impl GroupCommit {
         let slot: Slot<T> = Arc::new(Mutex::new(None));
         let run_slot = slot.clone();
         let finish_slot = slot.clone();
+        let signal = Arc::new(Signal::default());
         let mut queue = lock(&self.queue);
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
         queue.jobs.push_back(Job {
-            ticket,
             run: Box::new(move |c| {
                 let result = f(c);
                 let ok = result.is_ok();
@@ -117,54 +156,64 @@ impl GroupCommit {
                     None => {}
                 }
             }),
+            signal: signal.clone(),
         });
+        // Nobody leads: this caller does, at once.
+        let mut lead = !queue.leader;
+        queue.leader = true;
+        drop(queue);
         loop {
-            if queue.finished_below > ticket {
-                drop(queue);
+            if !lead && signal.wait() == Turn::Done {
                 return lock(&slot).take().unwrap_or(Err(StoreError::Poisoned));
             }
-            if !queue.leader {
-                queue.leader = true;
+            lead = false;
+            let batch: Vec<Job> = {
+                let mut queue = lock(&self.queue);
                 let n = queue.jobs.len().min(MAX_BATCH);
-                let batch: Vec<Job> = queue.jobs.drain(..n).collect();
-                drop(queue);
-                self.lead(&conn, batch);
-                queue = lock(&self.queue);
-                continue;
-            }
-            queue = self
-                .wake
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
+                queue.jobs.drain(..n).collect()
+            };
+            // Our own change may be in a later batch: then the lead comes
+            // back to us when it is first in line.
+            self.lead(&conn, batch);
         }
     }
 
-    /// Applies one batch and commits it; then lets the next leader in.
+    /// Applies one batch and commits it; answers its callers; then hands
+    /// the lead to the first caller still in line (or leaves it free).
     fn lead<'c>(
         &self,
         conn: &impl Fn() -> Result<MutexGuard<'c, Connection>, StoreError>,
         batch: Vec<Job>,
     ) {
-        /// Leaves the leadership even if a change panics.
+        /// Answers the batch and passes the lead on, even if a change
+        /// panics (its callers then get `Poisoned`).
         struct Leaving<'a> {
             group: &'a GroupCommit,
-            below: u64,
+            signals: Vec<Arc<Signal>>,
         }
         impl Drop for Leaving<'_> {
             fn drop(&mut self) {
+                for signal in &self.signals {
+                    signal.set(Turn::Done);
+                }
                 let mut queue = lock(&self.group.queue);
-                queue.leader = false;
-                queue.finished_below = queue.finished_below.max(self.below);
-                drop(queue);
-                self.group.wake.notify_all();
+                match queue.jobs.front() {
+                    Some(next) => next.signal.set(Turn::Lead),
+                    None => queue.leader = false,
+                }
             }
         }
-        let _leaving = Leaving {
+        let mut leaving = Leaving {
             group: self,
-            below: batch.last().map_or(0, |j| j.ticket + 1),
+            signals: Vec::with_capacity(batch.len()),
         };
-        let (runs, finishes): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|j| (j.run, j.finish)).unzip();
+        let mut runs = Vec::with_capacity(batch.len());
+        let mut finishes = Vec::with_capacity(batch.len());
+        for job in batch {
+            runs.push(job.run);
+            finishes.push(job.finish);
+            leaving.signals.push(job.signal);
+        }
         let failure = match conn() {
             Err(e) => Some(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),

@@ -43,10 +43,14 @@ pub struct CertificateHistory {
 ///   audit entries together.
 /// * Leases are rows of the database, so two processes on one file exclude
 ///   each other too.
-/// * One connection behind a mutex: calls from several threads are
-///   serialised.
+/// * One connection for writes behind a mutex (writes are serialised and
+///   batched, see above), and for a database file a second one for reads
+///   (`load`, `find`, histories): WAL lets them read the last committed
+///   state while a batch is being written and synced.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Reads of a file database; `None` in memory (reads use `conn`).
+    reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
     group: GroupCommit,
 }
@@ -75,8 +79,14 @@ impl SqliteStore {
         let mut conn = Connection::open(path).map_err(StoreError::sqlite(context()))?;
         configure(&conn, path)?;
         schema::migrate(&mut conn, path)?;
+        let reader = Connection::open(path).map_err(StoreError::sqlite(context()))?;
+        configure(&reader, path)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(StoreError::sqlite(context()))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: Some(Mutex::new(reader)),
             path: Some(path.to_path_buf()),
             group: GroupCommit::default(),
         })
@@ -95,6 +105,7 @@ impl SqliteStore {
         schema::migrate(&mut conn, Path::new(":memory:"))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: None,
             path: None,
             group: GroupCommit::default(),
         })
@@ -160,7 +171,7 @@ impl SqliteStore {
         &self,
         name: &DeviceName,
     ) -> Result<Vec<CertificateHistory>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let context = || format!("reading the certificates of {name}");
         let mut stmt = conn
             .prepare_cached("SELECT * FROM issued_certificates WHERE device = ?1 ORDER BY id")
@@ -191,6 +202,15 @@ impl SqliteStore {
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The connection for reads: they see what was committed and never
+    /// wait for a batch being written.
+    pub(crate) fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        match &self.reader {
+            Some(reader) => reader.lock().map_err(|_| StoreError::Poisoned),
+            None => self.lock(),
+        }
     }
 }
 
@@ -497,7 +517,7 @@ fn acquire_in(
 
 impl DeviceStore for SqliteStore {
     fn load(&self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
-        Ok(device_row::load(&*self.lock()?, name)?)
+        Ok(device_row::load(&*self.read()?, name)?)
     }
 
     fn insert(&self, device: &Device) -> Result<(), OperationsError> {
@@ -533,7 +553,7 @@ impl DeviceStore for SqliteStore {
     /// [`DeviceQuery::run`]: simple, always the same answer as
     /// `MemoryStore`, and fast enough up to about 100 000 devices.
     fn find(&self, query: &DeviceQuery) -> Result<DevicePage, OperationsError> {
-        let devices = device_row::load_all(&*self.lock()?)?;
+        let devices = device_row::load_all(&*self.read()?)?;
         query.run(devices)
     }
 
@@ -578,7 +598,7 @@ impl DeviceStore for SqliteStore {
     }
 
     fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let context = || format!("reading the audit log of {name}");
         let mut stmt = conn
             .prepare_cached(

@@ -110,9 +110,24 @@ pub(crate) struct LoadgenArgs {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
+    /// Let simulated phones resume TLS sessions (one ticket shared by all). Off by
+    /// default: each real phone makes its own full handshake, and that is what
+    /// the server's CPU figure should include.
+    #[arg(long)]
+    resume_tls: bool,
     /// Print the figures as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// The simulated phones' TLS configuration: a full handshake per phone
+/// unless `resume` (see `--resume-tls`).
+fn client_config(trusted: &[CaCertificate], resume: bool) -> Result<rustls::ClientConfig, Failure> {
+    let mut config = phone_client_config(trusted.to_vec())?;
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(config)
 }
 
 /// What one phone run gave.
@@ -490,7 +505,7 @@ fn drive(
     let client = {
         let pool = pool.clone();
         let cursor = cursor.clone();
-        PhoneClient::new(phone_client_config(trusted.clone())?)
+        PhoneClient::new(client_config(&trusted, args.resume_tls)?)
             .with_connect_timeout(timeout)
             .with_key_source(move |spec| {
                 let i = cursor.fetch_add(1, Ordering::Relaxed);
@@ -499,7 +514,7 @@ fn drive(
             })
     };
     let client = Arc::new(client);
-    let connector = TlsConnector::from(Arc::new(phone_client_config(trusted)?));
+    let connector = TlsConnector::from(Arc::new(client_config(&trusted, args.resume_tls)?));
     let strings = Arc::new(strings);
     let server_pid = spawned.map(|s| s.pid().to_string());
     let bar = ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX));
