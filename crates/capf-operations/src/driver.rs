@@ -76,7 +76,15 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
                     session.device_loaded(now, lookup);
                 }
                 ServerEvent::Commit(commit) => {
+                    let last = session.commit_ends_session();
                     let result = match &self.lease {
+                        Some(lease) if last => {
+                            let r = self.store.commit_and_release(lease, &commit);
+                            if r.is_ok() {
+                                self.lease = None;
+                            }
+                            r.map(|_| ()).map_err(|e| e.to_string())
+                        }
                         Some(lease) => self
                             .store
                             .commit(lease, &commit)

@@ -79,6 +79,23 @@ pub trait DeviceStore: Send + Sync {
     /// certificates and the audit log, in one transaction.
     fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError>;
 
+    /// [`commit`](Self::commit), then gives the lease back: for a session's
+    /// last change ([`ServerSession::commit_ends_session`](crate::ServerSession::commit_ends_session)),
+    /// so that the device is free as soon as the change is durable. The
+    /// default does the two calls, the release best-effort (a lease that
+    /// could not be given back lapses); a store may do both in one
+    /// transaction (SQLite does: one write fewer per enrollment). On an
+    /// error the lease is still held.
+    fn commit_and_release(
+        &self,
+        lease: &Lease,
+        commit: &SessionCommit,
+    ) -> Result<Device, OperationsError> {
+        let device = self.commit(lease, commit)?;
+        let _ = self.release_lease(lease);
+        Ok(device)
+    }
+
     /// Every certificate issued to a device, oldest first.
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError>;
 

@@ -258,7 +258,8 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Device>, StoreError> {
 
 /// Whether a device exists.
 pub(crate) fn exists(conn: &Connection, name: &DeviceName) -> Result<bool, StoreError> {
-    conn.query_row(
+    crate::cached::query_row(
+        conn,
         "SELECT 1 FROM devices WHERE name = ?1",
         [name.as_str()],
         |_| Ok(()),

@@ -230,6 +230,12 @@ impl GroupCommit {
 type Run = Box<dyn FnOnce(&Connection) -> bool + Send>;
 type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
+/// One statement of the batch's frame, through the statement cache (they
+/// run for every change; `execute_batch` would parse them every time).
+fn run_statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// The batch in one transaction, each change in its own savepoint;
 /// `Some(error)` when the batch was not committed.
 fn apply(conn: &Connection, runs: Vec<Run>) -> Option<rusqlite::Error> {
@@ -237,7 +243,7 @@ fn apply(conn: &Connection, runs: Vec<Run>) -> Option<rusqlite::Error> {
         // Left open by a change that panicked: it was never committed.
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_statement(conn, "BEGIN IMMEDIATE") {
         return Some(e);
     }
     let abandon = |e: rusqlite::Error| {
@@ -247,19 +253,20 @@ fn apply(conn: &Connection, runs: Vec<Run>) -> Option<rusqlite::Error> {
         Some(e)
     };
     for run in runs {
-        if let Err(e) = conn.execute_batch("SAVEPOINT capf_change") {
+        if let Err(e) = run_statement(conn, "SAVEPOINT capf_change") {
             return abandon(e);
         }
-        let end = if run(conn) {
-            "RELEASE capf_change"
+        let ended = if run(conn) {
+            run_statement(conn, "RELEASE capf_change")
         } else {
-            "ROLLBACK TO capf_change; RELEASE capf_change"
+            run_statement(conn, "ROLLBACK TO capf_change")
+                .and_then(|()| run_statement(conn, "RELEASE capf_change"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = ended {
             return abandon(e);
         }
     }
-    match conn.execute_batch("COMMIT") {
+    match run_statement(conn, "COMMIT") {
         Ok(()) => None,
         Err(e) => abandon(e),
     }

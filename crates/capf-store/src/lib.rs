@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod cached;
 mod device_row;
 mod error;
 mod group;

@@ -102,6 +102,7 @@ impl SqliteStore {
             Connection::open_in_memory().map_err(StoreError::sqlite("opening in memory"))?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(StoreError::sqlite("enabling foreign keys"))?;
+        conn.set_prepared_statement_cache_capacity(crate::cached::CAPACITY);
         schema::migrate(&mut conn, Path::new(":memory:"))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -157,7 +158,7 @@ impl SqliteStore {
     /// [`StoreError::Sqlite`] if SQLite fails.
     pub fn clear_stale_leases(&self) -> Result<usize, StoreError> {
         self.with_transaction(|tx| {
-            tx.execute("DELETE FROM leases", [])
+            crate::cached::execute(tx, "DELETE FROM leases", [])
                 .map_err(StoreError::sqlite("clearing stale leases"))
         })
     }
@@ -246,7 +247,25 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::sqlite(context("setting synchronous=FULL")))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(StoreError::sqlite(context("enabling foreign keys")))?;
+    conn.set_prepared_statement_cache_capacity(crate::cached::CAPACITY);
     Ok(())
+}
+
+/// Deletes the lease row if it is still this lease's (a no-op otherwise).
+fn release_in(tx: &Connection, lease: &Lease) -> Result<(), StoreError> {
+    let Some(token) = token_column(lease.token) else {
+        return Ok(());
+    };
+    let device = &lease.device;
+    crate::cached::execute(
+        tx,
+        "DELETE FROM leases WHERE device = ?1 AND token = ?2",
+        (device.as_str(), token),
+    )
+    .map(|_| ())
+    .map_err(StoreError::sqlite(format!(
+        "releasing the lease on {device}"
+    )))
 }
 
 fn insert_audit(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -270,14 +289,14 @@ fn insert_issued(conn: &Connection, record: &IssuedRecord) -> Result<(), StoreEr
             c.serial_hex, record.device
         )
     };
-    let existing: Option<(String, Vec<u8>)> = conn
-        .query_row(
-            "SELECT device, der FROM issued_certificates WHERE serial = ?1",
-            [&c.serial_hex],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(context()))?;
+    let existing: Option<(String, Vec<u8>)> = crate::cached::query_row(
+        conn,
+        "SELECT device, der FROM issued_certificates WHERE serial = ?1",
+        [&c.serial_hex],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(context()))?;
     if let Some((device, der)) = existing {
         if device == record.device.as_str() && der == c.der {
             return Ok(());
@@ -374,14 +393,14 @@ fn commit_in(
     let name = &lease.device;
     // Only the token is checked, as in MemoryStore: a lease past its
     // expiry that nobody took over may still commit.
-    let held: Option<i64> = conn
-        .query_row(
-            "SELECT token FROM leases WHERE device = ?1",
-            [name.as_str()],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(format!("checking the lease on {name}")))?;
+    let held: Option<i64> = crate::cached::query_row(
+        conn,
+        "SELECT token FROM leases WHERE device = ?1",
+        [name.as_str()],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(format!("checking the lease on {name}")))?;
     if held.is_none() || held != token_column(lease.token) {
         return Err(OperationsError::LeaseLost {
             name: name.to_string(),
@@ -418,7 +437,8 @@ fn commit_in(
             } else {
                 "superseded_at_ns"
             };
-            conn.execute(
+            crate::cached::execute(
+                conn,
                 &format!(
                     "UPDATE issued_certificates SET {column} = ?1 \
                      WHERE device = ?2 AND serial = ?3 \
@@ -444,14 +464,14 @@ fn mark_delivered(
     at: SystemTime,
 ) -> Result<Option<IssuedRecord>, StoreError> {
     let context = || format!("marking certificate {serial_hex} of {name} delivered");
-    let changed = conn
-        .execute(
-            "UPDATE issued_certificates SET delivered = 1, \
+    let changed = crate::cached::execute(
+        conn,
+        "UPDATE issued_certificates SET delivered = 1, \
              delivered_at_ns = COALESCE(delivered_at_ns, ?1) \
              WHERE device = ?2 AND serial = ?3",
-            (to_nanos(at, "delivery time")?, name.as_str(), serial_hex),
-        )
-        .map_err(StoreError::sqlite(context()))?;
+        (to_nanos(at, "delivery time")?, name.as_str(), serial_hex),
+    )
+    .map_err(StoreError::sqlite(context()))?;
     if changed == 0 {
         return Ok(None);
     }
@@ -477,14 +497,14 @@ fn acquire_in(
     if !device_row::exists(conn, name)? {
         return Err(unknown(name));
     }
-    let held: Option<i64> = conn
-        .query_row(
-            "SELECT expires_ns FROM leases WHERE device = ?1",
-            [name.as_str()],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(context()))?;
+    let held: Option<i64> = crate::cached::query_row(
+        conn,
+        "SELECT expires_ns FROM leases WHERE device = ?1",
+        [name.as_str()],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(context()))?;
     if held.is_some_and(|expires| expires > to_nanos_saturating(now)) {
         return Err(OperationsError::DeviceBusy {
             name: name.to_string(),
@@ -494,14 +514,14 @@ fn acquire_in(
     let expires = now.checked_add(ttl).ok_or(StoreError::TimeOutOfRange {
         what: "lease expiry",
     })?;
-    let token: i64 = conn
-        .query_row(
-            "UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(StoreError::sqlite(context()))?;
-    conn.execute(
+    let token: i64 = crate::cached::query_row(
+        conn,
+        "UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value",
+        [],
+        |row| row.get(0),
+    )
+    .map_err(StoreError::sqlite(context()))?;
+    crate::cached::execute(conn,
         "INSERT INTO leases (device, token, expires_ns) VALUES (?1, ?2, ?3) \
          ON CONFLICT (device) DO UPDATE SET token = excluded.token, expires_ns = excluded.expires_ns",
         (name.as_str(), token, to_nanos_saturating(expires)),
@@ -543,7 +563,7 @@ impl DeviceStore for SqliteStore {
         // and the audit log stay.
         let name = name.clone();
         Ok(self.with_transaction(move |tx| {
-            tx.execute("DELETE FROM devices WHERE name = ?1", [name.as_str()])
+            crate::cached::execute(tx, "DELETE FROM devices WHERE name = ?1", [name.as_str()])
                 .map(|n| n > 0)
                 .map_err(StoreError::sqlite(format!("removing device {name}")))
         })?)
@@ -568,25 +588,30 @@ impl DeviceStore for SqliteStore {
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
-        let Some(token) = token_column(lease.token) else {
+        if token_column(lease.token).is_none() {
             return Ok(());
-        };
-        let device = lease.device.clone();
-        Ok(self.with_transaction(move |tx| {
-            tx.execute(
-                "DELETE FROM leases WHERE device = ?1 AND token = ?2",
-                (device.as_str(), token),
-            )
-            .map(|_| ())
-            .map_err(StoreError::sqlite(format!(
-                "releasing the lease on {device}"
-            )))
-        })?)
+        }
+        let lease = lease.clone();
+        Ok(self.with_transaction(move |tx| release_in(tx, &lease))?)
     }
 
     fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
         let (lease, commit) = (lease.clone(), commit.clone());
         Ok(self.with_transaction(move |tx| commit_in(tx, &lease, &commit))?)
+    }
+
+    /// The change and the release in one transaction.
+    fn commit_and_release(
+        &self,
+        lease: &Lease,
+        commit: &SessionCommit,
+    ) -> Result<Device, OperationsError> {
+        let (lease, commit) = (lease.clone(), commit.clone());
+        Ok(self.with_transaction(move |tx| {
+            let device = commit_in(tx, &lease, &commit)?;
+            release_in(tx, &lease)?;
+            Ok(device)
+        })?)
     }
 
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {

@@ -132,6 +132,47 @@ fn certificate_flags_follow_the_records_as_in_memory_store() {
 }
 
 #[test]
+fn last_commit_gives_the_lease_back_in_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = device(
+        "SEP001122334455",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+        None,
+    );
+    store.insert(&d).unwrap();
+    let ttl = Duration::from_secs(60);
+    let t0 = at(1_800_000_000);
+    let failed = SessionCommit::Failed {
+        reason: "phone refused".into(),
+        key_generation_failures: None,
+        at: t0,
+    };
+    let lease = store.acquire_lease(&d.name, t0, ttl).unwrap();
+    // Under a lost lease nothing happens: no change, the lease stays.
+    let mut stale = lease.clone();
+    stale.token += 1;
+    assert!(matches!(
+        store.commit_and_release(&stale, &failed),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.acquire_lease(&d.name, t0, ttl),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    assert!(store.audit_log(&d.name).unwrap().is_empty());
+    // Under its lease: the change is there and the device is free at once,
+    // for this connection and for another process.
+    let after = store.commit_and_release(&lease, &failed).unwrap();
+    assert!(!store.audit_log(&d.name).unwrap().is_empty());
+    assert_eq!(store.load(&d.name).unwrap().unwrap(), after);
+    let other_process = open(&dir);
+    let next = other_process.acquire_lease(&d.name, t0, ttl).unwrap();
+    assert!(next.token > lease.token);
+}
+
+#[test]
 fn leases_exclude_expire_and_release_only_with_their_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

@@ -345,6 +345,14 @@ impl ServerSession {
         }
     }
 
+    /// Whether the change the session waits for ([`ServerEvent::Commit`]) is
+    /// its last: the session ends once it is committed, so the runtime may
+    /// give the device lease back in the same step
+    /// ([`DeviceStore::commit_and_release`](crate::DeviceStore::commit_and_release)).
+    pub fn commit_ends_session(&self) -> bool {
+        matches!(self.state, State::AwaitingCommit(AfterCommit::End { .. }))
+    }
+
     /// The runtime's answer to [`ServerEvent::Commit`]: `Ok` once the change
     /// is durable.
     pub fn committed(&mut self, now: SystemTime, result: Result<(), String>) {
