@@ -271,3 +271,78 @@ fn apply(conn: &Connection, runs: Vec<Run>) -> Option<rusqlite::Error> {
         Err(e) => abandon(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn table() -> Mutex<Connection> {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        Mutex::new(conn)
+    }
+
+    /// Many writers, one of whose changes panics mid-batch: every other
+    /// caller gets an answer (no one sleeps forever on a lost wake-up), the
+    /// lead passes on, and the changes of batches that committed are there.
+    #[test]
+    fn a_panicking_change_neither_hangs_nor_loses_the_others() {
+        const WRITERS: i64 = 32;
+        const EACH: i64 = 20;
+        let conn = table();
+        let group = GroupCommit::default();
+        let (done, answers) = mpsc::channel();
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let (conn, group, done) = (&conn, &group, done.clone());
+                s.spawn(move || {
+                    for i in 0..EACH {
+                        let v = w * EACH + i;
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            group.run(
+                                || Ok(lock(conn)),
+                                move |c| {
+                                    if v == 7 {
+                                        panic!("change {v} panics");
+                                    }
+                                    c.execute("INSERT INTO t (v) VALUES (?1)", [v])
+                                        .map(|_| ())
+                                        .map_err(StoreError::sqlite("insert"))
+                                },
+                            )
+                        }));
+                        done.send((v, result.map(|r| r.is_ok()))).unwrap();
+                    }
+                });
+            }
+            drop(done);
+            let mut answered = 0;
+            let mut ok = Vec::new();
+            while answered < WRITERS * EACH {
+                let (v, result) = answers
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a writer was never answered");
+                answered += 1;
+                if matches!(result, Ok(true)) {
+                    ok.push(v);
+                }
+            }
+            // Everything that was answered Ok is in the table.
+            let c = lock(&conn);
+            for v in &ok {
+                let n: i64 = c
+                    .query_row("SELECT count(*) FROM t WHERE v = ?1", [v], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(n, 1, "change {v} was answered Ok but is missing");
+            }
+            assert!(!ok.contains(&7));
+            // Only the panicking change's batch was lost.
+            assert!(ok.len() as i64 > WRITERS * EACH - i64::try_from(MAX_BATCH).unwrap());
+        });
+    }
+}

@@ -202,7 +202,17 @@ impl SqliteStore {
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Poisoned)
+        Ok(self.conn.lock().unwrap_or_else(|poisoned| {
+            // A change panicked while it held the connection: its
+            // transaction was never committed. Drop it and go on, rather
+            // than refuse every later change.
+            let conn = poisoned.into_inner();
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            self.conn.clear_poison();
+            conn
+        }))
     }
 
     /// The connection for reads: they see what was committed and never
