@@ -29,7 +29,7 @@ pub use server::{
     DeviceLookup, IssueRequest, OutcomeKind, ServerConfig, ServerEvent, ServerSession,
     SessionOutcome,
 };
-pub use store::{AuditEntry, DeviceStore, Lease, audit_entries};
+pub use store::{AuditEntry, Deferred, DeviceStore, Lease, audit_entries};
 pub use transmit::Transmit;
 
 // Re-exported so that users of the sessions need not depend on the layers

@@ -96,12 +96,51 @@ pub trait DeviceStore: Send + Sync {
         Ok(device)
     }
 
+    /// Takes the lease on a device and loads it, like
+    /// [`acquire_lease`](Self::acquire_lease) then [`load`](Self::load),
+    /// without blocking: `done` gets the answer later, possibly on another
+    /// thread, so an async runtime may call this from its workers. A store
+    /// that cannot answer that way (the default) hands `done` back; the
+    /// caller then makes the blocking calls on a thread that may block.
+    ///
+    /// `done` must return quickly and must not call the store.
+    fn lease_and_load_deferred(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+        done: Deferred<(Lease, Device)>,
+    ) -> Result<(), Deferred<(Lease, Device)>> {
+        let _ = (name, now, ttl);
+        Err(done)
+    }
+
+    /// [`commit`](Self::commit), or [`commit_and_release`](Self::commit_and_release)
+    /// when `release`, answered through `done` like
+    /// [`lease_and_load_deferred`](Self::lease_and_load_deferred) (the
+    /// default hands `done` back).
+    fn commit_deferred(
+        &self,
+        lease: &Lease,
+        commit: &SessionCommit,
+        release: bool,
+        done: Deferred<Device>,
+    ) -> Result<(), Deferred<Device>> {
+        let _ = (lease, commit, release);
+        Err(done)
+    }
+
     /// Every certificate issued to a device, oldest first.
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError>;
 
     /// The audit log of a device, oldest first.
     fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError>;
 }
+
+/// Where a deferred store call
+/// ([`DeviceStore::lease_and_load_deferred`], [`DeviceStore::commit_deferred`])
+/// delivers its answer.
+pub type Deferred<T> = Box<dyn FnOnce(Result<T, OperationsError>) + Send>;
 
 /// The audit entries a commit produces (shared by every store).
 pub fn audit_entries(device: &DeviceName, commit: &SessionCommit) -> Vec<AuditEntry> {

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use capf_ca::{EcCurve, Issuer, KeySpec, SigningBackend};
 use capf_operations::{
-    DeviceLookup, Lease, OperationsError, OutcomeKind, ServerEvent, ServerSession, SessionOutcome,
+    Deferred, Device, DeviceLookup, DeviceName, Lease, OperationsError, OutcomeKind, ServerEvent,
+    ServerSession, SessionCommit, SessionOutcome,
 };
 use capf_wire::{FrameCodec, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -127,35 +128,14 @@ async fn handle_event(
     match event {
         ServerEvent::LoadDevice(name) => {
             tracing::Span::current().record("device", name.as_str());
-            let store = shared.store.clone();
-            let ttl = lease_ttl(shared);
-            let result = tokio::task::spawn_blocking(move || {
-                let now = SystemTime::now();
-                let lease = store.acquire_lease(&name, now, ttl)?;
-                match store.load(&name) {
-                    Ok(Some(device)) => Ok((lease, device)),
-                    Ok(None) => {
-                        let _ = store.release_lease(&lease);
-                        Err(OperationsError::UnknownDevice {
-                            name: name.to_string(),
-                        })
-                    }
-                    Err(e) => {
-                        let _ = store.release_lease(&lease);
-                        Err(e)
-                    }
-                }
-            })
-            .await;
-            let lookup = match result {
-                Ok(Ok((held, device))) => {
+            let lookup = match lease_and_load(shared, name).await {
+                Ok((held, device)) => {
                     *lease = Some(held);
                     DeviceLookup::Found(Box::new(device))
                 }
-                Ok(Err(OperationsError::UnknownDevice { .. })) => DeviceLookup::Unknown,
-                Ok(Err(OperationsError::DeviceBusy { .. })) => DeviceLookup::Busy,
-                Ok(Err(e)) => DeviceLookup::Failed(e.to_string()),
-                Err(e) => DeviceLookup::Failed(format!("store task failed: {e}")),
+                Err(OperationsError::UnknownDevice { .. }) => DeviceLookup::Unknown,
+                Err(OperationsError::DeviceBusy { .. }) => DeviceLookup::Busy,
+                Err(e) => DeviceLookup::Failed(e.to_string()),
             };
             session.device_loaded(SystemTime::now(), lookup);
         }
@@ -165,28 +145,18 @@ async fn handle_event(
             let last = session.commit_ends_session();
             let result = match lease.clone() {
                 Some(held) => {
-                    let store = shared.store.clone();
                     let kind = commit.kind();
-                    match tokio::task::spawn_blocking(move || {
-                        if last {
-                            store.commit_and_release(&held, &commit)
-                        } else {
-                            store.commit(&held, &commit)
-                        }
-                    })
-                    .await
-                    {
-                        Ok(Ok(_)) => {
+                    match commit_change(shared, held, commit, last).await {
+                        Ok(_) => {
                             if last {
                                 *lease = None;
                             }
                             Ok(())
                         }
-                        Ok(Err(e)) => {
+                        Err(e) => {
                             warn!("commit of {kind} failed: {e}");
                             Err(e.to_string())
                         }
-                        Err(e) => Err(format!("store task failed: {e}")),
                     }
                 }
                 None => Err("no lease held".to_owned()),
@@ -239,6 +209,81 @@ async fn handle_event(
             *outcome = Some(done);
         }
     }
+}
+
+/// Takes the device's lease and loads it: through the store's deferred
+/// call when it has one (SQLite: queued for its committer thread, no thread
+/// of ours waits), else on the blocking pool.
+async fn lease_and_load(
+    shared: &Arc<Shared>,
+    name: DeviceName,
+) -> Result<(Lease, Device), OperationsError> {
+    let ttl = lease_ttl(shared);
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let done: Deferred<(Lease, Device)> = Box::new(move |result| {
+        let _ = answer.send(result);
+    });
+    if shared
+        .store
+        .lease_and_load_deferred(&name, SystemTime::now(), ttl, done)
+        .is_ok()
+    {
+        return answered.await.unwrap_or_else(|_| Err(dropped()));
+    }
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let lease = store.acquire_lease(&name, SystemTime::now(), ttl)?;
+        match store.load(&name) {
+            Ok(Some(device)) => Ok((lease, device)),
+            Ok(None) => {
+                let _ = store.release_lease(&lease);
+                Err(OperationsError::UnknownDevice {
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => {
+                let _ = store.release_lease(&lease);
+                Err(e)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
+}
+
+/// Commits a session's change (and gives the lease back with it when
+/// `release`), deferred or on the blocking pool as [`lease_and_load`].
+async fn commit_change(
+    shared: &Arc<Shared>,
+    held: Lease,
+    commit: SessionCommit,
+    release: bool,
+) -> Result<Device, OperationsError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let done: Deferred<Device> = Box::new(move |result| {
+        let _ = answer.send(result);
+    });
+    if shared
+        .store
+        .commit_deferred(&held, &commit, release, done)
+        .is_ok()
+    {
+        return answered.await.unwrap_or_else(|_| Err(dropped()));
+    }
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || {
+        if release {
+            store.commit_and_release(&held, &commit)
+        } else {
+            store.commit(&held, &commit)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
+}
+
+fn dropped() -> OperationsError {
+    OperationsError::Store("the store dropped the request unanswered".into())
 }
 
 /// Whether one LSC signature is cheap enough to make on the async worker:

@@ -1,25 +1,30 @@
 //! Durable group commit: concurrent writers share one transaction and one
-//! fsync, and each still returns only once its own change is durable.
+//! fsync, and each still gets its answer only once its own change is
+//! durable.
 //!
-//! * A writer queues its change (a closure) and waits. The first writer to
-//!   find no leader becomes the leader: it takes the queued changes (up to
-//!   [`MAX_BATCH`]), applies them in queue order in one `BEGIN IMMEDIATE`
-//!   transaction, each inside its own `SAVEPOINT` (a change that fails is
-//!   rolled back alone, and its caller gets its error), `COMMIT`s once, and
-//!   hands every waiter its own result. Then it wakes the first writer
-//!   still in line, who leads the next batch. Each writer sleeps on its own
-//!   condition: a commit wakes only the writers it answers and the next
-//!   leader.
+//! * Every change (a closure) is queued for the store's committer thread.
+//!   The committer takes the queued changes (up to [`MAX_BATCH`]), applies
+//!   them in queue order in one `BEGIN IMMEDIATE` transaction, each inside
+//!   its own `SAVEPOINT` (a change that fails is rolled back alone, and its
+//!   caller gets its error), `COMMIT`s once, and then answers each caller.
+//!   While it works, new changes queue up for the next batch.
+//! * A caller either waits ([`GroupCommit::run`], each on its own
+//!   condition, so a commit wakes only the callers it answers) or gets its
+//!   answer through a callback on the committer thread
+//!   ([`GroupCommit::run_then`]): an async runtime queues a change from its
+//!   worker without a thread of its own waiting.
 //! * Order: changes are applied in the order they were queued, and a batch
 //!   is committed before the next one starts, so the commit order is the
-//!   same as with one transaction per change; a caller's result is only
-//!   delivered after the `COMMIT` (fsync, `synchronous=FULL`) of its batch.
-//! * If `BEGIN` or `COMMIT` fails, every change of the batch fails with
-//!   that error (nothing of it was stored).
-//! * A lone writer pays nothing extra but two savepoint statements.
+//!   same as with one transaction per change; an answer is only given after
+//!   the `COMMIT` (fsync, `synchronous=FULL`) of its batch.
+//! * If `BEGIN` or `COMMIT` fails, or a change panics, every change of the
+//!   batch fails with that error (nothing of it was stored), and the
+//!   committer goes on with the next batch.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
@@ -32,75 +37,58 @@ pub(crate) const MAX_BATCH: usize = 256;
 struct Job {
     /// Runs the change inside its savepoint; `true` if it succeeded.
     run: Run,
-    /// After the batch: `Some(error)` replaces the result (the batch was
-    /// not committed).
+    /// After the batch: answers the caller; `Some(error)` replaces the
+    /// result (the batch was not committed).
     finish: Finish,
-    /// Wakes this job's caller, and only it.
-    signal: Arc<Signal>,
 }
+
+type Run = Box<dyn FnOnce(&Connection) -> bool + Send>;
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    /// Someone leads (or has been told to): new callers just wait.
-    leader: bool,
+    /// The committer sleeps: a new change must wake it.
+    idle: bool,
+    /// The store is going away: finish the queue, then stop.
+    stop: bool,
 }
 
-/// What a waiting caller is told.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-enum Turn {
-    #[default]
-    Wait,
-    /// Take the next batch and commit it.
-    Lead,
-    /// Your change's result is in its slot.
-    Done,
+/// What the committer thread and the callers share.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The committer sleeps on this when the queue is empty.
+    work: Condvar,
+    conn: Arc<Mutex<Connection>>,
 }
 
-/// One caller's wake-up: each caller sleeps on its own condition, so a
-/// commit wakes exactly the callers it answers and the next leader (one
-/// shared condition woke every waiting thread at every commit; at 64
-/// sessions that cost more CPU than the commits).
+/// A waiting caller's wake-up: each sleeps on its own condition.
 #[derive(Default)]
 struct Signal {
-    turn: Mutex<Turn>,
+    done: Mutex<bool>,
     wake: Condvar,
 }
 
 impl Signal {
-    fn set(&self, turn: Turn) {
-        *lock(&self.turn) = turn;
+    fn set(&self) {
+        *lock(&self.done) = true;
         self.wake.notify_one();
     }
 
-    /// Sleeps until told to lead or done; a `Lead` is consumed.
-    fn wait(&self) -> Turn {
-        let mut turn = lock(&self.turn);
-        while *turn == Turn::Wait {
-            turn = self.wake.wait(turn).unwrap_or_else(PoisonError::into_inner);
+    fn wait(&self) {
+        let mut done = lock(&self.done);
+        while !*done {
+            done = self.wake.wait(done).unwrap_or_else(PoisonError::into_inner);
         }
-        let told = *turn;
-        if told == Turn::Lead {
-            *turn = Turn::Wait;
-        }
-        told
     }
 }
-
-/// The queue of changes waiting for a transaction.
-#[derive(Default)]
-pub(crate) struct GroupCommit {
-    queue: Mutex<Queue>,
-}
-
-type Slot<T> = Arc<Mutex<Option<Result<T, StoreError>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind: go on.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A copy of SQLite's error for each waiter of a failed batch.
+/// A copy of SQLite's error for each caller of a failed batch.
 fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
     match e {
         rusqlite::Error::SqliteFailure(code, message) => {
@@ -113,25 +101,69 @@ fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
+/// The queue of changes and the thread that commits them.
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    committer: Option<JoinHandle<()>>,
+}
+
 impl GroupCommit {
-    /// Runs `f` in a transaction shared with concurrent callers; returns
-    /// once the change is committed (or failed). `conn` gives the
-    /// connection to the leader.
-    pub(crate) fn run<'c, T, F>(
-        &self,
-        conn: impl Fn() -> Result<MutexGuard<'c, Connection>, StoreError>,
-        f: F,
-    ) -> Result<T, StoreError>
+    /// Starts the committer thread on `conn`, the write connection of the
+    /// database at `path`.
+    pub(crate) fn start(conn: Arc<Mutex<Connection>>, path: &Path) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            conn,
+        });
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("capf-store-commit".into())
+                .spawn(move || commit_loop(&shared))
+                .map_err(|source| StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+        };
+        Ok(Self {
+            shared,
+            committer: Some(committer),
+        })
+    }
+
+    /// Runs `f` in a transaction shared with concurrent callers and
+    /// returns once the change is committed (or failed).
+    pub(crate) fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let slot: Slot<T> = Arc::new(Mutex::new(None));
-        let run_slot = slot.clone();
-        let finish_slot = slot.clone();
+        let answer: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::default();
         let signal = Arc::new(Signal::default());
-        let mut queue = lock(&self.queue);
-        queue.jobs.push_back(Job {
+        {
+            let (answer, signal) = (answer.clone(), signal.clone());
+            self.run_then(f, move |result| {
+                *lock(&answer) = Some(result);
+                signal.set();
+            });
+        }
+        signal.wait();
+        lock(&answer).take().unwrap_or(Err(StoreError::Poisoned))
+    }
+
+    /// Queues `f` like [`run`](Self::run) and returns at once; `done` gets
+    /// the result on the committer thread once the change is committed (or
+    /// failed). `done` must be quick and must not call the store.
+    pub(crate) fn run_then<T, F, D>(&self, f: F, done: D)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        let slot: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::default();
+        let run_slot = slot.clone();
+        let job = Job {
             run: Box::new(move |c| {
                 let result = f(c);
                 let ok = result.is_ok();
@@ -139,96 +171,84 @@ impl GroupCommit {
                 ok
             }),
             finish: Box::new(move |failed| {
-                let mut slot = lock(&finish_slot);
-                match failed {
-                    Some(e) => {
-                        *slot = Some(Err(StoreError::Sqlite {
-                            context: "committing a transaction".into(),
-                            source: copy_error(e),
-                        }));
-                    }
-                    None if slot.is_none() => {
-                        *slot = Some(Err(StoreError::Sqlite {
-                            context: "committing a transaction".into(),
-                            source: rusqlite::Error::InvalidQuery,
-                        }));
-                    }
-                    None => {}
-                }
+                let result = match (failed, lock(&slot).take()) {
+                    (Some(e), _) => Err(StoreError::Sqlite {
+                        context: "committing a transaction".into(),
+                        source: copy_error(e),
+                    }),
+                    (None, Some(result)) => result,
+                    // Committed without having run: cannot happen.
+                    (None, None) => Err(StoreError::Poisoned),
+                };
+                done(result);
             }),
-            signal: signal.clone(),
-        });
-        // Nobody leads: this caller does, at once.
-        let mut lead = !queue.leader;
-        queue.leader = true;
+        };
+        let mut queue = lock(&self.shared.queue);
+        queue.jobs.push_back(job);
+        let wake = std::mem::take(&mut queue.idle);
         drop(queue);
-        loop {
-            if !lead && signal.wait() == Turn::Done {
-                return lock(&slot).take().unwrap_or(Err(StoreError::Poisoned));
-            }
-            lead = false;
-            let batch: Vec<Job> = {
-                let mut queue = lock(&self.queue);
-                let n = queue.jobs.len().min(MAX_BATCH);
-                queue.jobs.drain(..n).collect()
-            };
-            // Our own change may be in a later batch: then the lead comes
-            // back to us when it is first in line.
-            self.lead(&conn, batch);
+        if wake {
+            self.shared.work.notify_one();
         }
     }
+}
 
-    /// Applies one batch and commits it; answers its callers; then hands
-    /// the lead to the first caller still in line (or leaves it free).
-    fn lead<'c>(
-        &self,
-        conn: &impl Fn() -> Result<MutexGuard<'c, Connection>, StoreError>,
-        batch: Vec<Job>,
-    ) {
-        /// Answers the batch and passes the lead on, even if a change
-        /// panics (its callers then get `Poisoned`).
-        struct Leaving<'a> {
-            group: &'a GroupCommit,
-            signals: Vec<Arc<Signal>>,
+impl Drop for GroupCommit {
+    /// Commits what is queued, then stops the committer.
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.work.notify_one();
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
         }
-        impl Drop for Leaving<'_> {
-            fn drop(&mut self) {
-                for signal in &self.signals {
-                    signal.set(Turn::Done);
-                }
-                let mut queue = lock(&self.group.queue);
-                match queue.jobs.front() {
-                    Some(next) => next.signal.set(Turn::Lead),
-                    None => queue.leader = false,
-                }
+    }
+}
+
+/// The committer thread: one batch after another until stopped.
+fn commit_loop(shared: &Shared) {
+    loop {
+        let batch: Vec<Job> = {
+            let mut queue = lock(&shared.queue);
+            while queue.jobs.is_empty() && !queue.stop {
+                queue.idle = true;
+                queue = shared
+                    .work
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-        }
-        let mut leaving = Leaving {
-            group: self,
-            signals: Vec::with_capacity(batch.len()),
+            queue.idle = false;
+            if queue.jobs.is_empty() {
+                return;
+            }
+            let n = queue.jobs.len().min(MAX_BATCH);
+            queue.jobs.drain(..n).collect()
         };
         let mut runs = Vec::with_capacity(batch.len());
         let mut finishes = Vec::with_capacity(batch.len());
         for job in batch {
             runs.push(job.run);
             finishes.push(job.finish);
-            leaving.signals.push(job.signal);
         }
-        let failure = match conn() {
-            Err(e) => Some(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                Some(e.to_string()),
-            )),
-            Ok(c) => apply(&c, runs),
+        let failure = {
+            let conn = lock(&shared.conn);
+            // A change that panics fails its whole batch (rolled back),
+            // not the committer.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&conn, runs)))
+                .unwrap_or_else(|_| {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    Some(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                        Some("a change panicked; its batch was not committed".into()),
+                    ))
+                })
         };
         for finish in finishes {
             finish(failure.as_ref());
         }
     }
 }
-
-type Run = Box<dyn FnOnce(&Connection) -> bool + Send>;
-type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 /// One statement of the batch's frame, through the statement cache (they
 /// run for every change; `execute_batch` would parse them every time).
@@ -280,41 +300,38 @@ mod tests {
 
     use super::*;
 
-    fn table() -> Mutex<Connection> {
+    fn table() -> Arc<Mutex<Connection>> {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        Mutex::new(conn)
+        Arc::new(Mutex::new(conn))
     }
 
-    /// Many writers, one of whose changes panics mid-batch: every other
-    /// caller gets an answer (no one sleeps forever on a lost wake-up), the
-    /// lead passes on, and the changes of batches that committed are there.
+    /// Many writers, one of whose changes panics mid-batch: every caller
+    /// gets an answer (no one sleeps forever on a lost wake-up), the
+    /// committer goes on, and the changes answered Ok are there.
     #[test]
     fn a_panicking_change_neither_hangs_nor_loses_the_others() {
         const WRITERS: i64 = 32;
         const EACH: i64 = 20;
         let conn = table();
-        let group = GroupCommit::default();
+        let group = GroupCommit::start(conn.clone(), Path::new(":memory:")).unwrap();
         let (done, answers) = mpsc::channel();
         std::thread::scope(|s| {
             for w in 0..WRITERS {
-                let (conn, group, done) = (&conn, &group, done.clone());
+                let (group, done) = (&group, done.clone());
                 s.spawn(move || {
                     for i in 0..EACH {
                         let v = w * EACH + i;
                         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            group.run(
-                                || Ok(lock(conn)),
-                                move |c| {
-                                    if v == 7 {
-                                        panic!("change {v} panics");
-                                    }
-                                    c.execute("INSERT INTO t (v) VALUES (?1)", [v])
-                                        .map(|_| ())
-                                        .map_err(StoreError::sqlite("insert"))
-                                },
-                            )
+                            group.run(move |c| {
+                                if v == 7 {
+                                    panic!("change {v} panics");
+                                }
+                                c.execute("INSERT INTO t (v) VALUES (?1)", [v])
+                                    .map(|_| ())
+                                    .map_err(StoreError::sqlite("insert"))
+                            })
                         }));
                         done.send((v, result.map(|r| r.is_ok()))).unwrap();
                     }
@@ -344,5 +361,32 @@ mod tests {
             // Only the panicking change's batch was lost.
             assert!(ok.len() as i64 > WRITERS * EACH - i64::try_from(MAX_BATCH).unwrap());
         });
+    }
+
+    /// Changes queued with a callback are answered in queue order, once
+    /// committed; dropping the group commits what is still queued first.
+    #[test]
+    fn callbacks_come_in_order_and_drop_drains_the_queue() {
+        let conn = table();
+        let group = GroupCommit::start(conn.clone(), Path::new(":memory:")).unwrap();
+        let (done, answers) = mpsc::channel();
+        for v in 0..500i64 {
+            let done = done.clone();
+            group.run_then(
+                move |c| {
+                    c.execute("INSERT INTO t (v) VALUES (?1)", [v])
+                        .map_err(StoreError::sqlite("insert"))
+                },
+                move |result| done.send((v, result.is_ok())).unwrap(),
+            );
+        }
+        drop(group);
+        drop(done);
+        let answered: Vec<(i64, bool)> = answers.iter().collect();
+        assert_eq!(answered, (0..500).map(|v| (v, true)).collect::<Vec<_>>());
+        let n: i64 = lock(&conn)
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 500);
     }
 }

@@ -2,12 +2,12 @@
 //! [`DeviceStore`] implementation.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use capf_operations::{
-    AuditEntry, CertificateRecord, CompletedWork, Device, DeviceName, DevicePage, DeviceQuery,
-    DeviceStore, IssuedRecord, Lease, OperationsError, SessionCommit, audit_entries,
+    AuditEntry, CertificateRecord, CompletedWork, Deferred, Device, DeviceName, DevicePage,
+    DeviceQuery, DeviceStore, IssuedRecord, Lease, OperationsError, SessionCommit, audit_entries,
 };
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
@@ -48,7 +48,7 @@ pub struct CertificateHistory {
 ///   (`load`, `find`, histories): WAL lets them read the last committed
 ///   state while a batch is being written and synced.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// Reads of a file database; `None` in memory (reads use `conn`).
     reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
@@ -84,11 +84,12 @@ impl SqliteStore {
         reader
             .pragma_update(None, "query_only", true)
             .map_err(StoreError::sqlite(context()))?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            group: GroupCommit::start(conn.clone(), path)?,
+            conn,
             reader: Some(Mutex::new(reader)),
             path: Some(path.to_path_buf()),
-            group: GroupCommit::default(),
         })
     }
 
@@ -104,11 +105,12 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("enabling foreign keys"))?;
         conn.set_prepared_statement_cache_capacity(crate::cached::CAPACITY);
         schema::migrate(&mut conn, Path::new(":memory:"))?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            group: GroupCommit::start(conn.clone(), Path::new(":memory:"))?,
+            conn,
             reader: None,
             path: None,
-            group: GroupCommit::default(),
         })
     }
 
@@ -198,7 +200,18 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.group.run(|| self.lock(), f)
+        self.group.run(f)
+    }
+
+    /// [`with_transaction`](Self::with_transaction) without waiting:
+    /// `done` gets the result on the store's committer thread.
+    pub(crate) fn with_transaction_then<T, F, D>(&self, f: F, done: D)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        self.group.run_then(f, done);
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -622,6 +635,49 @@ impl DeviceStore for SqliteStore {
             release_in(tx, &lease)?;
             Ok(device)
         })?)
+    }
+
+    /// Queued for the committer thread: the lease and the device are read
+    /// in one transaction.
+    fn lease_and_load_deferred(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+        done: Deferred<(Lease, Device)>,
+    ) -> Result<(), Deferred<(Lease, Device)>> {
+        let name = name.clone();
+        self.with_transaction_then(
+            move |tx| {
+                let lease = acquire_in(tx, &name, now, ttl)?;
+                let device = device_row::load(tx, &name)?.ok_or_else(|| unknown(&name))?;
+                Ok((lease, device))
+            },
+            move |result| done(result.map_err(OperationsError::from)),
+        );
+        Ok(())
+    }
+
+    /// Queued for the committer thread.
+    fn commit_deferred(
+        &self,
+        lease: &Lease,
+        commit: &SessionCommit,
+        release: bool,
+        done: Deferred<Device>,
+    ) -> Result<(), Deferred<Device>> {
+        let (lease, commit) = (lease.clone(), commit.clone());
+        self.with_transaction_then(
+            move |tx| {
+                let device = commit_in(tx, &lease, &commit)?;
+                if release {
+                    release_in(tx, &lease)?;
+                }
+                Ok(device)
+            },
+            move |result| done(result.map_err(OperationsError::from)),
+        );
+        Ok(())
     }
 
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
