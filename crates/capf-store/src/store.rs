@@ -37,16 +37,21 @@ pub struct CertificateHistory {
 ///
 /// * Durable: WAL mode with `synchronous=FULL`, so a method that changed
 ///   something returns only once the change is on disk.
-/// * Every change is one `BEGIN IMMEDIATE` transaction; a commit
-///   ([`DeviceStore::commit`]) checks the lease, records the certificate,
-///   applies [`Device::apply_commit`], saves the device and appends the
-///   audit entries together.
+/// * Every change is atomic; a commit ([`DeviceStore::commit`]) checks the
+///   lease, records the certificate, applies [`Device::apply_commit`],
+///   saves the device and appends the audit entries together.
+/// * Group commit: the store's own thread (`capf-store-commit`) writes
+///   all changes, those queued at the same moment in one `BEGIN IMMEDIATE`
+///   transaction and one fsync, each in its own savepoint; every caller is
+///   answered only after that `COMMIT`. Blocking callers wait on their own
+///   condition; an async server uses the deferred calls
+///   ([`DeviceStore::commit_deferred`], [`DeviceStore::lease_and_load_deferred`])
+///   and no thread of its own waits.
 /// * Leases are rows of the database, so two processes on one file exclude
 ///   each other too.
-/// * One connection for writes behind a mutex (writes are serialised and
-///   batched, see above), and for a database file a second one for reads
-///   (`load`, `find`, histories): WAL lets them read the last committed
-///   state while a batch is being written and synced.
+/// * For a database file, reads (`load`, `find`, histories) go through a
+///   second connection: WAL lets them read the last committed state while
+///   a batch is being written and synced.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Reads of a file database; `None` in memory (reads use `conn`).
