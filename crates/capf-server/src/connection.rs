@@ -24,8 +24,8 @@ where
     tracing::Span::current().record("session", session_id);
     let mut session = ServerSession::new(session_id, shared.config.clone(), SystemTime::now());
     let mut codec = FrameCodec::with_max_body_len(shared.options.max_frame_body);
-    let mut inbound = BytesMut::with_capacity(4096);
-    let mut outbound = BytesMut::with_capacity(4096);
+    let mut inbound = BytesMut::with_capacity(1024);
+    let mut outbound = BytesMut::with_capacity(1024);
     let mut lease: Option<Lease> = None;
     let mut outcome: Option<SessionOutcome> = None;
 
