@@ -103,6 +103,12 @@ pub trait DeviceStore: Send + Sync {
     /// that cannot answer that way (the default) hands `done` back; the
     /// caller then makes the blocking calls on a thread that may block.
     ///
+    /// The store may answer before the lease is durable, provided that no
+    /// other session can take the device meanwhile and that, should the
+    /// lease be lost, the session's next [`commit`](Self::commit) fails
+    /// with [`OperationsError::LeaseLost`]: nothing durable depends on a
+    /// lease alone.
+    ///
     /// `done` must return quickly and must not call the store.
     fn lease_and_load_deferred(
         &self,

@@ -208,6 +208,18 @@ impl SqliteStore {
         self.group.run(f)
     }
 
+    /// [`with_transaction_then`](Self::with_transaction_then), answered as
+    /// soon as `f` ran, before the transaction is durable (see
+    /// `GroupCommit::run_early_then`).
+    pub(crate) fn with_transaction_early_then<T, F, D>(&self, f: F, done: D)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        self.group.run_early_then(f, done);
+    }
+
     /// [`with_transaction`](Self::with_transaction) without waiting:
     /// `done` gets the result on the store's committer thread.
     pub(crate) fn with_transaction_then<T, F, D>(&self, f: F, done: D)
@@ -642,8 +654,12 @@ impl DeviceStore for SqliteStore {
         })?)
     }
 
-    /// Queued for the committer thread: the lease and the device are read
-    /// in one transaction.
+    /// Queued for the committer thread: the lease is taken and the device
+    /// read in one change, answered as soon as it ran, without waiting for
+    /// its fsync. Nothing durable depends on a lease: this store's later
+    /// changes see it at once (one writer, in order), other processes once
+    /// it is committed, and if that commit fails the session's next change
+    /// finds its lease lost and fails.
     fn lease_and_load_deferred(
         &self,
         name: &DeviceName,
@@ -652,7 +668,7 @@ impl DeviceStore for SqliteStore {
         done: Deferred<(Lease, Device)>,
     ) -> Result<(), Deferred<(Lease, Device)>> {
         let name = name.clone();
-        self.with_transaction_then(
+        self.with_transaction_early_then(
             move |tx| {
                 let lease = acquire_in(tx, &name, now, ttl)?;
                 let device = device_row::load(tx, &name)?.ok_or_else(|| unknown(&name))?;

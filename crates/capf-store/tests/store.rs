@@ -131,6 +131,65 @@ fn certificate_flags_follow_the_records_as_in_memory_store() {
     assert_eq!(memory.load(&d.name).unwrap().unwrap(), loaded);
 }
 
+/// The deferred calls an async server uses: a lease taken that way
+/// excludes a second session at once, an unknown device is refused, and a
+/// deferred last commit under the lease is durable and frees the device.
+#[test]
+fn deferred_lease_excludes_at_once_and_a_deferred_commit_frees_the_device() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let d = device(
+        "SEP001122334455",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+        None,
+    );
+    store.insert(&d).unwrap();
+    let ttl = Duration::from_secs(60);
+    let t0 = at(1_800_000_000);
+    let wait = Duration::from_secs(10);
+
+    let (leases, leased) = mpsc::channel();
+    for n in [d.name.clone(), d.name.clone(), name("SEP00112233AAAA")] {
+        let leases = leases.clone();
+        let sent =
+            store.lease_and_load_deferred(&n, t0, ttl, Box::new(move |r| leases.send(r).unwrap()));
+        assert!(sent.is_ok(), "SqliteStore answers deferred");
+    }
+    let (lease, loaded) = leased.recv_timeout(wait).unwrap().unwrap();
+    assert_eq!(loaded, store.load(&d.name).unwrap().unwrap());
+    assert!(matches!(
+        leased.recv_timeout(wait).unwrap(),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    assert!(matches!(
+        leased.recv_timeout(wait).unwrap(),
+        Err(OperationsError::UnknownDevice { .. })
+    ));
+
+    let failed = SessionCommit::Failed {
+        reason: "phone refused".into(),
+        key_generation_failures: None,
+        at: t0,
+    };
+    let (commits, committed) = mpsc::channel();
+    let sent = store.commit_deferred(
+        &lease,
+        &failed,
+        true,
+        Box::new(move |r| commits.send(r).unwrap()),
+    );
+    assert!(sent.is_ok());
+    let after = committed.recv_timeout(wait).unwrap().unwrap();
+    drop(store);
+    // Durable, and the device is free for another process.
+    let reopened = open(&dir);
+    assert_eq!(reopened.load(&d.name).unwrap().unwrap(), after);
+    assert!(!reopened.audit_log(&d.name).unwrap().is_empty());
+    reopened.acquire_lease(&d.name, t0, ttl).unwrap();
+}
+
 #[test]
 fn last_commit_gives_the_lease_back_in_its_transaction() {
     let dir = tempfile::tempdir().unwrap();
