@@ -19,15 +19,15 @@
 //! * `*_tls13`: `capf_server::phone_client_config`, what `PhoneClient`
 //!   offers (TLS 1.3 and 1.2, X25519 key share first), with resumption
 //!   turned off; it negotiates TLS 1.3.
-//! * `*_tls12`: the same client restricted to TLS 1.2 (`phone_client_config`
-//!   hard-codes both versions, so it is replicated here with the same
-//!   provider and an equivalent pinned-certificate verifier; the client's
-//!   cost is not timed). The server picks X25519 (its first group).
+//! * `*_tls12`: a client restricted to TLS 1.2 (`phone_client_config`
+//!   offers both versions), built here with ring's provider and the
+//!   server crate's `pinned_capf_verifier`; the client's cost is not
+//!   timed. The server picks X25519 (its first group).
 //! * `*_tls12_secp256r1`: as `*_tls12`, but the client offers only the
 //!   secp256r1 group, as phones without X25519 would.
 //! * `*_tls13_resumed`: `phone_client_config` as it is (resumption on,
-//!   one client config reused, as `PhoneClient` and `capf loadgen` reuse
-//!   it): every handshake after the first resumes with a TLS 1.3 ticket,
+//!   one client config reused, as `PhoneClient` reuses it; `capf loadgen`
+//!   turns resumption off unless `--resume-tls`): every handshake after the first resumes with a TLS 1.3 ticket,
 //!   no certificate signature. For comparison only; it is not the ceiling.
 
 use std::sync::Arc;
@@ -36,62 +36,11 @@ use std::time::{Duration, Instant, SystemTime};
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, KeySpec};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rustls::client::Resumption;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, ProtocolVersion,
-    ServerConfig, ServerConnection, SignatureScheme,
+    ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection,
 };
-
-/// Accepts exactly the pinned CAPF certificate, as
-/// `capf_server`'s (private) `PinnedCapfVerifier` does.
-#[derive(Debug)]
-struct Pinned {
-    trusted: Vec<u8>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.trusted.as_slice() == end_entity.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
 
 /// A phone-like client speaking TLS 1.2 only, optionally offering only
 /// secp256r1.
@@ -100,15 +49,12 @@ fn tls12_client(identity: &CapfIdentity, secp256r1_only: bool) -> Option<ClientC
     if secp256r1_only {
         provider.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
     }
-    let verifier = Pinned {
-        trusted: identity.certificate().der().to_vec(),
-        algorithms: provider.signature_verification_algorithms,
-    };
+    let verifier = capf_server::pinned_capf_verifier(&[identity.certificate().clone()], &provider);
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS12])
         .ok()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.resumption = Resumption::disabled();
     Some(config)

@@ -17,4 +17,4 @@ pub use error::ServerError;
 pub use options::{CAPF_PORT, ServerOptions};
 pub use phone_client::{PhoneClient, PhoneRun};
 pub use server::CapfServer;
-pub use tls::{phone_client_config, server_config};
+pub use tls::{phone_client_config, pinned_capf_verifier, server_config};

@@ -58,16 +58,28 @@ pub fn phone_client_config(
         return Err(ServerError::Tls("no CAPF certificate to trust".into()));
     }
     let provider = provider();
-    let verifier = PinnedCapfVerifier {
-        trusted: trusted.iter().map(|c| c.der().to_vec()).collect(),
-        algorithms: provider.signature_verification_algorithms,
-    };
+    let verifier = pinned_capf_verifier(&trusted, &provider);
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ServerError::Tls(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())
+}
+
+/// The certificate check of [`phone_client_config`], for a client
+/// configuration of one's own (other protocol versions or key exchange
+/// groups, as a given phone model offers): accepts a server only if it
+/// presents one of `trusted` exactly and its handshake signature verifies
+/// with `provider`'s algorithms.
+pub fn pinned_capf_verifier(
+    trusted: &[CaCertificate],
+    provider: &CryptoProvider,
+) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(PinnedCapfVerifier {
+        trusted: trusted.iter().map(|c| c.der().to_vec()).collect(),
+        algorithms: provider.signature_verification_algorithms,
+    })
 }
 
 /// Accepts exactly the pinned CAPF certificates.
