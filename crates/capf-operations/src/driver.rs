@@ -54,21 +54,11 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
         while let Some(event) = session.poll_event() {
             match event {
                 ServerEvent::LoadDevice(name) => {
-                    let lookup = match self.store.acquire_lease(&name, now, self.lease_ttl) {
-                        Ok(lease) => match self.store.load(&name) {
-                            Ok(Some(device)) => {
-                                self.lease = Some(lease);
-                                DeviceLookup::Found(Box::new(device))
-                            }
-                            Ok(None) => {
-                                let _ = self.store.release_lease(&lease);
-                                DeviceLookup::Unknown
-                            }
-                            Err(e) => {
-                                let _ = self.store.release_lease(&lease);
-                                DeviceLookup::Failed(e.to_string())
-                            }
-                        },
+                    let lookup = match self.store.lease_and_load(&name, now, self.lease_ttl) {
+                        Ok((lease, device)) => {
+                            self.lease = Some(lease);
+                            DeviceLookup::Found(Box::new(device))
+                        }
                         Err(OperationsError::UnknownDevice { .. }) => DeviceLookup::Unknown,
                         Err(OperationsError::DeviceBusy { .. }) => DeviceLookup::Busy,
                         Err(e) => DeviceLookup::Failed(e.to_string()),

@@ -96,9 +96,32 @@ pub trait DeviceStore: Send + Sync {
         Ok(device)
     }
 
-    /// Takes the lease on a device and loads it, like
-    /// [`acquire_lease`](Self::acquire_lease) then [`load`](Self::load),
-    /// without blocking: `done` gets the answer later, possibly on another
+    /// Takes the lease on a device and loads it: what a session does
+    /// first. The default calls [`acquire_lease`](Self::acquire_lease) then
+    /// [`load`](Self::load), and gives the lease back if the load fails; a
+    /// store may do both at once (SQLite does, in one transaction).
+    fn lease_and_load(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<(Lease, Device), OperationsError> {
+        let lease = self.acquire_lease(name, now, ttl)?;
+        let loaded = self.load(name).and_then(|device| {
+            device.ok_or_else(|| OperationsError::UnknownDevice {
+                name: name.to_string(),
+            })
+        });
+        match loaded {
+            Ok(device) => Ok((lease, device)),
+            Err(e) => {
+                let _ = self.release_lease(&lease);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`lease_and_load`](Self::lease_and_load) without blocking: `done` gets the answer later, possibly on another
     /// thread, so an async runtime may call this from its workers. A store
     /// that cannot answer that way (the default) hands `done` back; the
     /// caller then makes the blocking calls on a thread that may block.

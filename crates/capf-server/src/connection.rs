@@ -11,6 +11,7 @@ use capf_operations::{
 };
 use capf_wire::{FrameCodec, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::server::Shared;
@@ -211,67 +212,37 @@ async fn handle_event(
     }
 }
 
-/// Takes the device's lease and loads it: through the store's deferred
-/// call when it has one (SQLite: queued for its committer thread, no thread
-/// of ours waits), else on the blocking pool.
+/// Takes the device's lease and loads it, deferred when the store can.
 async fn lease_and_load(
     shared: &Arc<Shared>,
     name: DeviceName,
 ) -> Result<(Lease, Device), OperationsError> {
     let ttl = lease_ttl(shared);
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let done: Deferred<(Lease, Device)> = Box::new(move |result| {
-        let _ = answer.send(result);
-    });
-    if shared
-        .store
-        .lease_and_load_deferred(&name, SystemTime::now(), ttl, done)
-        .is_ok()
+    let now = SystemTime::now();
+    if let Some(answer) =
+        deferred(|done| shared.store.lease_and_load_deferred(&name, now, ttl, done))
     {
-        return answered.await.unwrap_or_else(|_| Err(dropped()));
+        return answered(answer).await;
     }
     let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let lease = store.acquire_lease(&name, SystemTime::now(), ttl)?;
-        match store.load(&name) {
-            Ok(Some(device)) => Ok((lease, device)),
-            Ok(None) => {
-                let _ = store.release_lease(&lease);
-                Err(OperationsError::UnknownDevice {
-                    name: name.to_string(),
-                })
-            }
-            Err(e) => {
-                let _ = store.release_lease(&lease);
-                Err(e)
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
+    blocking(move || store.lease_and_load(&name, now, ttl)).await
 }
 
 /// Commits a session's change (and gives the lease back with it when
-/// `release`), deferred or on the blocking pool as [`lease_and_load`].
+/// `release`), deferred when the store can.
 async fn commit_change(
     shared: &Arc<Shared>,
     held: Lease,
     commit: SessionCommit,
     release: bool,
 ) -> Result<Device, OperationsError> {
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let done: Deferred<Device> = Box::new(move |result| {
-        let _ = answer.send(result);
-    });
-    if shared
-        .store
-        .commit_deferred(&held, &commit, release, done)
-        .is_ok()
+    if let Some(answer) =
+        deferred(|done| shared.store.commit_deferred(&held, &commit, release, done))
     {
-        return answered.await.unwrap_or_else(|_| Err(dropped()));
+        return answered(answer).await;
     }
     let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         if release {
             store.commit_and_release(&held, &commit)
         } else {
@@ -279,11 +250,40 @@ async fn commit_change(
         }
     })
     .await
-    .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
 }
 
-fn dropped() -> OperationsError {
-    OperationsError::Store("the store dropped the request unanswered".into())
+/// Makes a store call in its deferred form; `None` if the store has none.
+/// The answer (see [`answered`]) comes from the store's own thread
+/// (SQLite's committer), and no thread of ours waits for it.
+fn deferred<T: Send + 'static>(
+    call: impl FnOnce(Deferred<T>) -> Result<(), Deferred<T>>,
+) -> Option<oneshot::Receiver<Result<T, OperationsError>>> {
+    let (answer, answered) = oneshot::channel();
+    call(Box::new(move |result| {
+        let _ = answer.send(result);
+    }))
+    .ok()?;
+    Some(answered)
+}
+
+/// The answer to a [`deferred`] call.
+async fn answered<T>(
+    answer: oneshot::Receiver<Result<T, OperationsError>>,
+) -> Result<T, OperationsError> {
+    answer.await.unwrap_or_else(|_| {
+        Err(OperationsError::Store(
+            "the store dropped the request unanswered".into(),
+        ))
+    })
+}
+
+/// Makes a blocking store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, OperationsError> + Send + 'static,
+) -> Result<T, OperationsError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
 }
 
 /// Whether one LSC signature is cheap enough to make on the async worker:
@@ -303,5 +303,5 @@ fn lease_ttl(shared: &Shared) -> Duration {
 
 async fn release(shared: &Arc<Shared>, lease: Lease) {
     let store = shared.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.release_lease(&lease)).await;
+    let _ = blocking(move || store.release_lease(&lease)).await;
 }

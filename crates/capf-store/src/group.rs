@@ -9,7 +9,7 @@
 //!   caller gets its error), `COMMIT`s once, and then answers each caller.
 //!   While it works, new changes queue up for the next batch.
 //! * A caller either waits ([`GroupCommit::run`], each on its own
-//!   condition, so a commit wakes only the callers it answers) or gets its
+//!   channel, so a commit wakes only the callers it answers) or gets its
 //!   answer through a callback on the committer thread
 //!   ([`GroupCommit::run_then`]): an async runtime queues a change from its
 //!   worker without a thread of its own waiting.
@@ -60,27 +60,6 @@ struct Shared {
     /// The committer sleeps on this when the queue is empty.
     work: Condvar,
     conn: Arc<Mutex<Connection>>,
-}
-
-/// A waiting caller's wake-up: each sleeps on its own condition.
-#[derive(Default)]
-struct Signal {
-    done: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Signal {
-    fn set(&self) {
-        *lock(&self.done) = true;
-        self.wake.notify_one();
-    }
-
-    fn wait(&self) {
-        let mut done = lock(&self.done);
-        while !*done {
-            done = self.wake.wait(done).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,17 +118,13 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let answer: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::default();
-        let signal = Arc::new(Signal::default());
-        {
-            let (answer, signal) = (answer.clone(), signal.clone());
-            self.run_then(f, move |result| {
-                *lock(&answer) = Some(result);
-                signal.set();
-            });
-        }
-        signal.wait();
-        lock(&answer).take().unwrap_or(Err(StoreError::Poisoned))
+        // Each caller waits on its own channel: a commit wakes only the
+        // callers it answers.
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        self.run_then(f, move |result| {
+            let _ = answer.send(result);
+        });
+        answered.recv().unwrap_or(Err(StoreError::Poisoned))
     }
 
     /// Queues `f` like [`run`](Self::run) and returns at once; `done` gets
@@ -185,9 +160,7 @@ impl GroupCommit {
         };
         self.queue(job);
     }
-}
 
-impl GroupCommit {
     /// Like [`run_then`](Self::run_then), but `done` gets the result as
     /// soon as the change has run inside the batch's transaction, before
     /// the `COMMIT`: only for a change nobody needs durable before going
@@ -218,7 +191,7 @@ impl GroupCommit {
                 if let Some(done) = lock(&unanswered).take() {
                     done(Err(match failed {
                         Some(e) => StoreError::Sqlite {
-                            context: "starting a transaction".into(),
+                            context: "running a batch of changes".into(),
                             source: copy_error(e),
                         },
                         None => StoreError::Poisoned,

@@ -424,11 +424,13 @@ fn token_column(token: u64) -> Option<i64> {
     i64::try_from(token).ok()
 }
 
-/// The whole of [`DeviceStore::commit`], inside its transaction.
+/// The whole of [`DeviceStore::commit`] (and, when `release`, of
+/// [`DeviceStore::release_lease`]), inside its transaction.
 fn commit_in(
     conn: &Connection,
     lease: &Lease,
     commit: &SessionCommit,
+    release: bool,
 ) -> Result<Device, StoreError> {
     let name = &lease.device;
     // Only the token is checked, as in MemoryStore: a lease past its
@@ -493,6 +495,9 @@ fn commit_in(
     for entry in audit_entries(name, commit) {
         insert_audit(conn, &entry)?;
     }
+    if release {
+        release_in(conn, lease)?;
+    }
     Ok(device)
 }
 
@@ -533,10 +538,33 @@ fn acquire_in(
     now: SystemTime,
     ttl: Duration,
 ) -> Result<Lease, StoreError> {
-    let context = || format!("taking the lease on {name}");
     if !device_row::exists(conn, name)? {
         return Err(unknown(name));
     }
+    take_lease_in(conn, name, now, ttl)
+}
+
+/// The lease and the device in one change (the device is read in the same
+/// transaction that takes its lease).
+fn lease_and_load_in(
+    conn: &Connection,
+    name: &DeviceName,
+    now: SystemTime,
+    ttl: Duration,
+) -> Result<(Lease, Device), StoreError> {
+    let device = device_row::load(conn, name)?.ok_or_else(|| unknown(name))?;
+    Ok((take_lease_in(conn, name, now, ttl)?, device))
+}
+
+/// Takes the lease on an existing device unless another unexpired one is
+/// held.
+fn take_lease_in(
+    conn: &Connection,
+    name: &DeviceName,
+    now: SystemTime,
+    ttl: Duration,
+) -> Result<Lease, StoreError> {
+    let context = || format!("taking the lease on {name}");
     let held: Option<i64> = crate::cached::query_row(
         conn,
         "SELECT expires_ns FROM leases WHERE device = ?1",
@@ -637,7 +665,7 @@ impl DeviceStore for SqliteStore {
 
     fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
         let (lease, commit) = (lease.clone(), commit.clone());
-        Ok(self.with_transaction(move |tx| commit_in(tx, &lease, &commit))?)
+        Ok(self.with_transaction(move |tx| commit_in(tx, &lease, &commit, false))?)
     }
 
     /// The change and the release in one transaction.
@@ -647,11 +675,18 @@ impl DeviceStore for SqliteStore {
         commit: &SessionCommit,
     ) -> Result<Device, OperationsError> {
         let (lease, commit) = (lease.clone(), commit.clone());
-        Ok(self.with_transaction(move |tx| {
-            let device = commit_in(tx, &lease, &commit)?;
-            release_in(tx, &lease)?;
-            Ok(device)
-        })?)
+        Ok(self.with_transaction(move |tx| commit_in(tx, &lease, &commit, true))?)
+    }
+
+    /// The lease and the device in one transaction.
+    fn lease_and_load(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<(Lease, Device), OperationsError> {
+        let name = name.clone();
+        Ok(self.with_transaction(move |tx| lease_and_load_in(tx, &name, now, ttl))?)
     }
 
     /// Queued for the committer thread: the lease is taken and the device
@@ -669,11 +704,7 @@ impl DeviceStore for SqliteStore {
     ) -> Result<(), Deferred<(Lease, Device)>> {
         let name = name.clone();
         self.with_transaction_early_then(
-            move |tx| {
-                let lease = acquire_in(tx, &name, now, ttl)?;
-                let device = device_row::load(tx, &name)?.ok_or_else(|| unknown(&name))?;
-                Ok((lease, device))
-            },
+            move |tx| lease_and_load_in(tx, &name, now, ttl),
             move |result| done(result.map_err(OperationsError::from)),
         );
         Ok(())
@@ -689,13 +720,7 @@ impl DeviceStore for SqliteStore {
     ) -> Result<(), Deferred<Device>> {
         let (lease, commit) = (lease.clone(), commit.clone());
         self.with_transaction_then(
-            move |tx| {
-                let device = commit_in(tx, &lease, &commit)?;
-                if release {
-                    release_in(tx, &lease)?;
-                }
-                Ok(device)
-            },
+            move |tx| commit_in(tx, &lease, &commit, release),
             move |result| done(result.map_err(OperationsError::from)),
         );
         Ok(())
