@@ -135,6 +135,13 @@ impl CaCertificate {
         Sha256::digest(&self.der).into()
     }
 
+    /// SHA-256 of the DER as 64 lower-case hex digits without separators,
+    /// e.g. to show which MIC a phone presented. Same as
+    /// [`sha256_fingerprint`] over [`der`](Self::der).
+    pub fn fingerprint_sha256_hex(&self) -> String {
+        sha256_fingerprint(&self.der)
+    }
+
     /// SHA-1 of the DER.
     pub fn fingerprint_sha1(&self) -> [u8; 20] {
         Sha1::digest(&self.der).into()
@@ -145,7 +152,7 @@ impl CaCertificate {
         hash_name::openssl_name_hash(self.parsed.tbs_certificate().subject())
     }
 
-    /// `<subject hash>.0`, the name of this certificate in an OpenSSL CA directory (B7).
+    /// `<subject hash>.0`, the name of this certificate in an OpenSSL CA directory.
     pub fn hashed_file_name(&self) -> Result<String> {
         Ok(format!("{:08x}.0", self.subject_hash()?))
     }
@@ -197,6 +204,12 @@ impl CaCertificate {
         self.basic_constraints().is_some_and(|bc| bc.ca)
             && self.key_usage().is_none_or(|ku| ku.key_cert_sign())
     }
+}
+
+/// SHA-256 of a DER certificate (or any bytes) as 64 lower-case hex digits
+/// without separators, as `sha256sum` prints it.
+pub fn sha256_fingerprint(der: &[u8]) -> String {
+    to_hex(&Sha256::digest(der))
 }
 
 /// Lower-case hex.

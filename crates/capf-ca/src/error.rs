@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::keys::KeySpec;
 
-/// Which of the phone's proof signatures failed (protocol sections 6.4, 6.5).
+/// Which of the phone's proof signatures failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProofSignature {
     /// SIGNED_DATA: SHA-1 over `device name || 0x00 || certificate`.
@@ -128,6 +128,18 @@ pub enum CaError {
         subject: String,
         /// Why.
         reason: String,
+    },
+
+    /// The issuing certificate has expired: an LSC issued under it would
+    /// never be valid.
+    #[error(
+        "the issuing certificate {subject} expired at {not_after}: renew it before issuing certificates"
+    )]
+    IssuerExpired {
+        /// The issuing certificate's subject.
+        subject: String,
+        /// Its notAfter as text.
+        not_after: String,
     },
 
     // ---- phone public keys ----
@@ -257,6 +269,18 @@ pub enum CaError {
         /// The certificate's subject.
         subject: String,
         /// Why the binding failed.
+        reason: String,
+    },
+
+    /// The key of a certificate presented for authentication is not
+    /// acceptable (e.g. an RSA public exponent below 65537).
+    #[error("device {device}: the key of certificate {subject} is not acceptable: {reason}")]
+    UnacceptableCertificateKey {
+        /// The device.
+        device: String,
+        /// The certificate's subject.
+        subject: String,
+        /// Why the key is refused.
         reason: String,
     },
 

@@ -180,7 +180,7 @@ impl CapfIdentity {
         Self::from_pem(&cert, &key)
     }
 
-    /// Whether `dir` holds a saved identity (B6: generate one on first start otherwise).
+    /// Whether `dir` holds a saved identity (if not, generate one on first start).
     pub fn exists(dir: &Path) -> bool {
         dir.join(CERT_FILE).is_file() && dir.join(KEY_FILE).is_file()
     }
@@ -199,7 +199,7 @@ impl CapfIdentity {
         )
     }
 
-    /// Writes the certificate as `<subject hash>.0` into `dir` (B7) and returns its path.
+    /// Writes the certificate as `<subject hash>.0` into `dir` and returns its path.
     pub fn write_hashed_copy(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(self.certificate.hashed_file_name()?);
         files::write_atomic(&path, self.certificate.pem().as_bytes(), false)?;

@@ -12,7 +12,7 @@ use crate::public_key::PublicKey;
 /// Which phone keys CAPF certifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPolicy {
-    /// Smallest RSA modulus in bits. Default 1024 (B16: older phones).
+    /// Smallest RSA modulus in bits. Default 1024 (older phones).
     pub rsa_min_bits: usize,
     /// Largest RSA modulus in bits. Default 4096.
     pub rsa_max_bits: usize,
@@ -50,6 +50,30 @@ fn bit_length(be: &[u8]) -> usize {
     }
 }
 
+/// The smallest RSA public exponent accepted, for phone keys and for the
+/// keys of certificates presented for authentication.
+pub(crate) const MIN_RSA_EXPONENT: u64 = 65_537;
+
+/// Why an RSA public exponent (big-endian bytes) is refused, or `None` when
+/// it is acceptable: odd, at least 65537 and at most 32 bits long.
+pub(crate) fn rsa_exponent_problem(e: &[u8]) -> Option<String> {
+    let e_bits = bit_length(e);
+    if e_bits > 32 {
+        return Some(format!("exponent of {e_bits} bits is larger than 32 bits"));
+    }
+    // At most 4 significant bytes: the value fits in a u64.
+    let e_value = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if e_value < MIN_RSA_EXPONENT {
+        return Some(format!(
+            "exponent {e_value} is smaller than {MIN_RSA_EXPONENT}"
+        ));
+    }
+    if e_value % 2 == 0 {
+        return Some(format!("exponent {e_value} is even"));
+    }
+    None
+}
+
 fn check_rsa(spki: &SubjectPublicKeyInfoRef<'_>, policy: &KeyPolicy) -> Result<KeySpec> {
     if spki.algorithm.parameters.is_some_and(|p| !p.is_null()) {
         return Err(malformed("rsaEncryption parameters must be NULL"));
@@ -67,23 +91,8 @@ fn check_rsa(spki: &SubjectPublicKeyInfoRef<'_>, policy: &KeyPolicy) -> Result<K
             max: policy.rsa_max_bits,
         });
     }
-    let e = key.public_exponent.as_bytes();
-    let e_bits = bit_length(e);
-    if e_bits > 32 {
-        return Err(CaError::RsaExponent {
-            reason: format!("exponent of {e_bits} bits is larger than 32 bits"),
-        });
-    }
-    let e_value = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    if e_value < 3 {
-        return Err(CaError::RsaExponent {
-            reason: format!("exponent {e_value} is smaller than 3"),
-        });
-    }
-    if e_value % 2 == 0 {
-        return Err(CaError::RsaExponent {
-            reason: format!("exponent {e_value} is even"),
-        });
+    if let Some(reason) = rsa_exponent_problem(key.public_exponent.as_bytes()) {
+        return Err(CaError::RsaExponent { reason });
     }
     if key.modulus.as_bytes().last().is_some_and(|b| b % 2 == 0) {
         return Err(malformed("RSA modulus is even"));
@@ -116,8 +125,8 @@ fn check_ec(spki: &SubjectPublicKeyInfoRef<'_>, der: &[u8], policy: &KeyPolicy) 
 }
 
 /// Checks a phone's public key (DER SubjectPublicKeyInfo) before issuing:
-/// RSA or EC on a supported curve, RSA size within the policy, odd exponent
-/// of at least 3, EC point on the curve, and equal to `requested` (what
+/// RSA or EC on a supported curve, RSA size within the policy, RSA public
+/// exponent odd, at least 65537 and at most 32 bits, EC point on the curve, and equal to `requested` (what
 /// KEY_GENERATE_REQUEST asked for) when given. Returns the key's spec.
 pub fn validate_phone_key(
     spki_der: &[u8],

@@ -401,7 +401,7 @@ impl PrivateKey {
         }
     }
 
-    /// Signs `data` the way CAPF proofs are signed (protocol 6.4/6.5): RSA as a
+    /// Signs `data` the way CAPF proofs are signed: RSA as a
     /// raw PKCS#1 v1.5 type-1 block over the bare digest (no DigestInfo),
     /// ECDSA as a DER `ECDSA-Sig-Value`.
     pub fn sign_proof(&self, hash: ProofHash, data: &[u8]) -> Result<Vec<u8>> {

@@ -22,7 +22,7 @@ mod public_key;
 mod ring_signer;
 mod serial;
 
-pub use cert::CaCertificate;
+pub use cert::{CaCertificate, sha256_fingerprint};
 pub use chain::TrustStore;
 pub use error::{CaError, ProofSignature, Result};
 pub use hash_name::{hashed_file_name, openssl_subject_hash};
@@ -34,6 +34,6 @@ pub use lsc::{IssuedLsc, check_device_name};
 pub use profile::{CertValidity, LscProfile};
 pub use proof::{
     AuthProof, CertificateKind, ProofPolicy, SudiProof, VerifiedCertificate, auth_data,
-    sign_auth_proof, sign_sudi_proof, sudi_data, verify_auth_proof,
+    sign_auth_proof, sign_sudi_proof, sudi_data, verify_auth_proof, verify_device_certificate,
 };
 pub use public_key::{ProofHash, PublicKey};

@@ -72,6 +72,11 @@ impl Issuer {
     /// (`phone_spki_der`, a DER SubjectPublicKeyInfo as sent in PUBLIC_KEY).
     /// Serial from the OS CSPRNG. Validate the key first with
     /// [`validate_phone_key`](crate::validate_phone_key).
+    ///
+    /// notAfter is `now` + the profile's validity, but never later than the
+    /// issuing certificate's notAfter. When the issuing certificate has
+    /// already expired at `now`, nothing is issued:
+    /// [`CaError::IssuerExpired`].
     pub fn issue_lsc(
         &self,
         device_name: &str,
@@ -155,10 +160,25 @@ impl Issuer {
             )?,
         ];
         let serial = serial::random_serial(rng)?;
+        // An LSC never outlives the certificate that issues it.
+        let issuer_not_after = self.certificate.not_after();
+        if issuer_not_after <= now {
+            return Err(CaError::IssuerExpired {
+                subject: self.certificate.subject(),
+                not_after: self
+                    .certificate
+                    .parsed()
+                    .tbs_certificate()
+                    .validity()
+                    .not_after
+                    .to_string(),
+            });
+        }
         let not_before = now.checked_sub(profile.backdate).unwrap_or(now);
         let not_after = now
             .checked_add(profile.validity.as_duration())
-            .ok_or(CaError::TimeOutOfRange { field: "notAfter" })?;
+            .ok_or(CaError::TimeOutOfRange { field: "notAfter" })?
+            .min(issuer_not_after);
         let der = sign_certificate(
             CertFields {
                 serial: &serial,

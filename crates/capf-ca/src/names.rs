@@ -70,11 +70,6 @@ pub(crate) fn common_name(name: &Name) -> Option<String> {
         .and_then(|atv| string_value(&atv.value))
 }
 
-/// All string attribute values of a name.
-pub(crate) fn string_values(name: &Name) -> impl Iterator<Item = String> + '_ {
-    name.iter().filter_map(|atv| string_value(&atv.value))
-}
-
 fn utf8_atv(
     oid: der::oid::ObjectIdentifier,
     value: &str,

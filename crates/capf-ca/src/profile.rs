@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How long an issued certificate lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertValidity {
-    /// Whole years of 365 days (the CUCM service parameter is in years, B28).
+    /// Whole years of 365 days (the CUCM service parameter is in years).
     Years(u32),
     /// Days (capfd's `-d`).
     Days(u32),
@@ -29,7 +29,9 @@ impl CertValidity {
 /// authority key identifiers, a SHA-256 signature, no subjectAltName.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LscProfile {
-    /// notAfter = now + validity. Default 5 years.
+    /// notAfter = now + validity, capped at the issuing certificate's
+    /// notAfter: an LSC never outlives its issuer, so with an issuer that
+    /// expires sooner the LSC ends when the issuer does. Default 5 years.
     pub validity: CertValidity,
     /// notBefore = now - backdate, for phones whose clock is behind. Default 10 minutes.
     pub backdate: Duration,

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use crate::cert::CaCertificate;
 use crate::chain::{TrustStore, ValidityCheck, chains_to};
 use crate::error::{CaError, ProofSignature, Result};
+use crate::key_policy::rsa_exponent_problem;
 use crate::keys::{KeySpec, PrivateKey};
 use crate::names;
 use crate::public_key::{ProofHash, PublicKey};
@@ -28,7 +29,7 @@ pub struct AuthProof<'a> {
     pub sudi: Option<SudiProof<'a>>,
 }
 
-/// The parts of SUDI_DATA (protocol 6.5).
+/// The parts of SUDI_DATA.
 #[derive(Debug, Clone, Copy)]
 pub struct SudiProof<'a> {
     /// The SUDI certificate, DER.
@@ -136,17 +137,20 @@ pub fn sign_sudi_proof(
     ))
 }
 
-/// The 12 hex digits of a `SEP<MAC>` device name, upper case.
-fn mac_of(device_name: &str) -> Option<String> {
-    let prefix = device_name.get(..3)?;
-    let mac = device_name.get(3..)?;
-    (prefix.eq_ignore_ascii_case("SEP")
-        && mac.len() == 12
-        && mac.bytes().all(|b| b.is_ascii_hexdigit()))
-    .then(|| mac.to_ascii_uppercase())
+/// Whether `device_name` is `SEP` followed by 12 hex digits (any case):
+/// the only names a MIC can authenticate.
+fn is_sep_device_name(device_name: &str) -> bool {
+    device_name
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SEP"))
+        && device_name
+            .get(3..)
+            .is_some_and(|mac| mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// LSC: CN equals the device name. MIC: the device's MAC appears in the subject.
+/// LSC: the common name equals the device name. MIC: the device name is
+/// `SEP` + 12 hex digits and the last `-`-separated part of the common name
+/// equals it, ignoring ASCII case (`CP-7945G-SEP001122334455`).
 fn check_binding(cert: &CaCertificate, kind: CertificateKind, device: &str) -> Result<()> {
     let subject_name = cert.parsed().tbs_certificate().subject();
     let refuse = |reason: String| CaError::DeviceBinding {
@@ -161,27 +165,52 @@ fn check_binding(cert: &CaCertificate, kind: CertificateKind, device: &str) -> R
             None => Err(refuse("LSC has no common name".into())),
         },
         CertificateKind::Mic => {
-            let mac = mac_of(device).ok_or_else(|| {
-                refuse("a MIC can only authenticate a SEP<12 hex digits> device".into())
-            })?;
-            if names::string_values(subject_name).any(|v| v.to_ascii_uppercase().contains(&mac)) {
-                Ok(())
-            } else {
-                Err(refuse(format!("MAC {mac} not in the MIC subject")))
+            if !is_sep_device_name(device) {
+                return Err(refuse(
+                    "a MIC can only authenticate a device named SEP followed by 12 hex digits"
+                        .into(),
+                ));
+            }
+            match names::common_name(subject_name) {
+                Some(cn) => {
+                    let last = cn.rsplit_once('-').map_or(cn.as_str(), |(_, last)| last);
+                    if last.eq_ignore_ascii_case(device) {
+                        Ok(())
+                    } else {
+                        Err(refuse(format!(
+                            "MIC common name {cn:?} does not end with the device name"
+                        )))
+                    }
+                }
+                None => Err(refuse("MIC has no common name".into())),
             }
         }
     }
 }
 
+/// Refuses a certificate whose RSA key has a public exponent below 65537,
+/// even, or longer than 32 bits.
+fn check_certificate_key(cert: &CaCertificate, key: &PublicKey, device: &str) -> Result<()> {
+    match key.rsa_exponent().and_then(|e| rsa_exponent_problem(&e)) {
+        None => Ok(()),
+        Some(problem) => Err(CaError::UnacceptableCertificateKey {
+            device: device.to_owned(),
+            subject: cert.subject(),
+            reason: format!("RSA public {problem}"),
+        }),
+    }
+}
+
 /// Chains `cert` to our LSC anchors or, failing that, to the MIC anchors;
-/// checks validity and the device binding. Returns the kind.
+/// checks validity, the device binding and the certificate's key. Returns
+/// the kind and the key.
 fn authenticate_certificate(
     cert: &CaCertificate,
     trust: &TrustStore,
     policy: &ProofPolicy,
     now: SystemTime,
     device: &str,
-) -> Result<CertificateKind> {
+) -> Result<(CertificateKind, PublicKey)> {
     let strict = ValidityCheck {
         now,
         allow_expired: false,
@@ -219,7 +248,25 @@ fn authenticate_certificate(
         });
     };
     check_binding(cert, kind, device)?;
-    Ok(kind)
+    let key = cert.public_key()?;
+    check_certificate_key(cert, &key, device)?;
+    Ok((kind, key))
+}
+
+/// Verifies a certificate a phone holds, without a proof of possession
+/// (what a troubleshoot retrieves): it chains to a trust anchor (LSC
+/// anchors first, then MIC anchors), is valid at `now` (expired MICs only
+/// with the policy flag), belongs to `device` by the rules of
+/// [`verify_auth_proof`], and has an acceptable key. Returns its kind.
+pub fn verify_device_certificate(
+    certificate_der: &[u8],
+    device: &str,
+    trust: &TrustStore,
+    policy: &ProofPolicy,
+    now: SystemTime,
+) -> Result<CertificateKind> {
+    let cert = CaCertificate::from_der(certificate_der, &format!("certificate of {device}"))?;
+    authenticate_certificate(&cert, trust, policy, now, device).map(|(kind, _)| kind)
 }
 
 fn check_signatures(
@@ -251,9 +298,26 @@ fn check_signatures(
 /// Verifies certificate authentication: the certificate chains to a trust
 /// anchor (LSC anchors first, then MIC anchors) within the path bound, is
 /// valid at `now` (expired MICs only with the policy flag), belongs to the
-/// device, and every proof signature sent (at least one) verifies with its
-/// key. SUDI_DATA, when present, is checked the same way over
-/// `session id (LE) || SUDI certificate`.
+/// device, has an acceptable key, and every proof signature sent (at least
+/// one) verifies with that key. SUDI_DATA, when present, is checked the same
+/// way over `session id (LE) || SUDI certificate`.
+///
+/// Which device a certificate belongs to:
+///
+/// - an LSC: its common name equals the device name exactly;
+/// - a MIC: the device name is `SEP` followed by 12 hex digits, and the
+///   last `-`-separated part of the MIC's common name equals it, ignoring
+///   ASCII case. A MIC's common name is the model and the name, e.g.
+///   `CP-7945G-SEP001122334455`; a common name equal to the device name
+///   also binds. Nothing else does: not another attribute (OU,
+///   serialNumber...), not the name inside a longer part
+///   (`XSEP001122334455`, `SEP0011223344551`).
+///
+/// An RSA certificate key must have an odd public exponent of at least
+/// 65537 and at most 32 bits ([`CaError::UnacceptableCertificateKey`]).
+/// A certificate that chains to a trust anchor but is outside its validity
+/// period fails with [`CaError::CertificateNotValid`], one that chains to
+/// no anchor with [`CaError::UntrustedIssuer`].
 pub fn verify_auth_proof(
     proof: &AuthProof<'_>,
     trust: &TrustStore,
@@ -265,8 +329,7 @@ pub fn verify_auth_proof(
         proof.certificate_der,
         &format!("certificate presented by {device}"),
     )?;
-    let kind = authenticate_certificate(&cert, trust, policy, now, device)?;
-    let key = cert.public_key()?;
+    let (kind, key) = authenticate_certificate(&cert, trust, policy, now, device)?;
     check_signatures(
         &key,
         &auth_data(device, proof.certificate_der),
@@ -288,9 +351,9 @@ pub fn verify_auth_proof(
                 sudi.certificate_der,
                 &format!("SUDI certificate of {device}"),
             )?;
-            authenticate_certificate(&sudi_cert, trust, policy, now, device)?;
+            let (_, sudi_key) = authenticate_certificate(&sudi_cert, trust, policy, now, device)?;
             check_signatures(
-                &sudi_cert.public_key()?,
+                &sudi_key,
                 &sudi_data(proof.session_id, sudi.certificate_der),
                 [
                     (

@@ -132,6 +132,15 @@ impl PublicKey {
         Self::from_spki_der(&der)
     }
 
+    /// The public exponent of an RSA key (big-endian, no leading zeros);
+    /// `None` for EC keys.
+    pub(crate) fn rsa_exponent(&self) -> Option<Vec<u8>> {
+        match &self.0 {
+            Inner::Rsa(k) => Some(k.e().to_be_bytes_trimmed_vartime().into_vec()),
+            Inner::P256(_) | Inner::P384(_) | Inner::P521(_) => None,
+        }
+    }
+
     /// The kind and size of this key.
     pub fn spec(&self) -> KeySpec {
         match &self.0 {
@@ -144,7 +153,7 @@ impl PublicKey {
         }
     }
 
-    /// Verifies a CAPF proof signature (protocol 6.4/6.5) over `data`: for
+    /// Verifies a CAPF proof signature over `data`: for
     /// RSA a raw PKCS#1 v1.5 type-1 block over the bare digest, whose whole
     /// padding `00 01 FF.. (at least 8) 00 || H` is checked; for EC a DER
     /// ECDSA signature.

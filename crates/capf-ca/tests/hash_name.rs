@@ -74,3 +74,19 @@ fn vector_issuer_hash_matches_openssl() {
         format!("{}.0", expected.trim())
     );
 }
+
+#[test]
+fn sha256_fingerprint_known_vectors() {
+    // sha256sum of the empty input.
+    assert_eq!(
+        capf_ca::sha256_fingerprint(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    // `openssl x509 -in tests/vectors/capf-issuer.pem -outform DER | sha256sum`
+    // (openssl x509 -fingerprint -sha256: 97:26:B7:E1:...:C9:50).
+    let expected = "9726b7e18b9fdca93b863cfcaf61ce377d04a0dbf6eb5ca12f9c0db76b34c950";
+    let cert = CaCertificate::from_pem(include_str!("vectors/capf-issuer.pem"), "vector").unwrap();
+    assert_eq!(capf_ca::sha256_fingerprint(cert.der()), expected);
+    assert_eq!(cert.fingerprint_sha256_hex(), expected);
+    assert_eq!(hex::encode(cert.fingerprint_sha256()), expected);
+}

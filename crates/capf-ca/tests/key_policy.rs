@@ -153,3 +153,66 @@ fn rejects_bad_keys_with_clear_errors() {
         ));
     }
 }
+
+#[test]
+fn rsa_public_exponent_must_be_odd_at_least_65537_and_at_most_32_bits() {
+    let policy = KeyPolicy::default();
+
+    // A real phone-sized key generated with e = 3 is refused.
+    let e3 = openssl_spki(&[
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-pkeyopt",
+        "rsa_keygen_pubexp:3",
+    ]);
+    match validate_phone_key(&e3, &policy, None) {
+        Err(CaError::RsaExponent { reason }) => {
+            assert_eq!(reason, "exponent 3 is smaller than 65537");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = validate_phone_key(&e3, &policy, Some(KeySpec::Rsa { bits: 1024 })).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unacceptable RSA public exponent: exponent 3 is smaller than 65537"
+    );
+
+    // One modulus, many exponents.
+    let k1024 = key(KeySpec::Rsa { bits: 1024 }).public_key_der().unwrap();
+    let n_start = k1024
+        .windows(3)
+        .position(|w| w == [0x02, 0x81, 0x81])
+        .unwrap()
+        + 4;
+    let n = &k1024[n_start..n_start + 128];
+    for e in [
+        &[0x01, 0x00, 0x01][..],
+        &[0x01, 0x00, 0x03],
+        &[0xff, 0xff, 0xff, 0xff],
+    ] {
+        assert_eq!(
+            validate_phone_key(&rsa_spki(n, e), &policy, None).unwrap(),
+            KeySpec::Rsa { bits: 1024 },
+            "e = {e:02x?}"
+        );
+    }
+    for (e, reason) in [
+        (&[0x03][..], "exponent 3 is smaller than 65537"),
+        (&[0x11], "exponent 17 is smaller than 65537"),
+        (&[0x01, 0x01], "exponent 257 is smaller than 65537"),
+        (&[0x00, 0xff, 0xff], "exponent 65535 is smaller than 65537"),
+        (&[0x01, 0x00, 0x00], "exponent 65536 is smaller than 65537"),
+        (&[0x01, 0x00, 0x02], "exponent 65538 is even"),
+        (
+            &[0x01, 0x00, 0x00, 0x00, 0x01],
+            "exponent of 33 bits is larger than 32 bits",
+        ),
+    ] {
+        match validate_phone_key(&rsa_spki(n, e), &policy, None) {
+            Err(CaError::RsaExponent { reason: r }) => assert_eq!(r, reason),
+            other => panic!("e = {e:02x?}: {other:?}"),
+        }
+    }
+}

@@ -280,6 +280,13 @@ fn identity_save_load_round_trip_and_key_mode() {
         .collect::<Vec<_>>()
         .join(":");
     assert!(fp.contains(&ours), "{fp} vs {ours}");
+    // The hex form is the same digest, lower case, without colons.
+    let hex_form = capf.certificate().fingerprint_sha256_hex();
+    assert_eq!(hex_form, ours.replace(':', "").to_lowercase());
+    assert_eq!(
+        capf_ca::sha256_fingerprint(capf.certificate().der()),
+        hex_form
+    );
     let path = capf.write_hashed_copy(dir.path()).unwrap();
     let hash = openssl(dir.path(), &["x509", "-in", "capf.pem", "-noout", "-hash"]);
     assert_eq!(
@@ -336,6 +343,95 @@ fn lsc_validity_and_backdating() {
             .issue_lsc("SEP1", b"garbage", &profile, now())
             .is_err()
     );
+}
+
+#[test]
+fn lsc_not_after_is_capped_at_the_issuer_not_after() {
+    use std::time::Duration;
+    let capf = CapfIdentity::generate(
+        &IdentityParams {
+            key: KeySpec::Ec(capf_ca::EcCurve::P256),
+            validity: capf_ca::CertValidity::Years(1),
+            ..IdentityParams::default()
+        },
+        now(),
+    )
+    .unwrap();
+    let issuer = capf.issuer().unwrap();
+    let issuer_end = capf.certificate().not_after();
+    assert_eq!(issuer_end, now() + Duration::from_secs(365 * 86400));
+    let spki = key(KeySpec::Ec(capf_ca::EcCurve::P256))
+        .public_key_der()
+        .unwrap();
+    let five_years = LscProfile {
+        validity: capf_ca::CertValidity::Years(5),
+        ..LscProfile::default()
+    };
+
+    // Five years asked, one year left on the issuer: the LSC ends with it.
+    let lsc = issuer
+        .issue_lsc("SEP001122334455", &spki, &five_years, now())
+        .unwrap();
+    assert_eq!(lsc.not_after, issuer_end);
+    assert_eq!(lsc.not_before, now() - Duration::from_secs(600));
+    let parsed = capf_ca::CaCertificate::from_der(&lsc.der, "LSC").unwrap();
+    assert_eq!(parsed.not_after(), issuer_end);
+    // openssl agrees on both ends and still verifies it strictly.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), capf.certificate().pem()).unwrap();
+    std::fs::write(dir.path().join("lsc.pem"), lsc.pem()).unwrap();
+    let ends = |file: &str| openssl(dir.path(), &["x509", "-in", file, "-noout", "-enddate"]);
+    assert_eq!(ends("lsc.pem"), ends("ca.pem"));
+    let at = now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    openssl(
+        dir.path(),
+        &[
+            "verify",
+            "-x509_strict",
+            "-attime",
+            &at,
+            "-CAfile",
+            "ca.pem",
+            "lsc.pem",
+        ],
+    );
+
+    // A validity that ends before the issuer is kept as asked.
+    let short = LscProfile {
+        validity: capf_ca::CertValidity::Days(30),
+        ..LscProfile::default()
+    };
+    let lsc = issuer
+        .issue_lsc("SEP001122334455", &spki, &short, now())
+        .unwrap();
+    assert_eq!(lsc.not_after, now() + Duration::from_secs(30 * 86400));
+
+    // One second before the issuer expires: an LSC that ends with it.
+    let last = issuer_end - Duration::from_secs(1);
+    let lsc = issuer
+        .issue_lsc("SEP001122334455", &spki, &five_years, last)
+        .unwrap();
+    assert_eq!(lsc.not_after, issuer_end);
+    assert!(lsc.not_before < lsc.not_after);
+
+    // Once the issuer has expired nothing is issued, and the error says so.
+    for at in [issuer_end, issuer_end + Duration::from_secs(86400)] {
+        match issuer.issue_lsc("SEP001122334455", &spki, &five_years, at) {
+            Err(capf_ca::CaError::IssuerExpired { subject, not_after }) => {
+                assert_eq!(subject, capf.certificate().subject());
+                assert!(!not_after.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let err = issuer
+        .issue_lsc("SEP001122334455", &spki, &five_years, issuer_end)
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
 }
 
 /// Both signing backends (RustCrypto always; ring with the feature `ring`)

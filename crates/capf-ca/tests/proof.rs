@@ -255,6 +255,245 @@ fn mic_binding_and_expiry_policy() {
     assert!(matches!(err, CaError::CertificateNotValid { .. }), "{err}");
 }
 
+/// A CA with the given organizational unit, standing in for a manufacturer
+/// (MICs issued by it copy O and OU after their CN).
+fn maker_with_ou(ou: &str) -> (CapfIdentity, Issuer) {
+    let maker = CapfIdentity::generate(
+        &IdentityParams {
+            key: KeySpec::Ec(EcCurve::P256),
+            organization: Some("Maker".into()),
+            organizational_unit: Some(ou.into()),
+            ..IdentityParams::default()
+        },
+        now(),
+    )
+    .unwrap();
+    let issuer = maker.issuer().unwrap();
+    (maker, issuer)
+}
+
+#[test]
+fn mic_binds_only_by_the_last_part_of_its_common_name() {
+    // The maker's OU carries the device's MAC, so every MIC it issues has
+    // the device name in its subject, outside the CN.
+    let (maker, maker_issuer) = maker_with_ou(DEVICE);
+    let (_capf, our_issuer) = capf();
+    let mut trust = TrustStore::for_issuer(&our_issuer);
+    trust.add_mic_anchor(maker.certificate().clone());
+    let phone = key(KeySpec::Ec(EcCurve::P256));
+    let spki = phone.public_key_der().unwrap();
+    let policy = ProofPolicy::default();
+    let verify = |mic_cn: &str, device: &str| {
+        let mic = maker_issuer
+            .issue_lsc(mic_cn, &spki, &LscProfile::default(), now())
+            .unwrap();
+        let (s1, s512) = sign_auth_proof(phone, device, &mic.der).unwrap();
+        let result =
+            verify_auth_proof(&proof(device, &mic.der, &s1, &s512), &trust, &policy, now());
+        (mic.subject, result)
+    };
+
+    for (cn, device) in [
+        // The common name is the device name itself.
+        ("SEP001122334455", DEVICE),
+        // Model, then the device name.
+        ("CP-7945G-SEP001122334455", DEVICE),
+        // ASCII case does not matter, on either side.
+        ("cp-7945g-sep001122334455", DEVICE),
+        ("CP-7945G-SEP00112233AABB", "sep00112233aabb"),
+    ] {
+        let (subject, result) = verify(cn, device);
+        let v = result.unwrap_or_else(|e| panic!("{cn} for {device}: {e}"));
+        assert_eq!(v.kind, CertificateKind::Mic, "{subject}");
+        assert_eq!(v.subject, subject);
+    }
+
+    for (cn, device, why) in [
+        ("CP-7945G", DEVICE, "device name only in OU"),
+        (
+            "CP-7945G-XSEP001122334455",
+            DEVICE,
+            "prefix before the name",
+        ),
+        ("CP-7945G-SEP0011223344551", DEVICE, "digit after the name"),
+        ("SEP001122334455-CP-7945G", DEVICE, "name not the last part"),
+        ("SEP001122334455-", DEVICE, "empty last part"),
+        ("CP-7945G-SEP0011223344AA", DEVICE, "another MAC"),
+        ("CP-7945G-SEP00112233445", "SEP00112233445", "11 hex digits"),
+        ("ATA-SEPX01122334455", "SEPX01122334455", "not hex"),
+        (
+            "CP-7945G-ATA001122334455",
+            "ATA001122334455",
+            "not a SEP name",
+        ),
+    ] {
+        let (subject, result) = verify(cn, device);
+        match result {
+            Err(CaError::DeviceBinding {
+                device: d,
+                subject: s,
+                ..
+            }) => {
+                assert_eq!(d, device, "{why}");
+                assert_eq!(s, subject, "{why}");
+            }
+            other => panic!("{why}: {cn} for {device}: {other:?}"),
+        }
+        if why == "device name only in OU" {
+            assert!(subject.contains("OU=SEP001122334455"), "{subject}");
+        }
+    }
+}
+
+/// An RSA key with public exponent 3, as a [`PrivateKey`].
+fn rsa_key_with_exponent_3() -> PrivateKey {
+    use rsa::pkcs8::EncodePrivateKey;
+    let k = rsa::PrivateKey::new_with_exp(&mut getrandom::SysRng, 1024, rsa::BoxedUint::from(3u64))
+        .unwrap();
+    PrivateKey::from_pkcs8_der(k.to_pkcs8_der().unwrap().as_bytes()).unwrap()
+}
+
+#[test]
+fn presented_certificates_with_rsa_exponent_below_65537_are_refused() {
+    let (maker, maker_issuer) = capf();
+    let (_capf, our_issuer) = capf();
+    let mut trust = TrustStore::for_issuer(&our_issuer);
+    trust.add_mic_anchor(maker.certificate().clone());
+    let policy = ProofPolicy::default();
+    let weak = rsa_key_with_exponent_3();
+    assert_eq!(weak.spec(), KeySpec::Rsa { bits: 1024 });
+    let weak_spki = weak.public_key_der().unwrap();
+    let good = key(KeySpec::Rsa { bits: 1024 });
+    let good_spki = good.public_key_der().unwrap();
+
+    let lsc = |spki: &[u8]| {
+        our_issuer
+            .issue_lsc(DEVICE, spki, &LscProfile::default(), now())
+            .unwrap()
+    };
+    let mic = |spki: &[u8]| {
+        maker_issuer
+            .issue_lsc(
+                "CP-7945G-SEP001122334455",
+                spki,
+                &LscProfile::default(),
+                now(),
+            )
+            .unwrap()
+    };
+    let expect_refused = |result: Result<_, CaError>, subject: &str| match result {
+        Err(CaError::UnacceptableCertificateKey {
+            device,
+            subject: s,
+            reason,
+        }) => {
+            assert_eq!(device, DEVICE);
+            assert_eq!(s, subject);
+            assert!(
+                reason.contains("exponent 3 is smaller than 65537"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    };
+
+    // The same certificates with an exponent of 65537 are accepted; with 3,
+    // refused although chain, binding and proof signatures are all right.
+    for (issue, kind) in [
+        (
+            &lsc as &dyn Fn(&[u8]) -> capf_ca::IssuedLsc,
+            CertificateKind::Lsc,
+        ),
+        (&mic, CertificateKind::Mic),
+    ] {
+        let ok = issue(&good_spki);
+        let (s1, s512) = sign_auth_proof(good, DEVICE, &ok.der).unwrap();
+        let v =
+            verify_auth_proof(&proof(DEVICE, &ok.der, &s1, &s512), &trust, &policy, now()).unwrap();
+        assert_eq!(v.kind, kind);
+
+        let bad = issue(&weak_spki);
+        let (s1, s512) = sign_auth_proof(&weak, DEVICE, &bad.der).unwrap();
+        let err = verify_auth_proof(&proof(DEVICE, &bad.der, &s1, &s512), &trust, &policy, now())
+            .unwrap_err();
+        let message = err.to_string();
+        expect_refused(Err(err), &bad.subject);
+        assert!(message.contains(DEVICE), "{message}");
+    }
+
+    // A SUDI certificate is held to the same rule.
+    let ok = lsc(&good_spki);
+    let sudi = lsc(&weak_spki);
+    let (s1, s512) = sign_auth_proof(good, DEVICE, &ok.der).unwrap();
+    let (u1, u512) = sign_sudi_proof(&weak, 7, &sudi.der).unwrap();
+    let mut p = proof(DEVICE, &ok.der, &s1, &s512);
+    p.sudi = Some(SudiProof {
+        certificate_der: &sudi.der,
+        sha1_signature: Some(&u1),
+        sha512_signature: Some(&u512),
+    });
+    expect_refused(verify_auth_proof(&p, &trust, &policy, now()), &sudi.subject);
+}
+
+#[test]
+fn lsc_outside_its_validity_is_not_valid_rather_than_untrusted() {
+    let (_capf, issuer) = capf();
+    let trust = TrustStore::for_issuer(&issuer);
+    let (_other_capf, other_issuer) = capf();
+    let untrusting = TrustStore::for_issuer(&other_issuer);
+    let policy = ProofPolicy::default();
+    let phone = key(KeySpec::Ec(EcCurve::P256));
+    let profile = LscProfile {
+        validity: CertValidity::Days(10),
+        ..LscProfile::default()
+    };
+    let lsc = issuer
+        .issue_lsc(DEVICE, &phone.public_key_der().unwrap(), &profile, now())
+        .unwrap();
+    let (s1, s512) = sign_auth_proof(phone, DEVICE, &lsc.der).unwrap();
+    let p = proof(DEVICE, &lsc.der, &s1, &s512);
+
+    // Inside its validity it authenticates the device.
+    verify_auth_proof(&p, &trust, &policy, now()).unwrap();
+    verify_auth_proof(&p, &trust, &policy, lsc.not_after).unwrap();
+
+    // Past notAfter, and before notBefore: chained to our anchor, so "not
+    // valid at this time", never "untrusted issuer".
+    for at in [
+        lsc.not_after + Duration::from_secs(1),
+        now() + Duration::from_secs(365 * 86400),
+        lsc.not_before - Duration::from_secs(1),
+    ] {
+        match verify_auth_proof(&p, &trust, &policy, at) {
+            Err(CaError::CertificateNotValid {
+                device, subject, ..
+            }) => {
+                assert_eq!(device, DEVICE);
+                assert_eq!(subject, lsc.subject);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The MIC leniency does not apply to LSCs.
+        let lenient = ProofPolicy {
+            accept_expired_mic: true,
+            ..ProofPolicy::default()
+        };
+        assert!(matches!(
+            verify_auth_proof(&p, &trust, &lenient, at),
+            Err(CaError::CertificateNotValid { .. })
+        ));
+        // Without our anchor the same certificate is untrusted, expired or not.
+        assert!(matches!(
+            verify_auth_proof(&p, &untrusting, &policy, at),
+            Err(CaError::UntrustedIssuer { .. })
+        ));
+    }
+    assert!(matches!(
+        verify_auth_proof(&p, &untrusting, &policy, now()),
+        Err(CaError::UntrustedIssuer { .. })
+    ));
+}
+
 /// Raw RSA private operation by the openssl binary (no padding added).
 fn raw_rsa_sign(dir: &Path, block: &[u8]) -> Vec<u8> {
     std::fs::write(dir.join("block.bin"), block).unwrap();
