@@ -9,189 +9,146 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use capf::auth::{AuthMode, AuthString, Operation};
 use capf::ca::{CaCertificate, CapfIdentity, EcCurve, IdentityParams, KeySpec, PrivateKey};
 use capf::operations::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
 use capf::operations::{
-    AuditEntry, CompletedWork, Device, DeviceName, DevicePage, DeviceQuery, DeviceStore,
-    IssuedRecord, Lease, OperationsError, ServiceParameters, SessionCommit, audit_entries,
+    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, OperatorStore,
+    ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
 };
 
 type Error = Box<dyn std::error::Error>;
 
 /// The embedder's own tables.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Tables {
     devices: HashMap<DeviceName, Device>,
-    /// device -> (lease token, expiry)
-    leases: HashMap<DeviceName, (u64, SystemTime)>,
-    issued: Vec<IssuedRecord>,
+    leases: HashMap<DeviceName, Lease>,
+    /// Issued certificates by serial.
+    certificates: HashMap<String, CertificateHistory>,
     audit: Vec<AuditEntry>,
-    next_token: u64,
 }
 
-/// A `DeviceStore` over a `HashMap`: what an application implements to keep
-/// CAPF's devices in its own database. Each method holds the lock for its
-/// whole change, which makes it atomic.
+/// What an application implements to keep CAPF's devices in its own
+/// database: rows in, rows out. CAPF's rules (leases, commits, operator
+/// edits) come with it: an `AppDeviceTable` is a whole device store.
 #[derive(Default)]
 struct AppDeviceTable {
     tables: Mutex<Tables>,
 }
 
-impl AppDeviceTable {
-    fn lock(&self) -> Result<MutexGuard<'_, Tables>, OperationsError> {
-        self.tables
-            .lock()
-            .map_err(|_| OperationsError::Store("device table lock poisoned".into()))
-    }
-}
-
-fn unknown(name: &DeviceName) -> OperationsError {
-    OperationsError::UnknownDevice {
-        name: name.to_string(),
-    }
-}
-
-impl DeviceStore for AppDeviceTable {
-    fn load(&self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
-        Ok(self.lock()?.devices.get(name).cloned())
+impl StoreReads for Tables {
+    fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        Ok(self.devices.get(name).cloned())
     }
 
-    fn insert(&self, device: &Device) -> Result<(), OperationsError> {
-        let mut t = self.lock()?;
-        if t.devices.contains_key(&device.name) {
-            return Err(OperationsError::DeviceExists {
-                name: device.name.to_string(),
-            });
-        }
-        let mut device = device.clone();
-        device.sync_certificate_flags();
-        t.devices.insert(device.name.clone(), device);
-        Ok(())
+    fn devices(&mut self) -> Result<Vec<Device>, OperationsError> {
+        let mut all: Vec<Device> = self.devices.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 
-    fn update(&self, device: &Device) -> Result<(), OperationsError> {
-        let mut t = self.lock()?;
-        let slot = t
-            .devices
-            .get_mut(&device.name)
-            .ok_or_else(|| unknown(&device.name))?;
-        *slot = device.clone();
-        slot.sync_certificate_flags();
-        Ok(())
+    fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
+        Ok(self.leases.get(name).cloned())
     }
 
-    fn remove(&self, name: &DeviceName) -> Result<bool, OperationsError> {
-        let mut t = self.lock()?;
-        t.leases.remove(name);
-        Ok(t.devices.remove(name).is_some())
+    fn certificate(&mut self, serial: &str) -> Result<Option<CertificateHistory>, OperationsError> {
+        Ok(self.certificates.get(serial).cloned())
     }
 
-    fn find(&self, query: &DeviceQuery) -> Result<DevicePage, OperationsError> {
-        // Filtering, sorting and paging in memory: `DeviceQuery::run`.
-        let devices: Vec<Device> = self.lock()?.devices.values().cloned().collect();
-        query.run(devices)
-    }
-
-    fn acquire_lease(
-        &self,
+    fn certificates(
+        &mut self,
         name: &DeviceName,
-        now: SystemTime,
-        ttl: Duration,
-    ) -> Result<Lease, OperationsError> {
-        let mut t = self.lock()?;
-        if !t.devices.contains_key(name) {
-            return Err(unknown(name));
-        }
-        if t.leases
-            .get(name)
-            .is_some_and(|(_, expires)| *expires > now)
-        {
-            return Err(OperationsError::DeviceBusy {
-                name: name.to_string(),
-            });
-        }
-        t.next_token += 1;
-        let lease = Lease {
-            device: name.clone(),
-            token: t.next_token,
-            expires: now + ttl,
-        };
-        t.leases.insert(name.clone(), (lease.token, lease.expires));
-        Ok(lease)
-    }
-
-    fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
-        let mut t = self.lock()?;
-        if t.leases
-            .get(&lease.device)
-            .is_some_and(|(token, _)| *token == lease.token)
-        {
-            t.leases.remove(&lease.device);
-        }
-        Ok(())
-    }
-
-    fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
-        let mut t = self.lock()?;
-        let name = &lease.device;
-        if t.leases
-            .get(name)
-            .is_none_or(|(token, _)| *token != lease.token)
-        {
-            return Err(OperationsError::LeaseLost {
-                name: name.to_string(),
-            });
-        }
-        let mut device = t.devices.get(name).cloned().ok_or_else(|| unknown(name))?;
-        let delivered = match commit {
-            // Record the certificate before the phone may receive it.
-            SessionCommit::Issued(record) => {
-                t.issued.push(record.clone());
-                None
-            }
-            // The phone stored it: mark that record delivered.
-            SessionCommit::Completed {
-                work: CompletedWork::Installed { serial_hex },
-                ..
-            } => t
-                .issued
-                .iter_mut()
-                .find(|r| &r.device == name && &r.certificate.serial_hex == serial_hex)
-                .map(|r| {
-                    r.delivered = true;
-                    r.clone()
-                }),
-            _ => None,
-        };
-        device.apply_commit(commit, delivered.as_ref());
-        let entries = audit_entries(name, commit);
-        t.audit.extend(entries);
-        t.devices.insert(name.clone(), device.clone());
-        Ok(device)
-    }
-
-    fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
-        Ok(self
-            .lock()?
-            .issued
-            .iter()
-            .filter(|r| &r.device == name)
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        let mut issued: Vec<CertificateHistory> = self
+            .certificates
+            .values()
+            .filter(|c| &c.record.device == name)
             .cloned()
-            .collect())
+            .collect();
+        issued.sort_by_key(|c| c.record.issued_at);
+        Ok(issued)
     }
 
-    fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+    fn audit(&mut self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
         Ok(self
-            .lock()?
             .audit
             .iter()
             .filter(|e| &e.device == name)
             .cloned()
             .collect())
+    }
+}
+
+impl StoreTransaction for Tables {
+    fn put_device(&mut self, device: &Device) -> Result<(), OperationsError> {
+        self.devices.insert(device.name.clone(), device.clone());
+        Ok(())
+    }
+
+    fn delete_device(&mut self, name: &DeviceName) -> Result<bool, OperationsError> {
+        self.leases.remove(name);
+        Ok(self.devices.remove(name).is_some())
+    }
+
+    fn put_lease(&mut self, lease: &Lease) -> Result<(), OperationsError> {
+        self.leases.insert(lease.device.clone(), lease.clone());
+        Ok(())
+    }
+
+    fn delete_lease(&mut self, name: &DeviceName) -> Result<(), OperationsError> {
+        self.leases.remove(name);
+        Ok(())
+    }
+
+    fn put_certificate(&mut self, c: &CertificateHistory) -> Result<(), OperationsError> {
+        self.certificates
+            .insert(c.serial_hex().to_owned(), c.clone());
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
+        self.audit.push(entry.clone());
+        Ok(())
+    }
+}
+
+impl StoreBackend for AppDeviceTable {
+    /// A change runs on a copy of the tables, which replaces them only if
+    /// the change succeeded: atomic. (A real database would run it in a
+    /// transaction and answer after its COMMIT.)
+    fn write<T, C, D>(&self, change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        let result = match self.tables.lock() {
+            Ok(mut tables) => {
+                let mut working = tables.clone();
+                let result = change(&mut working);
+                if result.is_ok() {
+                    *tables = working;
+                }
+                result
+            }
+            Err(_) => Err(OperationsError::store("device table lock poisoned")),
+        };
+        done(result);
+    }
+
+    fn read<T, R>(&self, read: R) -> Result<T, OperationsError>
+    where
+        R: FnOnce(&mut dyn StoreReads) -> Result<T, OperationsError>,
+    {
+        let mut tables = self
+            .tables
+            .lock()
+            .map_err(|_| OperationsError::store("device table lock poisoned"))?;
+        read(&mut *tables)
     }
 }
 
@@ -231,7 +188,7 @@ fn main() -> Result<(), Error> {
     device.description = "Reception desk".into();
     device.policy.rearm(string);
     device.schedule(Operation::InstallUpgrade, None)?;
-    table.insert(&device)?;
+    table.insert(&device, now)?;
     println!(
         "\n{name}: install scheduled, string {digits}; status \"{}\"",
         device.status_label()
@@ -255,7 +212,7 @@ fn main() -> Result<(), Error> {
         driver.service(&mut server, now);
         while let Some(t) = server.poll_transmit() {
             println!("  server -> phone  {}", t.message.command());
-            phone.handle_message(now, t.message, t.session_id);
+            phone.handle_message(now, t.session_id, t.message);
         }
         while let Some(event) = phone.poll_event() {
             match event {
@@ -303,10 +260,11 @@ fn main() -> Result<(), Error> {
         println!("  LSC issuer  {}", lsc.issuer());
         println!("  LSC serial  {}", lsc.serial_hex());
     }
-    for record in table.issued_certificates(&name)? {
+    for history in table.certificate_history(&name)? {
         println!(
             "  issued serial {} delivered: {}",
-            record.certificate.serial_hex, record.delivered
+            history.serial_hex(),
+            history.record.delivered
         );
     }
     println!("\nAudit log:");

@@ -15,8 +15,8 @@ use capf_operations::capf_ca::{
 };
 use capf_operations::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
 use capf_operations::{
-    Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServerSession, ServiceParameters,
-    SessionDriver,
+    Device, DeviceEdit, DeviceName, MemoryStore, OperatorStore, ServerConfig, ServerSession,
+    ServiceParameters, SessionDriver,
 };
 
 type Error = Box<dyn std::error::Error>;
@@ -47,7 +47,7 @@ fn run_session(
         driver.service(&mut server, now);
         while let Some(t) = server.poll_transmit() {
             println!("  server -> phone  {}", t.message.command());
-            phone.handle_message(now, t.message, t.session_id);
+            phone.handle_message(now, t.session_id, t.message);
             moved = true;
         }
         while let Some(event) = phone.poll_event() {
@@ -129,7 +129,7 @@ fn main() -> Result<(), Error> {
     device.key = Some(KeySpec::Ec(EcCurve::P256));
     device.policy.rearm(string);
     device.schedule(Operation::InstallUpgrade, None)?;
-    store.insert(&device)?;
+    store.insert(&device, now)?;
     println!("\nInstall/upgrade, authentication string {digits} typed on the phone:");
     show(&store, &name)?;
     let mut handset = Handset::default();
@@ -154,10 +154,12 @@ fn main() -> Result<(), Error> {
     }
 
     // 2. Troubleshoot: the phone returns its LSC.
-    let mut device = store.load(&name)?.ok_or("device vanished")?;
-    device.policy.auth_mode = AuthMode::NullString;
-    device.schedule(Operation::Troubleshoot, None)?;
-    store.update(&device)?;
+    let troubleshoot = DeviceEdit {
+        auth_mode: Some(AuthMode::NullString),
+        operation: Some(Operation::Troubleshoot),
+        ..DeviceEdit::default()
+    };
+    store.modify(&name, &troubleshoot, now)?;
     println!("\nTroubleshoot (null string):");
     let mut phone_config = PhoneConfig::new(name.as_str(), Credentials::NullString);
     if let Some(der) = &handset.lsc {
@@ -174,9 +176,11 @@ fn main() -> Result<(), Error> {
     show(&store, &name)?;
 
     // 3. Delete.
-    let mut device = store.load(&name)?.ok_or("device vanished")?;
-    device.schedule(Operation::Delete, None)?;
-    store.update(&device)?;
+    let delete = DeviceEdit {
+        operation: Some(Operation::Delete),
+        ..DeviceEdit::default()
+    };
+    store.modify(&name, &delete, now)?;
     println!("\nDelete:");
     run_session(&store, &issuer, &config, phone_config, &mut handset, 3)?;
     show(&store, &name)?;

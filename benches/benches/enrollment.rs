@@ -10,8 +10,8 @@ use capf_auth::{AuthMode, Operation};
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, PrivateKey, TrustStore};
 use capf_operations::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
 use capf_operations::{
-    Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServerSession, ServiceParameters,
-    SessionDriver,
+    Device, DeviceEdit, DeviceName, MemoryStore, OperatorStore, ServerConfig, ServerSession,
+    ServiceParameters, SessionDriver,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -31,7 +31,7 @@ fn enroll(
     for _ in 0..32 {
         driver.service(&mut server, now);
         while let Some(t) = server.poll_transmit() {
-            phone.handle_message(now, t.message, t.session_id);
+            phone.handle_message(now, t.session_id, t.message);
         }
         while let Some(event) = phone.poll_event() {
             match event {
@@ -84,10 +84,16 @@ fn bench(c: &mut Criterion) {
             return;
         };
         let mut d = Device::new(name, AuthMode::NullString);
-        if d.schedule(Operation::InstallUpgrade, None).is_err() || store.insert(&d).is_err() {
+        if d.schedule(Operation::InstallUpgrade, None).is_err()
+            || store.insert(&d, SystemTime::now()).is_err()
+        {
             return;
         }
     }
+    let reschedule = DeviceEdit {
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
     let mut group = c.benchmark_group("enrollment_in_memory");
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
@@ -96,11 +102,8 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % names.len();
             let name = &names[i];
             // Re-arm the operation (the previous iteration completed it).
-            if let Ok(dn) = DeviceName::parse(name)
-                && let Ok(Some(mut d)) = store.load(&dn)
-            {
-                let _ = d.schedule(Operation::InstallUpgrade, None);
-                let _ = store.update(&d);
+            if let Ok(dn) = DeviceName::parse(name) {
+                let _ = store.modify(&dn, &reschedule, SystemTime::now());
             }
             assert!(enroll(
                 &store,

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use capf_auth::{AuthMode, AuthString, Operation};
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, KeySpec, PrivateKey, TrustStore};
 use capf_operations::phone::{Credentials, PhoneConfig, PhoneOutcome, PhoneSuccess};
-use capf_operations::{Device, DeviceName, DeviceStore, ServerConfig, ServiceParameters};
+use capf_operations::{
+    Device, DeviceEdit, DeviceName, OperatorStore, ServerConfig, ServiceParameters,
+};
 use capf_server::{CapfServer, PhoneClient, ServerOptions, phone_client_config};
 use capf_store::SqliteStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -38,19 +40,21 @@ fn names() -> Vec<DeviceName> {
 
 /// Schedules an install (again) on these devices.
 fn schedule(store: &SqliteStore, names: &[DeviceName], p256: KeySpec) {
+    let now = SystemTime::now();
     for name in names {
-        let existing = or_die(store.load(name), "load");
-        let exists = existing.is_some();
-        let mut d = existing.unwrap_or_else(|| Device::new(name.clone(), AuthMode::AuthString));
-        d.key = Some(p256);
-        d.policy
-            .rearm(or_die(AuthString::from_digits(DIGITS), "string"));
-        or_die(d.schedule(Operation::InstallUpgrade, None), "schedule");
-        if exists {
-            or_die(store.update(&d), "update");
-        } else {
-            or_die(store.insert(&d), "insert");
+        if or_die(store.load(name), "load").is_none() {
+            or_die(
+                store.insert(&Device::new(name.clone(), AuthMode::AuthString), now),
+                "insert",
+            );
         }
+        let edit = DeviceEdit {
+            key: Some(Some(p256)),
+            auth_string: Some(or_die(AuthString::from_digits(DIGITS), "string")),
+            operation: Some(Operation::InstallUpgrade),
+            ..DeviceEdit::default()
+        };
+        or_die(store.modify(name, &edit, now), "schedule");
     }
 }
 

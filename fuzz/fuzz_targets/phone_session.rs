@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         }
         match codec.decode(&mut buf) {
             Ok(Some(frame)) => match Message::from_frame(&frame) {
-                Ok(m) => phone.handle_message(now, m, frame.session_id),
+                Ok(m) => phone.handle_message(now, frame.session_id, m),
                 Err(e) => phone.malformed_message(now, &e),
             },
             Ok(None) => match phone.poll_timeout() {

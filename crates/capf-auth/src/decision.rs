@@ -40,8 +40,8 @@ pub struct Grant {
 
 impl Grant {
     /// Whether the armed authentication string must be consumed when this
-    /// operation succeeds (B38): true exactly when it authenticated the
-    /// phone.
+    /// operation succeeds (it is single use): true exactly when it
+    /// authenticated the phone.
     #[must_use]
     pub const fn consumes_auth_string(&self) -> bool {
         matches!(self.authenticated_by, AuthenticatedBy::AuthString)
@@ -69,16 +69,16 @@ pub enum AuthenticatedBy {
     AuthString,
     /// Null-string mode: no proof.
     NullString,
-    /// A verified LSC bound to the device.
+    /// The LSC on record, verified and bound to the device.
     Lsc {
-        /// True when the LSC was accepted as the fallback of precedence to
-        /// MIC (no MIC on record).
+        /// True under precedence to MIC: the phone presented its LSC
+        /// instead of a MIC.
         fallback: bool,
     },
     /// A verified MIC bound to the device.
     Mic {
-        /// True when the MIC was accepted as the fallback of precedence to
-        /// LSC ([`Parameters::lsc_first_mic_fallback`]).
+        /// True under precedence to LSC: the phone presented its MIC
+        /// instead of an LSC.
         fallback: bool,
     },
 }
@@ -148,7 +148,9 @@ impl DevicePolicy {
     ///    crate docs). A wrong non-empty string in auth-string mode adds
     ///    one to the counter; reaching [`Parameters::failure_limit`] locks
     ///    the device, disarms its string and records the operation as
-    ///    failed. A correct string resets the counter.
+    ///    failed. A correct string resets the counter. A refusal that only
+    ///    the operator can change (no string armed, no certificate
+    ///    presented) records the operation as failed too.
     /// 4. **Operation** none → refuse [`Refusal::NoPendingOperation`]
     ///    (END_SESSION 0). Authentication comes first so that guessing
     ///    strings against a device with nothing scheduled is never free.
@@ -180,10 +182,18 @@ impl DevicePolicy {
             return Decision::refuse(Refusal::DeadlinePassed { deadline }, update);
         }
 
-        let authenticated_by = match self.authenticate(presented, params) {
+        let authenticated_by = match self.authenticate(presented) {
             Ok(by) => by,
             Err(AuthFailure::Refused(refusal)) => {
-                return Decision::refuse(refusal, PolicyUpdate::NONE);
+                // Refusals that nothing but the operator can change mark
+                // the operation failed; the others leave it pending.
+                let update = PolicyUpdate {
+                    operation_failed: refusal
+                        .failure_reason()
+                        .and_then(|reason| self.fail_once(reason, now)),
+                    ..PolicyUpdate::NONE
+                };
+                return Decision::refuse(refusal, update);
             }
             Err(AuthFailure::WrongString) => {
                 let failed_attempts = self.failed_attempts.saturating_add(1);
@@ -239,11 +249,7 @@ impl DevicePolicy {
         (self.operation.is_pending() && !already).then_some((reason, now))
     }
 
-    fn authenticate(
-        &self,
-        presented: &Presented<'_>,
-        params: &Parameters,
-    ) -> Result<AuthenticatedBy, AuthFailure> {
+    fn authenticate(&self, presented: &Presented<'_>) -> Result<AuthenticatedBy, AuthFailure> {
         match self.auth_mode {
             AuthMode::NullString => Ok(AuthenticatedBy::NullString),
             AuthMode::AuthString => {
@@ -260,56 +266,33 @@ impl DevicePolicy {
                     Err(AuthFailure::WrongString)
                 }
             }
-            AuthMode::ExistingCertificateLscFirst => self
-                .lsc_first(presented.certificate, params)
-                .map_err(AuthFailure::Refused),
-            AuthMode::ExistingCertificateMicFirst => self
-                .mic_first(presented.certificate)
-                .map_err(AuthFailure::Refused),
+            AuthMode::ExistingCertificateLscFirst | AuthMode::ExistingCertificateMicFirst => {
+                self.existing_certificate(presented.certificate)
+            }
         }
     }
 
-    /// Precedence to LSC: the LSC is required. A MIC is refused: with an
-    /// LSC on record the phone must use it; without one the operation fails
-    /// (B21), unless the fallback parameter allows the MIC.
-    fn lsc_first(
+    /// The two "existing certificate" modes. Precedence says which
+    /// certificate the phone presents when it holds both (its
+    /// configuration tells it); the server accepts either kind, verified:
+    /// with precedence to LSC, the LSC on record or else a MIC; with
+    /// precedence to MIC, a MIC or else the LSC on record. Only a phone
+    /// that presents neither fails.
+    fn existing_certificate(
         &self,
         certificate: Option<PresentedCertificate>,
-        params: &Parameters,
-    ) -> Result<AuthenticatedBy, Refusal> {
-        let has_lsc = self.certificates.lsc;
-        match certificate {
-            None if has_lsc => Err(Refusal::CertificateRequired),
-            None => Err(Refusal::NoLscForLscPrecedence),
-            Some(cert) => match cert.kind {
-                CertificateKind::Lsc => {
-                    verified(cert).map(|()| AuthenticatedBy::Lsc { fallback: false })
-                }
-                CertificateKind::Mic if has_lsc => Err(Refusal::LscTakesPrecedence),
-                CertificateKind::Mic if params.lsc_first_mic_fallback => {
-                    verified(cert).map(|()| AuthenticatedBy::Mic { fallback: true })
-                }
-                CertificateKind::Mic => Err(Refusal::NoLscForLscPrecedence),
-            },
-        }
-    }
-
-    /// Precedence to MIC: the MIC is tried first; the LSC is accepted only
-    /// when no MIC is on record (phones without a MIC).
-    fn mic_first(
-        &self,
-        certificate: Option<PresentedCertificate>,
-    ) -> Result<AuthenticatedBy, Refusal> {
-        let cert = certificate.ok_or(Refusal::CertificateRequired)?;
-        match cert.kind {
-            CertificateKind::Mic => {
-                verified(cert).map(|()| AuthenticatedBy::Mic { fallback: false })
-            }
-            CertificateKind::Lsc if self.certificates.mic => Err(Refusal::MicTakesPrecedence),
-            CertificateKind::Lsc => {
-                verified(cert).map(|()| AuthenticatedBy::Lsc { fallback: true })
-            }
-        }
+    ) -> Result<AuthenticatedBy, AuthFailure> {
+        let preferred = match self.auth_mode {
+            AuthMode::ExistingCertificateMicFirst => CertificateKind::Mic,
+            _ => CertificateKind::Lsc,
+        };
+        let cert = certificate.ok_or(AuthFailure::Refused(Refusal::NoCertificate))?;
+        verified(cert).map_err(AuthFailure::Refused)?;
+        let fallback = cert.kind != preferred;
+        Ok(match cert.kind {
+            CertificateKind::Lsc => AuthenticatedBy::Lsc { fallback },
+            CertificateKind::Mic => AuthenticatedBy::Mic { fallback },
+        })
     }
 }
 

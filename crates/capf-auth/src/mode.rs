@@ -17,11 +17,13 @@ pub enum AuthMode {
     /// By null string: no proof at all; anything passes (the least safe
     /// mode, B1).
     NullString,
-    /// By existing certificate, precedence to LSC: the phone must
-    /// authenticate with its LSC. A phone that holds no LSC fails (B21).
+    /// By existing certificate, precedence to LSC: the phone authenticates
+    /// with its LSC on record if it has one, otherwise with its MIC. Only a
+    /// phone with neither fails.
     ExistingCertificateLscFirst,
     /// By existing certificate, precedence to MIC: the phone authenticates
-    /// with its MIC; its LSC is accepted only when no MIC is on record.
+    /// with its MIC if it has one, otherwise with its LSC on record. Only a
+    /// phone with neither fails.
     ExistingCertificateMicFirst,
 }
 

@@ -145,8 +145,15 @@ pub enum FailureReason {
     /// Too many wrong authentication strings; the operator must set a new
     /// string.
     LockedOut,
-    /// The "operation completes by" deadline passed (B34).
+    /// The "operation completes by" deadline passed.
     DeadlinePassed,
+    /// The phone could not produce an acceptable key within the attempts
+    /// of a session.
+    KeyGenerationFailed,
+    /// "Existing certificate" mode and the phone presented no certificate.
+    NoCertificate,
+    /// Authentication-string mode and no string is armed.
+    NoAuthString,
 }
 
 impl FailureReason {
@@ -156,6 +163,9 @@ impl FailureReason {
         match self {
             FailureReason::LockedOut => "too many wrong authentication strings",
             FailureReason::DeadlinePassed => "the operation's completion deadline passed",
+            FailureReason::KeyGenerationFailed => "the phone could not generate an acceptable key",
+            FailureReason::NoCertificate => "the phone presented neither its LSC nor a MIC",
+            FailureReason::NoAuthString => "no authentication string is set",
         }
     }
 }
@@ -181,8 +191,11 @@ pub enum OperationStatus {
         /// When.
         at: SystemTime,
     },
-    /// The operation ended as failed by policy; it stays scheduled but is
-    /// refused until the operator acts (new string, new deadline).
+    /// The operation failed for a reason only the operator can change (a
+    /// lockout, the deadline, no string, no certificate, no acceptable
+    /// key). It stays scheduled: a phone may still complete it once the
+    /// cause is gone (a lockout and a passed deadline refuse it until the
+    /// operator acts).
     Failed {
         /// What failed.
         operation: Operation,

@@ -6,7 +6,7 @@ use crate::AuthError;
 
 /// Service parameters the decision depends on.
 ///
-/// Like every CAPF service parameter (B28), they are read at service start
+/// Like every CAPF service parameter, they are read at service start
 /// and passed to each decision. The lockout flag is stored in the device's
 /// state, so lowering or raising the limit never unlocks a locked device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,11 +15,6 @@ pub struct Parameters {
     /// Consecutive wrong authentication strings after which the device is
     /// locked: the `failure_limit`-th wrong string locks it. Default 5.
     pub failure_limit: NonZeroU32,
-    /// With precedence to LSC, accept a verified MIC from a device with no
-    /// LSC on record. Default `false`: the chapter says such an operation
-    /// fails (B21). Later Cisco releases fall back to the MIC; set this to
-    /// behave like them.
-    pub lsc_first_mic_fallback: bool,
 }
 
 impl Parameters {
@@ -35,18 +30,7 @@ impl Parameters {
     /// [`AuthError::ZeroFailureLimit`] for 0.
     pub fn with_failure_limit(limit: u32) -> Result<Self, AuthError> {
         let failure_limit = NonZeroU32::new(limit).ok_or(AuthError::ZeroFailureLimit)?;
-        Ok(Parameters {
-            failure_limit,
-            ..Parameters::default()
-        })
-    }
-
-    /// These parameters with MIC fallback under precedence to LSC switched
-    /// on or off.
-    #[must_use]
-    pub const fn with_lsc_first_mic_fallback(mut self, allow: bool) -> Self {
-        self.lsc_first_mic_fallback = allow;
-        self
+        Ok(Parameters { failure_limit })
     }
 }
 
@@ -54,7 +38,6 @@ impl Default for Parameters {
     fn default() -> Self {
         Parameters {
             failure_limit: Parameters::DEFAULT_FAILURE_LIMIT,
-            lsc_first_mic_fallback: false,
         }
     }
 }

@@ -228,6 +228,16 @@ impl PolicyUpdate {
         operation_succeeded: None,
     };
 
+    /// Only this: record the scheduled operation as failed, for `reason`,
+    /// at `at`.
+    #[must_use]
+    pub const fn operation_failed(reason: FailureReason, at: SystemTime) -> Self {
+        PolicyUpdate {
+            operation_failed: Some((reason, at)),
+            ..PolicyUpdate::NONE
+        }
+    }
+
     /// True when applying this changes nothing (nothing to persist).
     #[must_use]
     pub fn is_empty(&self) -> bool {

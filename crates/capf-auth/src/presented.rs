@@ -56,7 +56,8 @@ impl<'a> Presented<'a> {
 pub struct PresentedCertificate {
     /// LSC or MIC, as `capf-ca` classified it (by the issuer that signed
     /// it), not the wire's certificate-type byte, which peers always set
-    /// to 1.
+    /// to 1. A certificate that chains to no trusted issuer is reported as
+    /// the kind the phone claimed.
     pub kind: CertificateKind,
     /// What `capf-ca` concluded.
     pub verification: Verification,
@@ -108,8 +109,16 @@ pub enum CertificateFailure {
     BadSignature,
     /// It is valid but names another device.
     NotBoundToDevice,
-    /// It could not be parsed or uses an unsupported key.
+    /// It could not be parsed, uses an unsupported or weak key, or its
+    /// proof names an unknown hash.
     Malformed,
+    /// It is past its notAfter date (or before its notBefore).
+    Expired,
+    /// An LSC from a trusted issuer that is not the device's LSC on record:
+    /// replaced by a later one, deleted, or never delivered to this device.
+    NotOnRecord,
+    /// The device's LSC on record, revoked by the operator.
+    Revoked,
 }
 
 impl CertificateFailure {
@@ -121,6 +130,11 @@ impl CertificateFailure {
             CertificateFailure::BadSignature => "the phone's signature does not verify",
             CertificateFailure::NotBoundToDevice => "issued to another device",
             CertificateFailure::Malformed => "malformed or unsupported",
+            CertificateFailure::Expired => "expired or not yet valid",
+            CertificateFailure::NotOnRecord => {
+                "not the device's LSC on record (replaced, deleted or never issued to it)"
+            }
+            CertificateFailure::Revoked => "revoked by the operator",
         }
     }
 }

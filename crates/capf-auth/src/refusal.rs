@@ -3,13 +3,13 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::{CertificateFailure, CertificateKind};
+use crate::{CertificateFailure, CertificateKind, FailureReason};
 
 /// Why the server ends the session right after AUTH_RESPONSE.
 ///
-/// [`Refusal::end_session_reason`] gives the END_SESSION REASON of
-/// capf-protocol.md section 7. The variants are for logs, the operator and
-/// tests; the phone only ever sees 0, 7 or 9.
+/// [`Refusal::end_session_reason`] gives the END_SESSION reason. The
+/// variants are for logs, the operator and tests; the phone only ever sees
+/// 0, 7 or 9.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -23,7 +23,7 @@ pub enum Refusal {
     /// Too many wrong authentication strings; refused whatever is presented
     /// until the operator sets a new string.
     LockedOut,
-    /// The operation's "completes by" deadline has passed (B34).
+    /// The operation's "completes by" deadline has passed.
     DeadlinePassed {
         /// The deadline that passed.
         deadline: SystemTime,
@@ -41,8 +41,6 @@ pub enum Refusal {
         /// Whether this attempt reached the limit and locked the device.
         locked: bool,
     },
-    /// Existing-certificate mode and no certificate was presented.
-    CertificateRequired,
     /// The presented certificate failed `capf-ca`'s checks.
     CertificateRejected {
         /// Which certificate.
@@ -50,15 +48,9 @@ pub enum Refusal {
         /// Why.
         failure: CertificateFailure,
     },
-    /// Precedence to LSC and the phone holds no LSC: the operation fails
-    /// (B21).
-    NoLscForLscPrecedence,
-    /// Precedence to LSC, the device has an LSC on record, and the phone
-    /// presented its MIC instead.
-    LscTakesPrecedence,
-    /// Precedence to MIC, the device has a MIC on record, and the phone
-    /// presented its LSC instead.
-    MicTakesPrecedence,
+    /// "Existing certificate" mode and the phone presented neither its LSC
+    /// nor a MIC (e.g. a 7940/7960, which has no MIC, and no LSC yet).
+    NoCertificate,
 }
 
 impl Refusal {
@@ -78,6 +70,22 @@ impl Refusal {
             Refusal::NoPendingOperation => Self::END_SESSION_NO_ACTION,
             Refusal::UnknownDevice => Self::END_SESSION_UNKNOWN_DEVICE,
             _ => Self::END_SESSION_FAILURE,
+        }
+    }
+
+    /// The failure to record on the operation, for refusals that nothing
+    /// but the operator can change: lockout, deadline, no string armed, no
+    /// certificate presented. `None` leaves the operation pending (a wrong
+    /// string below the limit, a rejected certificate, a missing password).
+    #[must_use]
+    pub const fn failure_reason(&self) -> Option<FailureReason> {
+        match self {
+            Refusal::LockedOut => Some(FailureReason::LockedOut),
+            Refusal::DeadlinePassed { .. } => Some(FailureReason::DeadlinePassed),
+            Refusal::NoAuthStringArmed => Some(FailureReason::NoAuthString),
+            Refusal::NoCertificate => Some(FailureReason::NoCertificate),
+            Refusal::WrongAuthString { locked: true, .. } => Some(FailureReason::LockedOut),
+            _ => None,
         }
     }
 
@@ -123,19 +131,13 @@ impl fmt::Display for Refusal {
                 }
                 Ok(())
             }
-            Refusal::CertificateRequired => f.write_str("no certificate presented"),
             Refusal::CertificateRejected { kind, failure } => {
                 write!(f, "{kind} rejected: {failure}")
             }
-            Refusal::NoLscForLscPrecedence => {
-                f.write_str("precedence to LSC and the phone holds no LSC (B21)")
-            }
-            Refusal::LscTakesPrecedence => {
-                f.write_str("precedence to LSC: the phone has an LSC and must use it, not its MIC")
-            }
-            Refusal::MicTakesPrecedence => {
-                f.write_str("precedence to MIC: the phone has a MIC and must use it, not its LSC")
-            }
+            Refusal::NoCertificate => f.write_str(
+                "the phone presented neither its LSC nor a MIC; \
+                 a phone without either needs an authentication string or the null string",
+            ),
         }
     }
 }

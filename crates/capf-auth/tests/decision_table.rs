@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use capf_auth::{
     AuthMode, AuthenticatedBy, CertificateFailure, CertificateKind, Certificates, DevicePolicy,
-    Operation, Parameters, Presented, PresentedCertificate, Refusal, Verdict, Verification,
+    FailureReason, Operation, OperationStatus, Parameters, Presented, PresentedCertificate,
+    Refusal, Verdict, Verification,
 };
 
 const ARMED: &str = "123456";
@@ -81,11 +82,14 @@ use AuthMode::{
     AuthString as Str, ExistingCertificateLscFirst as LscFirst,
     ExistingCertificateMicFirst as MicFirst, NullString as Null,
 };
-use CertificateFailure::{BadSignature, NotBoundToDevice, UntrustedIssuer};
+use CertificateFailure::{
+    BadSignature, Expired, NotBoundToDevice, NotOnRecord, Revoked, UntrustedIssuer,
+};
 
 const LSC: AuthenticatedBy = AuthenticatedBy::Lsc { fallback: false };
 const LSC_FALLBACK: AuthenticatedBy = AuthenticatedBy::Lsc { fallback: true };
 const MIC: AuthenticatedBy = AuthenticatedBy::Mic { fallback: false };
+const MIC_FALLBACK: AuthenticatedBy = AuthenticatedBy::Mic { fallback: true };
 
 fn wrong(failed_attempts: u32, locked: bool) -> E {
     E::No(Refusal::WrongAuthString {
@@ -139,7 +143,7 @@ fn rows() -> Vec<Row> {
         (Str, S::Locked, P::Wrong, All, No(Refusal::LockedOut), 5, true),
         (Null, S::Locked, P::Nothing, All, No(Refusal::LockedOut), 5, true),
         (LscFirst, S::Locked, P::Lsc, All, No(Refusal::LockedOut), 5, true),
-        // Deadline (B34): checked before authentication; equal is in time.
+        // Deadline: checked before authentication; equal is in time.
         (Str, S::PastDeadline, P::Right, All, past_deadline(), 0, false),
         (Str, S::PastDeadline, P::Wrong, All, past_deadline(), 0, false),
         (Null, S::PastDeadline, P::Nothing, All, past_deadline(), 0, false),
@@ -159,36 +163,40 @@ fn rows() -> Vec<Row> {
         // ---- by existing certificate, precedence to LSC ----
         (LscFirst, S::Lsc, P::Lsc, All, Go(LSC), 0, false),
         (LscFirst, S::LscMic, P::Lsc, All, Go(LSC), 0, false),
-        // A verified LSC proves the phone holds one, record or not.
         (LscFirst, S::Mic, P::Lsc, All, Go(LSC), 0, false),
         (LscFirst, S::Lsc, P::LscBad(UntrustedIssuer), All, rejected(KL, UntrustedIssuer), 0, false),
         (LscFirst, S::Lsc, P::LscBad(BadSignature), All, rejected(KL, BadSignature), 0, false),
         (LscFirst, S::Lsc, P::LscBad(NotBoundToDevice), All, rejected(KL, NotBoundToDevice), 0, false),
-        (LscFirst, S::Lsc, P::Mic, All, No(Refusal::LscTakesPrecedence), 0, false),
-        (LscFirst, S::LscMic, P::Mic, All, No(Refusal::LscTakesPrecedence), 0, false),
-        (LscFirst, S::Lsc, P::Nothing, All, No(Refusal::CertificateRequired), 0, false),
-        // B21: precedence to LSC and the phone holds no LSC -> fails,
-        // whether it falls back to its MIC (capfAuthMode 3) or has none.
-        (LscFirst, S::Mic, P::Mic, All, No(Refusal::NoLscForLscPrecedence), 0, false),
-        (LscFirst, S::Armed, P::Mic, All, No(Refusal::NoLscForLscPrecedence), 0, false),
-        (LscFirst, S::Armed, P::MicBad(UntrustedIssuer), All, No(Refusal::NoLscForLscPrecedence), 0, false),
-        (LscFirst, S::Armed, P::Nothing, All, No(Refusal::NoLscForLscPrecedence), 0, false),
+        (LscFirst, S::Lsc, P::LscBad(NotOnRecord), All, rejected(KL, NotOnRecord), 0, false),
+        (LscFirst, S::Lsc, P::LscBad(Revoked), All, rejected(KL, Revoked), 0, false),
+        (LscFirst, S::Lsc, P::LscBad(Expired), All, rejected(KL, Expired), 0, false),
+        // A phone without an LSC falls back to its MIC ("LSC, fallback to
+        // MIC"), whatever is on record.
+        (LscFirst, S::Lsc, P::Mic, All, Go(MIC_FALLBACK), 0, false),
+        (LscFirst, S::LscMic, P::Mic, All, Go(MIC_FALLBACK), 0, false),
+        (LscFirst, S::Mic, P::Mic, All, Go(MIC_FALLBACK), 0, false),
+        (LscFirst, S::Armed, P::Mic, All, Go(MIC_FALLBACK), 0, false),
+        (LscFirst, S::Armed, P::MicBad(UntrustedIssuer), All, rejected(KM, UntrustedIssuer), 0, false),
+        // Neither: the operation fails.
+        (LscFirst, S::Armed, P::Nothing, All, No(Refusal::NoCertificate), 0, false),
+        (LscFirst, S::Lsc, P::Nothing, All, No(Refusal::NoCertificate), 0, false),
         // A password is no certificate.
-        (LscFirst, S::Armed, P::Right, All, No(Refusal::NoLscForLscPrecedence), 0, false),
+        (LscFirst, S::Armed, P::Right, All, No(Refusal::NoCertificate), 0, false),
         // ---- by existing certificate, precedence to MIC ----
         (MicFirst, S::Mic, P::Mic, All, Go(MIC), 0, false),
         (MicFirst, S::Armed, P::Mic, All, Go(MIC), 0, false),
         (MicFirst, S::LscMic, P::Mic, All, Go(MIC), 0, false),
         (MicFirst, S::Mic, P::MicBad(UntrustedIssuer), All, rejected(KM, UntrustedIssuer), 0, false),
         (MicFirst, S::Mic, P::MicBad(NotBoundToDevice), All, rejected(KM, NotBoundToDevice), 0, false),
-        (MicFirst, S::Mic, P::Lsc, All, No(Refusal::MicTakesPrecedence), 0, false),
-        (MicFirst, S::LscMic, P::Lsc, All, No(Refusal::MicTakesPrecedence), 0, false),
-        // No MIC on record: the LSC is the fallback.
+        // A phone without a MIC falls back to its LSC, whatever is on record.
+        (MicFirst, S::Mic, P::Lsc, All, Go(LSC_FALLBACK), 0, false),
+        (MicFirst, S::LscMic, P::Lsc, All, Go(LSC_FALLBACK), 0, false),
         (MicFirst, S::Lsc, P::Lsc, All, Go(LSC_FALLBACK), 0, false),
         (MicFirst, S::Armed, P::Lsc, All, Go(LSC_FALLBACK), 0, false),
         (MicFirst, S::Lsc, P::LscBad(BadSignature), All, rejected(KL, BadSignature), 0, false),
-        (MicFirst, S::Mic, P::Nothing, All, No(Refusal::CertificateRequired), 0, false),
-        (MicFirst, S::Armed, P::Right, All, No(Refusal::CertificateRequired), 0, false),
+        (MicFirst, S::Lsc, P::LscBad(NotOnRecord), All, rejected(KL, NotOnRecord), 0, false),
+        (MicFirst, S::Mic, P::Nothing, All, No(Refusal::NoCertificate), 0, false),
+        (MicFirst, S::Armed, P::Right, All, No(Refusal::NoCertificate), 0, false),
     ]
 }
 
@@ -346,58 +354,61 @@ fn every_mode_proof_operation_and_state() {
 }
 
 #[test]
-fn b21_lsc_precedence_without_lsc_fails() {
+fn existing_certificate_without_a_certificate_fails_the_operation() {
     let params = Parameters::default();
-    for proof in [P::Nothing, P::Mic, P::Nul] {
-        let d = device(LscFirst, S::Mic, Operation::InstallUpgrade);
-        let decision = d.decide(&presented(proof), now(), &params);
-        assert_eq!(
-            decision.refusal(),
-            Some(&Refusal::NoLscForLscPrecedence),
-            "{proof:?}"
-        );
-        assert_eq!(decision.end_session_reason(), Some(7));
-        // Not a lockout or deadline: the operation stays pending.
-        assert!(decision.update.is_empty());
+    for mode in [LscFirst, MicFirst] {
+        for proof in [P::Nothing, P::Nul, P::Right] {
+            let mut d = device(mode, S::Armed, Operation::InstallUpgrade);
+            let decision = d.decide(&presented(proof), now(), &params);
+            assert_eq!(
+                decision.refusal(),
+                Some(&Refusal::NoCertificate),
+                "{proof:?}"
+            );
+            assert!(
+                decision
+                    .refusal()
+                    .is_some_and(|r| r.to_string().contains("neither its LSC nor a MIC"))
+            );
+            assert_eq!(decision.end_session_reason(), Some(7));
+            // Only the operator can change this: the operation is failed.
+            d.apply(&decision.update);
+            assert!(matches!(
+                d.status,
+                OperationStatus::Failed {
+                    reason: FailureReason::NoCertificate,
+                    ..
+                }
+            ));
+            // Recorded once: a second refusal changes nothing more.
+            let again = d.decide(&presented(proof), now(), &params);
+            assert!(again.update.is_empty());
+        }
     }
 }
 
 #[test]
-fn lsc_first_mic_fallback_parameter() {
-    use CertificateKind::Mic as KM;
-    use E::{Go, No};
-    let params = Parameters::default().with_lsc_first_mic_fallback(true);
-    let mic_fallback = AuthenticatedBy::Mic { fallback: true };
-    let rows: Vec<(S, P, E)> = vec![
-        (S::Armed, P::Mic, Go(mic_fallback)),
-        (S::Mic, P::Mic, Go(mic_fallback)),
-        (
-            S::Mic,
-            P::MicBad(UntrustedIssuer),
-            rejected(KM, UntrustedIssuer),
-        ),
-        // With an LSC on record the phone must still use it.
-        (S::Lsc, P::Mic, No(Refusal::LscTakesPrecedence)),
-        (S::LscMic, P::Mic, No(Refusal::LscTakesPrecedence)),
-        (S::Lsc, P::Lsc, Go(LSC)),
-        (S::Armed, P::Lsc, Go(LSC)),
-        (S::Armed, P::Nothing, No(Refusal::NoLscForLscPrecedence)),
-    ];
-    for (i, (state, proof, expected)) in rows.into_iter().enumerate() {
-        check(
-            i,
-            (
-                LscFirst,
-                state,
-                proof,
-                Operation::InstallUpgrade,
-                expected,
-                0,
-                false,
-            ),
-            &params,
-        );
-    }
+fn a_rejected_certificate_leaves_the_operation_pending() {
+    let params = Parameters::default();
+    let d = device(LscFirst, S::Lsc, Operation::InstallUpgrade);
+    let decision = d.decide(&presented(P::LscBad(NotOnRecord)), now(), &params);
+    assert!(decision.update.is_empty());
+    assert_eq!(d.status, OperationStatus::Pending);
+}
+
+#[test]
+fn no_string_armed_fails_the_operation() {
+    let params = Parameters::default();
+    let mut d = device(Str, S::NotArmed, Operation::InstallUpgrade);
+    let decision = d.decide(&presented(P::Right), now(), &params);
+    d.apply(&decision.update);
+    assert!(matches!(
+        d.status,
+        OperationStatus::Failed {
+            reason: FailureReason::NoAuthString,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -407,5 +418,5 @@ fn unknown_device_is_reason_9() {
     assert_eq!(decision.refusal(), Some(&Refusal::UnknownDevice));
     assert!(decision.update.is_empty());
     assert!(!Refusal::UnknownDevice.is_authentication_failure());
-    assert!(Refusal::NoLscForLscPrecedence.is_authentication_failure());
+    assert!(Refusal::NoCertificate.is_authentication_failure());
 }

@@ -1,9 +1,10 @@
 //! How a device is shown: text for people, JSON for machines. The
 //! authentication string is never shown here (only `capf report` and
-//! `--generate-string` show it).
+//! `--generate-string` show it). Text that came from a phone's certificate
+//! (subject, issuer) is escaped in human output; JSON keeps it exact.
 
-use capf_auth::{CapfContact, Registration};
-use capf_operations::{CertificateRecord, Device};
+use capf_auth::{AuthMode, CapfContact, Registration};
+use capf_operations::{CertificateRecord, Device, escape_text};
 use serde_json::{Value, json};
 
 use crate::time_text;
@@ -11,12 +12,8 @@ use crate::time_text;
 pub(crate) fn registration_text(device: &Device) -> String {
     match device.policy.registration_after_reset() {
         Registration::RegisterNow => "registers at once".into(),
-        Registration::RegisterThenEnroll => {
-            "registers, then enrolls with CAPF by itself (B18)".into()
-        }
-        Registration::EnrollBeforeRegistering => {
-            "enrolls with CAPF before registering (B19)".into()
-        }
+        Registration::RegisterThenEnroll => "registers, then enrolls with CAPF by itself".into(),
+        Registration::EnrollBeforeRegistering => "enrolls with CAPF before registering".into(),
         Registration::CannotRegister { why } => format!("cannot register: {}", why.describe()),
     }
 }
@@ -28,6 +25,34 @@ pub(crate) fn contact_text(device: &Device) -> &'static str {
         CapfContact::UserEntersString => {
             "a user enters the authentication string on the phone (Settings > Security > LSC > Update)"
         }
+    }
+}
+
+/// How the phone will authenticate, as the server decides it: for the
+/// certificate modes, what the phone may present and whether the record
+/// knows of it.
+pub(crate) fn authentication_text(device: &Device) -> String {
+    let lsc = match (&device.lsc, &device.lsc_revoked) {
+        (Some(_), None) => "its LSC on record",
+        (Some(_), Some(_)) => "its LSC (revoked: refused)",
+        (None, _) => "no LSC on record",
+    };
+    let mic = if device.mic.is_some() {
+        "a MIC (one is on record)"
+    } else {
+        "a MIC (none on record yet)"
+    };
+    match device.policy.auth_mode {
+        AuthMode::AuthString => "the authentication string a user enters on the phone".into(),
+        AuthMode::NullString => "nothing (null string): any phone with this name".into(),
+        AuthMode::ExistingCertificateLscFirst => format!(
+            "its LSC if it has one, otherwise its MIC; {lsc}, {mic}; \
+             a phone with neither (e.g. 7940/7960 without an LSC) fails"
+        ),
+        AuthMode::ExistingCertificateMicFirst => format!(
+            "its MIC if it has one, otherwise its LSC; {mic}, {lsc}; \
+             a phone with neither fails"
+        ),
     }
 }
 
@@ -44,6 +69,7 @@ fn cert_json(c: &CertificateRecord) -> Value {
         "subject": c.subject,
         "issuer": c.issuer,
         "serial": c.serial_hex,
+        "sha256": c.fingerprint_sha256(),
         "not_before": time_text::format(c.not_before),
         "not_after": time_text::format(c.not_after),
     })
@@ -65,7 +91,12 @@ pub(crate) fn to_json(device: &Device) -> Value {
         "status": device.status_label(),
         "lsc_status": device.lsc_status(),
         "lsc": device.lsc.as_ref().map(cert_json),
+        "lsc_revoked": device.lsc_revoked.as_ref().map(|r| json!({
+            "reason": r.reason,
+            "at": time_text::format(r.at),
+        })),
         "mic": device.mic.as_ref().map(cert_json),
+        "authentication": authentication_text(device),
         "last_error": device.last_error.as_ref().map(|e| json!({
             "reason": e.reason,
             "at": time_text::format(e.at),
@@ -97,20 +128,51 @@ pub(crate) fn print_text(device: &Device, default_key: &capf_ca::KeySpec) {
     }
     line("Operation status", &device.status_label());
     line("LSC", device.lsc_status());
-    if let Some(c) = &device.lsc {
-        line("  subject", &c.subject);
+    let cert_lines = |c: &CertificateRecord| {
+        line("  subject", &escape_text(&c.subject));
+        line("  issuer", &escape_text(&c.issuer));
         line("  serial", &c.serial_hex);
-        line("  valid until", &time_text::format(c.not_after));
+        line("  SHA-256", &c.fingerprint_sha256());
+        line(
+            "  valid",
+            &format!(
+                "{} to {}",
+                time_text::format(c.not_before),
+                time_text::format(c.not_after)
+            ),
+        );
+    };
+    if let Some(c) = &device.lsc {
+        cert_lines(c);
     }
-    if let Some(c) = &device.mic {
-        line("MIC (last retrieved)", &c.subject);
+    if let Some(r) = &device.lsc_revoked {
+        let reason = if r.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", escape_text(&r.reason))
+        };
+        line(
+            "  REVOKED",
+            &format!(
+                "{}{reason} (it no longer authenticates)",
+                time_text::format(r.at)
+            ),
+        );
+    }
+    match &device.mic {
+        Some(c) => {
+            line("MIC", "on record");
+            cert_lines(c);
+        }
+        None => line("MIC", "none on record"),
     }
     if let Some(e) = &device.last_error {
         line(
             "Last error",
-            &format!("{} ({})", e.reason, time_text::format(e.at)),
+            &format!("{} ({})", escape_text(&e.reason), time_text::format(e.at)),
         );
     }
+    line("Authenticates with", &authentication_text(device));
     line("After reset", &registration_text(device));
     line("CAPF contact", contact_text(device));
 }

@@ -40,6 +40,7 @@ macro_rules! failure_from {
 
 failure_from!(
     capf_server::ServerError,
+    crate::data_dir::DataDirError,
     capf_store::StoreError,
     capf_operations::OperationsError,
     capf_ca::CaError,

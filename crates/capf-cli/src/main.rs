@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod data_dir;
 mod device_view;
 mod failure;
 mod time_text;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use capf_auth::{AuthMode, AuthString, Operation};
 use capf_ca::{EcCurve, KeySpec};
 use capf_operations::phone::{PhoneConfig, PhoneOutcome, PhoneSuccess};
-use capf_operations::{Device, DeviceName, DeviceStore};
+use capf_operations::{Device, DeviceName, OperatorStore};
 use capf_server::PhoneClient;
 use capf_store::SqliteStore;
 use common::handset::{Ending, Script, run_scripted};
@@ -50,7 +50,9 @@ fn add_install(data: &Path, n: &str) {
     d.policy.rearm(STRING.parse::<AuthString>().unwrap());
     d.key = Some(KeySpec::Ec(EcCurve::P256));
     d.schedule(Operation::InstallUpgrade, None).unwrap();
-    open_store(data).insert(&d).unwrap();
+    open_store(data)
+        .insert(&d, std::time::SystemTime::now())
+        .unwrap();
 }
 
 fn config(n: &str) -> PhoneConfig {

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use capf_operations::phone::{PhoneConfig, PhoneOutcome, PhoneSuccess};
-use capf_operations::{DeviceName, DeviceStore};
-use capf_server::{DataDir, PhoneClient};
+use capf_operations::{DeviceName, OperatorStore, SessionStore};
+use capf_server::PhoneClient;
 use common::handset::{Ending, Script, run_scripted};
 use common::{Serve, capf, open_store, phone_config, phone_tls, runtime};
 use tokio::sync::oneshot;
@@ -88,7 +88,10 @@ fn sigkill_after_issuing_then_the_retry_completes_the_install_exactly_once() {
     // restarted server must not be kept out by it.
     {
         let store = open_store(&data);
-        match store.acquire_lease(&name, std::time::SystemTime::now(), Duration::from_secs(1)) {
+        match store
+            .begin_blocking(&name, std::time::SystemTime::now(), Duration::from_secs(1))
+            .map(|(lease, _)| lease)
+        {
             Err(capf_operations::OperationsError::DeviceBusy { .. }) => {}
             other => panic!("expected the dead server's lease to be held: {other:?}"),
         }
@@ -171,7 +174,7 @@ fn sigterm_stops_serve_cleanly() {
     let data = tmp.path().join("data");
     // An empty directory: `capf serve` initialises it first (B6).
     let mut serve = Serve::start(&data, tmp.path().join("serve.log"));
-    assert!(DataDir::new(&data).is_initialised());
+    assert!(capf_ca::CapfIdentity::exists(&data));
     // One session (an unknown device) first, so that stopping happens with
     // a session behind it.
     let client = PhoneClient::new((*phone_tls(&data)).clone());

@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use capf_auth::{Grant, PolicyUpdate};
+use capf_auth::{FailureReason, Grant, PolicyUpdate};
 
 use crate::{CertificateRecord, Device, DeviceName, LastError, RetrievedKind};
 
@@ -30,7 +30,8 @@ pub enum CompletedWork {
         /// Serial number (lower-case hex) of the issued certificate.
         serial_hex: String,
     },
-    /// Troubleshoot: the certificates the phone returned, by kind (B30).
+    /// Troubleshoot: the certificates the phone returned, by what
+    /// verification found them to be.
     Retrieved(Vec<(RetrievedKind, CertificateRecord)>),
     /// Delete: the phone deleted its LSC (or had none).
     Deleted,
@@ -39,13 +40,18 @@ pub enum CompletedWork {
 /// One durable change a session needs before it may go on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionCommit {
-    /// Counters, lock and failure marks from an authentication decision;
-    /// made durable before the phone hears the answer.
+    /// What an authentication decision changes: counters, lock and
+    /// failure marks, the refusal as the device's last error, and the MIC
+    /// that authenticated the phone; made durable before the phone hears
+    /// the answer.
     Policy {
         /// What capf-auth decided to change.
         update: PolicyUpdate,
         /// A reason to record as the device's last error, if refused.
         refusal: Option<String>,
+        /// A verified MIC that authenticated the phone (or passed every
+        /// check before another refusal), to keep as the MIC on record.
+        mic: Option<CertificateRecord>,
         /// When.
         at: SystemTime,
     },
@@ -71,6 +77,9 @@ pub enum SessionCommit {
         reason: String,
         /// Key-generation failures so far in this operation, if that moved.
         key_generation_failures: Option<u32>,
+        /// Mark the operation failed for this reason (it stays scheduled);
+        /// `None` leaves it pending.
+        operation_failed: Option<FailureReason>,
         /// When.
         at: SystemTime,
     },
@@ -97,6 +106,7 @@ impl Device {
             SessionCommit::Policy {
                 update,
                 refusal,
+                mic,
                 at,
             } => {
                 self.policy.apply(update);
@@ -105,6 +115,9 @@ impl Device {
                         reason: reason.clone(),
                         at: *at,
                     });
+                }
+                if let Some(mic) = mic {
+                    self.mic = Some(mic.clone());
                 }
             }
             SessionCommit::Issued(_) => {}
@@ -118,17 +131,23 @@ impl Device {
                                 issued.filter(|r| &r.certificate.serial_hex == serial_hex)
                             {
                                 self.lsc = Some(record.certificate.clone());
+                                self.lsc_revoked = None;
                             }
                         }
                         CompletedWork::Retrieved(certs) => {
+                            // Only a verified MIC changes the record: a
+                            // verified LSC is the one on record already,
+                            // and an unverified certificate proves nothing.
                             for (kind, cert) in certs {
-                                match kind {
-                                    RetrievedKind::Lsc => self.lsc = Some(cert.clone()),
-                                    RetrievedKind::Mic => self.mic = Some(cert.clone()),
+                                if *kind == RetrievedKind::Mic {
+                                    self.mic = Some(cert.clone());
                                 }
                             }
                         }
-                        CompletedWork::Deleted => self.lsc = None,
+                        CompletedWork::Deleted => {
+                            self.lsc = None;
+                            self.lsc_revoked = None;
+                        }
                     }
                     self.key_generation_failures = 0;
                     self.last_error = None;
@@ -138,10 +157,15 @@ impl Device {
             SessionCommit::Failed {
                 reason,
                 key_generation_failures,
+                operation_failed,
                 at,
             } => {
                 if let Some(n) = key_generation_failures {
                     self.key_generation_failures = *n;
+                }
+                if let Some(failure) = operation_failed {
+                    self.policy
+                        .apply(&PolicyUpdate::operation_failed(*failure, *at));
                 }
                 self.last_error = Some(LastError {
                     reason: reason.clone(),
@@ -149,5 +173,6 @@ impl Device {
                 });
             }
         }
+        self.sync_certificate_flags();
     }
 }

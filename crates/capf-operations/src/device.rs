@@ -32,7 +32,7 @@ impl CertificateRecord {
         let cert = CaCertificate::from_der(der, &format!("certificate of {device}")).map_err(
             |source| OperationsError::Certificate {
                 name: device.to_string(),
-                source,
+                source: Box::new(source),
             },
         )?;
         Ok(CertificateRecord {
@@ -43,6 +43,11 @@ impl CertificateRecord {
             not_before: cert.not_before(),
             not_after: cert.not_after(),
         })
+    }
+
+    /// SHA-256 over the DER, lower-case hex.
+    pub fn fingerprint_sha256(&self) -> String {
+        capf_ca::sha256_fingerprint(&self.der)
     }
 
     /// The certificate as PEM.
@@ -82,23 +87,40 @@ fn base64_lines(bytes: &[u8]) -> String {
     out
 }
 
-/// Which certificate a troubleshoot session retrieved.
+/// What a certificate a troubleshoot session retrieved turned out to be,
+/// by verification (never by guessing from its name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetrievedKind {
-    /// The phone's LSC.
+    /// The device's LSC on record: it chains to our issuer and is the
+    /// certificate the record holds.
     Lsc,
-    /// The phone's manufacturer-installed certificate.
+    /// A manufacturer-installed certificate: it chains to a trusted
+    /// manufacturer CA and names this device.
     Mic,
+    /// Neither: kept in the trace file and the audit log, never recorded
+    /// on the device.
+    Unverified,
 }
 
 impl RetrievedKind {
-    /// `lsc` or `mic` (used in trace file names).
+    /// `lsc`, `mic` or `unverified` (used in trace file names).
     pub fn as_str(self) -> &'static str {
         match self {
             RetrievedKind::Lsc => "lsc",
             RetrievedKind::Mic => "mic",
+            RetrievedKind::Unverified => "unverified",
         }
     }
+}
+
+/// The operator revoked the device's current LSC: it no longer
+/// authenticates the phone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// When.
+    pub at: SystemTime,
+    /// Why, as the operator gave it (may be empty).
+    pub reason: String,
 }
 
 /// The last failure recorded on a device, for the operator.
@@ -110,7 +132,8 @@ pub struct LastError {
     pub at: SystemTime,
 }
 
-/// A device as CAPF knows it (capf-behaviour.md B29-B35).
+/// A device as CAPF knows it: what it is scheduled to do, how it must
+/// authenticate, and its certificates on record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
     /// The device name.
@@ -118,14 +141,20 @@ pub struct Device {
     /// Free text for the operator.
     pub description: String,
     /// The key the phone is asked to generate; `None` uses the service
-    /// parameter `default_key` (B33).
+    /// parameter `default_key`.
     pub key: Option<KeySpec>,
     /// Authentication mode, string, counters, lock, operation, deadline,
     /// status, security mode (capf-auth).
     pub policy: DevicePolicy,
-    /// The current LSC, as issued (or as retrieved by troubleshoot).
+    /// The LSC on record: the last one this CAPF issued and the phone
+    /// confirmed. Only this certificate authenticates the phone as an LSC.
     pub lsc: Option<CertificateRecord>,
-    /// The last MIC retrieved by troubleshoot.
+    /// Set when the operator revoked [`lsc`](Self::lsc): it then no longer
+    /// authenticates. Cleared when a new LSC is installed or it is deleted.
+    pub lsc_revoked: Option<Revocation>,
+    /// The MIC on record: the last manufacturer certificate that
+    /// authenticated the phone, or that a troubleshoot fetched and
+    /// verified.
     pub mic: Option<CertificateRecord>,
     /// Key-generation failures in the current operation.
     pub key_generation_failures: u32,
@@ -142,6 +171,7 @@ impl Device {
             key: None,
             policy: DevicePolicy::new(auth_mode),
             lsc: None,
+            lsc_revoked: None,
             mic: None,
             key_generation_failures: 0,
             last_error: None,
@@ -153,8 +183,8 @@ impl Device {
         self.policy.operation
     }
 
-    /// The operation status as CUCM shows it (B35): "Install/Upgrade
-    /// pending", "Delete successful", ...
+    /// The operation status as CUCM shows it: "Install/Upgrade pending",
+    /// "Delete successful", ...
     pub fn status_label(&self) -> String {
         self.policy.status_label()
     }
@@ -164,7 +194,7 @@ impl Device {
         &self.policy.status
     }
 
-    /// "Installed" or "Not Installed" (B41).
+    /// "Installed" or "Not Installed", as the phone shows it.
     pub fn lsc_status(&self) -> &'static str {
         if self.lsc.is_some() || self.policy.certificates.lsc {
             "Installed"
@@ -173,8 +203,8 @@ impl Device {
         }
     }
 
-    /// Schedules an operation (checks B29: delete and troubleshoot need a
-    /// certificate), resetting the per-operation failure counters.
+    /// Schedules an operation (delete needs an LSC on record, troubleshoot
+    /// a certificate), resetting the per-operation failure counters.
     pub fn schedule(
         &mut self,
         operation: Operation,

@@ -1,19 +1,17 @@
 //! A synchronous runtime for a server session: services its events against
-//! a [`DeviceStore`] and an [`Issuer`]. The TLS server does the same work
-//! asynchronously with admission control; tests, examples and simple
-//! embedders use this one.
+//! a [`SessionStore`] and an [`Issuer`], blocking on each. The TLS server
+//! does the same work asynchronously with admission control; tests,
+//! examples and simple embedders use this one.
 
 use std::time::{Duration, SystemTime};
 
 use capf_ca::{Issuer, LscProfile};
 
-use crate::{
-    DeviceLookup, DeviceStore, Lease, OperationsError, ServerEvent, ServerSession, SessionOutcome,
-};
+use crate::{Lease, OperationsError, ServerEvent, ServerSession, SessionOutcome, SessionStore};
 
 /// Services a [`ServerSession`]'s events: leases and loads the device,
-/// commits durably, issues LSCs, releases the lease at the end.
-pub struct SessionDriver<'a, S: DeviceStore + ?Sized> {
+/// commits durably, issues LSCs, gives the lease back at the end.
+pub struct SessionDriver<'a, S: SessionStore + ?Sized> {
     store: &'a S,
     issuer: &'a Issuer,
     lease_ttl: Duration,
@@ -21,7 +19,7 @@ pub struct SessionDriver<'a, S: DeviceStore + ?Sized> {
     lease: Option<Lease>,
 }
 
-impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
+impl<'a, S: SessionStore + ?Sized> SessionDriver<'a, S> {
     /// A driver over this store and issuer. The device lease lasts
     /// `lease_ttl` (make it longer than the longest session: key generation
     /// may take 30 minutes).
@@ -44,7 +42,7 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
 
     /// Handles every pending event of `session` (and those they cause).
     /// Returns the outcome once the session has finished; the lease is then
-    /// released.
+    /// given back.
     pub fn service(
         &mut self,
         session: &mut ServerSession,
@@ -54,34 +52,28 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
         while let Some(event) = session.poll_event() {
             match event {
                 ServerEvent::LoadDevice(name) => {
-                    let lookup = match self.store.lease_and_load(&name, now, self.lease_ttl) {
-                        Ok((lease, device)) => {
+                    let result = self.store.begin_blocking(&name, now, self.lease_ttl).map(
+                        |(lease, device)| {
                             self.lease = Some(lease);
-                            DeviceLookup::Found(Box::new(device))
-                        }
-                        Err(OperationsError::UnknownDevice { .. }) => DeviceLookup::Unknown,
-                        Err(OperationsError::DeviceBusy { .. }) => DeviceLookup::Busy,
-                        Err(e) => DeviceLookup::Failed(e.to_string()),
-                    };
-                    session.device_loaded(now, lookup);
+                            device
+                        },
+                    );
+                    session.device_loaded(now, result);
                 }
-                ServerEvent::Commit(commit) => {
-                    let last = session.commit_ends_session();
+                ServerEvent::Commit {
+                    change,
+                    release_lease,
+                } => {
                     let result = match &self.lease {
-                        Some(lease) if last => {
-                            let r = self.store.commit_and_release(lease, &commit);
-                            if r.is_ok() {
-                                self.lease = None;
-                            }
-                            r.map(|_| ()).map_err(|e| e.to_string())
-                        }
                         Some(lease) => self
                             .store
-                            .commit(lease, &commit)
-                            .map(|_| ())
-                            .map_err(|e| e.to_string()),
-                        None => Err("no lease held".to_owned()),
+                            .commit_blocking(lease, &change, release_lease)
+                            .map(|_| ()),
+                        None => Err(OperationsError::NoLease),
                     };
+                    if result.is_ok() && release_lease {
+                        self.lease = None;
+                    }
                     session.committed(now, result);
                 }
                 ServerEvent::Issue(request) => {
@@ -93,13 +85,14 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
                             &self.profile,
                             now,
                         )
-                        .map_err(|e| e.to_string());
+                        .map_err(|source| OperationsError::Issuance {
+                            name: request.device.to_string(),
+                            source: Box::new(source),
+                        });
                     session.issued(now, result);
                 }
                 ServerEvent::Finished(outcome) => {
-                    if let Some(lease) = self.lease.take() {
-                        let _ = self.store.release_lease(&lease);
-                    }
+                    self.release();
                     finished = Some(outcome);
                 }
             }
@@ -108,17 +101,17 @@ impl<'a, S: DeviceStore + ?Sized> SessionDriver<'a, S> {
     }
 }
 
-impl<S: DeviceStore + ?Sized> SessionDriver<'_, S> {
+impl<S: SessionStore + ?Sized> SessionDriver<'_, S> {
     /// Gives the device lease back, as when the connection drops mid-session
     /// (also done on drop).
     pub fn release(&mut self) {
         if let Some(lease) = self.lease.take() {
-            let _ = self.store.release_lease(&lease);
+            let _ = self.store.release_blocking(&lease);
         }
     }
 }
 
-impl<S: DeviceStore + ?Sized> Drop for SessionDriver<'_, S> {
+impl<S: SessionStore + ?Sized> Drop for SessionDriver<'_, S> {
     fn drop(&mut self) {
         self.release();
     }

@@ -41,8 +41,9 @@ pub enum OperationsError {
         /// The device name.
         name: String,
     },
-    /// Another session holds the device's lease.
-    #[error("device {name} is busy: another session holds its lease")]
+    /// A session holds the device (its lease): a second session, or an
+    /// operator change that the running session depends on, must wait.
+    #[error("device {name} is busy: a session is running, try again")]
     DeviceBusy {
         /// The device name.
         name: String,
@@ -59,7 +60,8 @@ pub enum OperationsError {
         /// What is wrong with it.
         why: String,
     },
-    /// The policy layer refused an operator change (e.g. B29).
+    /// The policy layer refused an operator change (e.g. a delete for a
+    /// device with no LSC on record).
     #[error("device {name}: {source}")]
     Policy {
         /// The device name.
@@ -73,9 +75,65 @@ pub enum OperationsError {
         /// The device name.
         name: String,
         /// The CA layer's error.
-        source: capf_ca::CaError,
+        source: Box<capf_ca::CaError>,
     },
+    /// An operator edit that cannot be applied to the device as it is.
+    #[error("device {name}: {why}")]
+    InvalidEdit {
+        /// The device name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A serial number the store already holds for another certificate.
+    #[error("serial {serial} was already issued (to {device})")]
+    SerialConflict {
+        /// The serial, lower-case hex.
+        serial: String,
+        /// The device the existing certificate was issued to.
+        device: String,
+    },
+    /// A session's change that names another device than its lease.
+    #[error("a change for {change} was committed under the lease of {lease}")]
+    WrongDevice {
+        /// The device the change names.
+        change: String,
+        /// The device the lease holds.
+        lease: String,
+    },
+    /// A time the store cannot represent (a lease expiry far in the future).
+    #[error("{what}: time out of range")]
+    TimeOutOfRange {
+        /// Which time.
+        what: &'static str,
+    },
+    /// Signing an LSC failed.
+    #[error("device {name}: issuing its LSC failed: {source}")]
+    Issuance {
+        /// The device name.
+        name: String,
+        /// The CA layer's error.
+        source: Box<capf_ca::CaError>,
+    },
+    /// Too many certificates are being signed at once; the session gave up
+    /// waiting for its turn.
+    #[error("server busy: too many certificates being issued at once")]
+    IssuanceBusy,
+    /// A session asked for a commit without holding a lease.
+    #[error("no lease held on the device")]
+    NoLease,
+    /// A store dropped a request without answering it (it shut down, or a
+    /// task failed).
+    #[error("the store dropped a request unanswered")]
+    Unanswered,
     /// The store's backend failed (database, disk, network).
     #[error("store failure: {0}")]
-    Store(String),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl OperationsError {
+    /// A backend's own error, kept as the source.
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        OperationsError::Store(source.into())
+    }
 }

@@ -5,20 +5,26 @@ mod commit;
 mod device;
 mod device_name;
 mod driver;
+mod edit;
 mod error;
 mod memory_store;
 mod params;
 mod query;
 mod store;
+mod text;
 mod transmit;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub mod phone;
 pub mod server;
 
 pub use commit::{CompletedWork, IssuedRecord, SessionCommit};
-pub use device::{CertificateRecord, Device, LastError, RetrievedKind};
+pub use device::{CertificateRecord, Device, LastError, RetrievedKind, Revocation};
 pub use device_name::{DeviceName, OTHER_PREFIXES};
 pub use driver::SessionDriver;
+pub use edit::{DeviceEdit, Edited};
 pub use error::OperationsError;
 pub use memory_store::MemoryStore;
 pub use params::{ParameterInfo, ServiceParameters};
@@ -26,10 +32,14 @@ pub use query::{
     DevicePage, DeviceQuery, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
 };
 pub use server::{
-    DeviceLookup, IssueRequest, OutcomeKind, ServerConfig, ServerEvent, ServerSession,
-    SessionOutcome,
+    IssueRequest, OutcomeKind, ServerConfig, ServerEvent, ServerSession, SessionOutcome,
+    new_session_id,
 };
-pub use store::{AuditEntry, Deferred, DeviceStore, Lease, audit_entries};
+pub use store::{
+    AuditEntry, CertificateHistory, DeviceStore, Lease, OperatorStore, Reply, SessionStore,
+    StoreBackend, StoreReads, StoreTransaction,
+};
+pub use text::escape_text;
 pub use transmit::Transmit;
 
 // Re-exported so that users of the sessions need not depend on the layers

@@ -1,32 +1,41 @@
-//! An in-memory `DeviceStore`: for tests, examples and embedders who keep
+//! An in-memory store backend: for tests, examples and embedders who keep
 //! devices elsewhere. Not durable.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, PoisonError};
 
-use crate::store::audit_entries;
 use crate::{
-    AuditEntry, CompletedWork, Device, DeviceName, DevicePage, DeviceQuery, DeviceStore,
-    IssuedRecord, Lease, OperationsError, SessionCommit,
+    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, StoreBackend,
+    StoreReads, StoreTransaction,
 };
 
 #[derive(Default)]
-struct State {
+struct Tables {
     devices: BTreeMap<DeviceName, Device>,
-    leases: HashMap<DeviceName, (u64, SystemTime)>,
-    /// Per device, in issue order (looked up by device on every commit:
-    /// one flat list made each enrollment cost O(all issued)).
-    issued: HashMap<DeviceName, Vec<IssuedRecord>>,
+    leases: HashMap<DeviceName, Lease>,
+    /// Issued certificates by serial.
+    certificates: HashMap<String, CertificateHistory>,
+    /// Per device, serials in issue order (looked up on every commit: a
+    /// scan of every certificate made each enrollment cost O(all issued)).
+    issued_to: HashMap<DeviceName, Vec<String>>,
     /// Per device, in order.
     audit: HashMap<DeviceName, Vec<AuditEntry>>,
-    next_token: u64,
 }
 
-/// A [`DeviceStore`] in memory.
+/// How to undo one write of a change that failed.
+enum Undo {
+    Device(DeviceName, Option<Box<Device>>),
+    Lease(DeviceName, Option<Lease>),
+    Certificate(String, Option<CertificateHistory>),
+    IssuedTo(DeviceName),
+    Audit(DeviceName),
+}
+
+/// A [`StoreBackend`] in memory: each change runs under one lock, and a
+/// change that fails is undone.
 #[derive(Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    tables: Mutex<Tables>,
 }
 
 impl MemoryStore {
@@ -34,143 +43,226 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore::default()
     }
+}
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>, OperationsError> {
-        self.state
-            .lock()
-            .map_err(|_| OperationsError::Store("memory store lock poisoned".into()))
+/// A change in progress: writes go straight to the tables, with a log to
+/// undo them. Dropped without [`keep`](Self::keep) (an error, or a panic
+/// in the change), it undoes them.
+struct Transaction<'a> {
+    tables: &'a mut Tables,
+    undo: Vec<Undo>,
+}
+
+impl Transaction<'_> {
+    /// The change succeeded: its writes stay.
+    fn keep(mut self) {
+        self.undo.clear();
     }
 }
 
-fn unknown(name: &DeviceName) -> OperationsError {
-    OperationsError::UnknownDevice {
-        name: name.to_string(),
-    }
-}
-
-impl DeviceStore for MemoryStore {
-    fn load(&self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
-        Ok(self.lock()?.devices.get(name).cloned())
-    }
-
-    fn insert(&self, device: &Device) -> Result<(), OperationsError> {
-        let mut s = self.lock()?;
-        if s.devices.contains_key(&device.name) {
-            return Err(OperationsError::DeviceExists {
-                name: device.name.to_string(),
-            });
-        }
-        let mut device = device.clone();
-        device.sync_certificate_flags();
-        s.devices.insert(device.name.clone(), device);
-        Ok(())
-    }
-
-    fn update(&self, device: &Device) -> Result<(), OperationsError> {
-        let mut s = self.lock()?;
-        let slot = s
-            .devices
-            .get_mut(&device.name)
-            .ok_or_else(|| unknown(&device.name))?;
-        *slot = device.clone();
-        slot.sync_certificate_flags();
-        Ok(())
-    }
-
-    fn remove(&self, name: &DeviceName) -> Result<bool, OperationsError> {
-        let mut s = self.lock()?;
-        s.leases.remove(name);
-        Ok(s.devices.remove(name).is_some())
-    }
-
-    fn find(&self, query: &DeviceQuery) -> Result<DevicePage, OperationsError> {
-        let devices: Vec<Device> = self.lock()?.devices.values().cloned().collect();
-        query.run(devices)
-    }
-
-    fn acquire_lease(
-        &self,
-        name: &DeviceName,
-        now: SystemTime,
-        ttl: Duration,
-    ) -> Result<Lease, OperationsError> {
-        let mut s = self.lock()?;
-        if !s.devices.contains_key(name) {
-            return Err(unknown(name));
-        }
-        if let Some((_, expires)) = s.leases.get(name)
-            && *expires > now
-        {
-            return Err(OperationsError::DeviceBusy {
-                name: name.to_string(),
-            });
-        }
-        s.next_token += 1;
-        let token = s.next_token;
-        let expires = now + ttl;
-        s.leases.insert(name.clone(), (token, expires));
-        Ok(Lease {
-            device: name.clone(),
-            token,
-            expires,
-        })
-    }
-
-    fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
-        let mut s = self.lock()?;
-        if s.leases
-            .get(&lease.device)
-            .is_some_and(|(t, _)| *t == lease.token)
-        {
-            s.leases.remove(&lease.device);
-        }
-        Ok(())
-    }
-
-    fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
-        let mut s = self.lock()?;
-        let name = &lease.device;
-        if s.leases.get(name).is_none_or(|(t, _)| *t != lease.token) {
-            return Err(OperationsError::LeaseLost {
-                name: name.to_string(),
-            });
-        }
-        let mut device = s.devices.get(name).cloned().ok_or_else(|| unknown(name))?;
-        let delivered = match commit {
-            SessionCommit::Issued(record) => {
-                s.issued
-                    .entry(name.clone())
-                    .or_default()
-                    .push(record.clone());
-                None
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            let t = &mut *self.tables;
+            match undo {
+                Undo::Device(name, Some(d)) => {
+                    t.devices.insert(name, *d);
+                }
+                Undo::Device(name, None) => {
+                    t.devices.remove(&name);
+                }
+                Undo::Lease(name, Some(l)) => {
+                    t.leases.insert(name, l);
+                }
+                Undo::Lease(name, None) => {
+                    t.leases.remove(&name);
+                }
+                Undo::Certificate(serial, Some(c)) => {
+                    t.certificates.insert(serial, c);
+                }
+                Undo::Certificate(serial, None) => {
+                    t.certificates.remove(&serial);
+                }
+                Undo::IssuedTo(name) => {
+                    if let Some(list) = t.issued_to.get_mut(&name) {
+                        list.pop();
+                    }
+                }
+                Undo::Audit(name) => {
+                    if let Some(list) = t.audit.get_mut(&name) {
+                        list.pop();
+                    }
+                }
             }
-            SessionCommit::Completed {
-                work: CompletedWork::Installed { serial_hex },
-                ..
-            } => s
-                .issued
-                .get_mut(name)
-                .into_iter()
-                .flatten()
-                .find(|r| &r.certificate.serial_hex == serial_hex)
-                .map(|r| {
-                    r.delivered = true;
-                    r.clone()
-                }),
-            _ => None,
+        }
+    }
+}
+
+impl StoreReads for Tables {
+    fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        Ok(self.devices.get(name).cloned())
+    }
+
+    fn devices(&mut self) -> Result<Vec<Device>, OperationsError> {
+        Ok(self.devices.values().cloned().collect())
+    }
+
+    fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
+        Ok(self.leases.get(name).cloned())
+    }
+
+    fn certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        Ok(self.certificates.get(serial_hex).cloned())
+    }
+
+    fn certificates(
+        &mut self,
+        device: &DeviceName,
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        Ok(self
+            .issued_to
+            .get(device)
+            .into_iter()
+            .flatten()
+            .filter_map(|serial| self.certificates.get(serial).cloned())
+            .collect())
+    }
+
+    fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+        Ok(self.audit.get(device).cloned().unwrap_or_default())
+    }
+}
+
+impl StoreReads for Transaction<'_> {
+    fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        self.tables.device(name)
+    }
+
+    fn devices(&mut self) -> Result<Vec<Device>, OperationsError> {
+        self.tables.devices()
+    }
+
+    fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
+        self.tables.lease(name)
+    }
+
+    fn certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        self.tables.certificate(serial_hex)
+    }
+
+    fn certificates(
+        &mut self,
+        device: &DeviceName,
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        self.tables.certificates(device)
+    }
+
+    fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+        self.tables.audit(device)
+    }
+}
+
+impl StoreTransaction for Transaction<'_> {
+    fn put_device(&mut self, device: &Device) -> Result<(), OperationsError> {
+        let old = self
+            .tables
+            .devices
+            .insert(device.name.clone(), device.clone());
+        self.undo
+            .push(Undo::Device(device.name.clone(), old.map(Box::new)));
+        Ok(())
+    }
+
+    fn delete_device(&mut self, name: &DeviceName) -> Result<bool, OperationsError> {
+        self.delete_lease(name)?;
+        let old = self.tables.devices.remove(name);
+        let existed = old.is_some();
+        self.undo
+            .push(Undo::Device(name.clone(), old.map(Box::new)));
+        Ok(existed)
+    }
+
+    fn put_lease(&mut self, lease: &Lease) -> Result<(), OperationsError> {
+        let old = self
+            .tables
+            .leases
+            .insert(lease.device.clone(), lease.clone());
+        self.undo.push(Undo::Lease(lease.device.clone(), old));
+        Ok(())
+    }
+
+    fn delete_lease(&mut self, name: &DeviceName) -> Result<(), OperationsError> {
+        let old = self.tables.leases.remove(name);
+        self.undo.push(Undo::Lease(name.clone(), old));
+        Ok(())
+    }
+
+    fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError> {
+        let serial = certificate.serial_hex().to_owned();
+        let old = self
+            .tables
+            .certificates
+            .insert(serial.clone(), certificate.clone());
+        if old.is_none() {
+            let device = certificate.record.device.clone();
+            self.tables
+                .issued_to
+                .entry(device.clone())
+                .or_default()
+                .push(serial.clone());
+            self.undo.push(Undo::IssuedTo(device));
+        }
+        self.undo.push(Undo::Certificate(serial, old));
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
+        self.tables
+            .audit
+            .entry(entry.device.clone())
+            .or_default()
+            .push(entry.clone());
+        self.undo.push(Undo::Audit(entry.device.clone()));
+        Ok(())
+    }
+}
+
+impl StoreBackend for MemoryStore {
+    fn write<T, C, D>(&self, change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        let result = {
+            // A change that panicked was undone as the panic dropped its
+            // transaction: the tables are whole, so a poisoned lock is
+            // taken over.
+            let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut tx = Transaction {
+                tables: &mut tables,
+                undo: Vec::new(),
+            };
+            let result = change(&mut tx);
+            if result.is_ok() {
+                tx.keep();
+            }
+            result
         };
-        device.apply_commit(commit, delivered.as_ref());
-        let entries = audit_entries(name, commit);
-        s.audit.entry(name.clone()).or_default().extend(entries);
-        s.devices.insert(name.clone(), device.clone());
-        Ok(device)
+        done(result);
     }
 
-    fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
-        Ok(self.lock()?.issued.get(name).cloned().unwrap_or_default())
-    }
-
-    fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
-        Ok(self.lock()?.audit.get(name).cloned().unwrap_or_default())
+    fn read<T, R>(&self, read: R) -> Result<T, OperationsError>
+    where
+        R: FnOnce(&mut dyn StoreReads) -> Result<T, OperationsError>,
+    {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        read(&mut *tables)
     }
 }

@@ -1,4 +1,4 @@
-//! Service parameters (B28): defaults, help text, validation.
+//! Service parameters: defaults, help text, validation.
 
 use std::time::Duration;
 
@@ -6,8 +6,8 @@ use capf_ca::KeySpec;
 
 use crate::OperationsError;
 
-/// CAPF service parameters. Changes take effect when the service restarts
-/// (B28): a running server keeps the values it started with.
+/// CAPF service parameters. Changes take effect when the service restarts:
+/// a running server keeps the values it started with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceParameters {
     /// Validity of issued LSCs, in years (1 to 20; default 5).
@@ -19,7 +19,7 @@ pub struct ServiceParameters {
     /// this session (default 3).
     pub max_key_generation_attempts: u32,
     /// Longest wait for the phone's public key once it is generating
-    /// (default 30 minutes, B15).
+    /// (default 30 minutes: a phone may generate at low priority).
     pub key_generation_timeout: Duration,
     /// Wrong authentication strings before the device locks (default 5).
     pub auth_failure_limit: u32,
@@ -30,10 +30,6 @@ pub struct ServiceParameters {
     /// Accept a MIC past its notAfter date (many 79xx MICs have expired;
     /// default false).
     pub accept_expired_mic: bool,
-    /// Under "existing certificate, precedence to LSC", accept a verified
-    /// MIC from a phone with no LSC (later CUCM releases do; default false:
-    /// B21 as the chapter says).
-    pub lsc_first_mic_fallback: bool,
 }
 
 impl Default for ServiceParameters {
@@ -47,7 +43,6 @@ impl Default for ServiceParameters {
             auth_timeout: Duration::from_secs(30),
             reply_timeout: Duration::from_secs(30),
             accept_expired_mic: false,
-            lsc_first_mic_fallback: false,
         }
     }
 }
@@ -74,7 +69,7 @@ const HELP: &[(&str, &str)] = &[
     (
         "default_key",
         "Key phones generate when the device names none: rsa1024, rsa2048, rsa3072, rsa4096, p256, p384, p521. \
-         2048-bit keys slow phone start-up (B16); older phones support only RSA.",
+         2048-bit keys slow phone start-up; older phones support only RSA.",
     ),
     (
         "max_key_generation_attempts",
@@ -82,7 +77,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "key_generation_timeout_secs",
-        "Longest wait, in seconds, for a phone generating its key (60-7200). Phones may generate at low priority and take 30 minutes (B15).",
+        "Longest wait, in seconds, for a phone generating its key (60-7200). Phones may generate at low priority and take 30 minutes.",
     ),
     (
         "auth_failure_limit",
@@ -99,10 +94,6 @@ const HELP: &[(&str, &str)] = &[
     (
         "accept_expired_mic",
         "true to accept manufacturer certificates past their expiry date (many 79xx MICs have expired).",
-    ),
-    (
-        "lsc_first_mic_fallback",
-        "true to let a phone without an LSC authenticate with its MIC under \"precedence to LSC\" (the chapter's B21 says it fails).",
     ),
 ];
 
@@ -131,7 +122,6 @@ impl ServiceParameters {
             "auth_timeout_secs" => self.auth_timeout.as_secs().to_string(),
             "reply_timeout_secs" => self.reply_timeout.as_secs().to_string(),
             "accept_expired_mic" => self.accept_expired_mic.to_string(),
-            "lsc_first_mic_fallback" => self.lsc_first_mic_fallback.to_string(),
             _ => return None,
         })
     }
@@ -184,7 +174,6 @@ impl ServiceParameters {
             "auth_timeout_secs" => self.auth_timeout = Duration::from_secs(number(5, 600)?),
             "reply_timeout_secs" => self.reply_timeout = Duration::from_secs(number(5, 600)?),
             "accept_expired_mic" => self.accept_expired_mic = flag()?,
-            "lsc_first_mic_fallback" => self.lsc_first_mic_fallback = flag()?,
             _ => {
                 return Err(OperationsError::UnknownParameter {
                     name: name.to_string(),
@@ -198,9 +187,7 @@ impl ServiceParameters {
     pub fn auth_parameters(&self) -> capf_auth::Parameters {
         // A limit of 0 is refused by `set`; fall back to the default if a
         // caller built the struct by hand with one.
-        capf_auth::Parameters::with_failure_limit(self.auth_failure_limit)
-            .unwrap_or_default()
-            .with_lsc_first_mic_fallback(self.lsc_first_mic_fallback)
+        capf_auth::Parameters::with_failure_limit(self.auth_failure_limit).unwrap_or_default()
     }
 
     /// The capf-ca proof policy these imply.

@@ -16,7 +16,8 @@ use capf_operations::phone::{
     PhoneSuccess,
 };
 use capf_operations::{
-    DeviceStore, MemoryStore, OutcomeKind, ServerSession, SessionDriver, SessionOutcome, Transmit,
+    DeviceEdit, MemoryStore, OperatorStore, OutcomeKind, ServerSession, SessionDriver,
+    SessionOutcome, Transmit,
 };
 use common::*;
 
@@ -84,7 +85,7 @@ impl<'a> Pair<'a> {
                     return false;
                 }
                 let (sid, m) = wire(&t);
-                self.phone.handle_message(self.now, m, sid);
+                self.phone.handle_message(self.now, sid, m);
                 self.delivered += 1;
                 moved = true;
             }
@@ -193,6 +194,14 @@ fn install(key: KeySpec) {
     assert!(d.policy.auth_string.is_none());
 }
 
+fn schedule(store: &MemoryStore, operation: Operation) {
+    let edit = DeviceEdit {
+        operation: Some(operation),
+        ..DeviceEdit::default()
+    };
+    store.modify(&name(NAME), &edit, vector_now()).unwrap();
+}
+
 #[test]
 fn install_rsa_by_auth_string() {
     install(KeySpec::Rsa { bits: 1024 });
@@ -217,10 +226,12 @@ fn upgrade_authenticated_by_the_existing_lsc() {
     drop(pair);
     let first = handset.lsc.as_ref().unwrap().0.clone();
 
-    let mut d = store.load(&name(NAME)).unwrap().unwrap();
-    d.policy.auth_mode = AuthMode::ExistingCertificateLscFirst;
-    d.schedule(Operation::InstallUpgrade, None).unwrap();
-    store.update(&d).unwrap();
+    let edit = DeviceEdit {
+        auth_mode: Some(AuthMode::ExistingCertificateLscFirst),
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
+    store.modify(&name(NAME), &edit, vector_now()).unwrap();
     let (der, key) = handset.lsc.clone().unwrap();
     let creds = Credentials::Certificate(Box::new(CertificateCredentials {
         kind: capf_operations::capf_ca::CertificateKind::Lsc,
@@ -254,9 +265,7 @@ fn troubleshoot_then_delete() {
     let handset = std::mem::take(&mut pair.handset);
     drop(pair);
 
-    let mut d = store.load(&name(NAME)).unwrap().unwrap();
-    d.schedule(Operation::Troubleshoot, None).unwrap();
-    store.update(&d).unwrap();
+    schedule(&store, Operation::Troubleshoot);
     let mut pair = Pair::new(&store, &issuer, handset, Credentials::NullString);
     assert!(pair.drive(usize::MAX));
     let (server, phone) = pair.outcomes();
@@ -269,9 +278,7 @@ fn troubleshoot_then_delete() {
     let handset = std::mem::take(&mut pair.handset);
     drop(pair);
 
-    let mut d = store.load(&name(NAME)).unwrap().unwrap();
-    d.schedule(Operation::Delete, None).unwrap();
-    store.update(&d).unwrap();
+    schedule(&store, Operation::Delete);
     let mut pair = Pair::new(&store, &issuer, handset, Credentials::NullString);
     assert!(pair.drive(usize::MAX));
     let (server, _) = pair.outcomes();

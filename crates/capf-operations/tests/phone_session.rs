@@ -129,7 +129,7 @@ fn replay(lines: &[Line], phone: &mut PhoneSession, runtime: &mut Runtime) -> Ve
     let mut sent = Vec::new();
     for line in lines.iter().filter(|l| l.from_server) {
         let message = Message::from_frame(&line.frame).unwrap();
-        phone.handle_message(t0(), message, line.frame.session_id);
+        phone.handle_message(t0(), line.frame.session_id, message);
         sent.extend(runtime.drain(phone, t0()));
     }
     sent
@@ -355,7 +355,7 @@ fn phone_with(credentials: Credentials) -> PhoneSession {
 fn authenticated() -> (PhoneSession, Runtime) {
     let mut phone = phone_with(password("123456"));
     let mut runtime = Runtime::new(vec![0x30, 0x00]);
-    phone.handle_message(t0(), Message::AuthRequest(AuthRequest::capfd()), SID);
+    phone.handle_message(t0(), SID, Message::AuthRequest(AuthRequest::capfd()));
     let sent = runtime.drain(&mut phone, t0());
     assert_eq!(commands(&sent), vec!["AUTH_RESPONSE"]);
     assert_eq!(sent[0].session_id, SID);
@@ -372,7 +372,7 @@ fn send_at(
     message: Message,
     now: SystemTime,
 ) -> Vec<String> {
-    phone.handle_message(now, message, SID);
+    phone.handle_message(now, SID, message);
     commands(&runtime.drain(phone, now))
 }
 
@@ -431,15 +431,15 @@ fn end_session_right_after_auth() {
 fn end_session_accepted_at_every_step() {
     // Before AUTH_REQUEST.
     let mut phone = phone_with(Credentials::NullString);
-    phone.handle_message(t0(), end(Reason::InvalidElement), 99);
+    phone.handle_message(t0(), 99, end(Reason::InvalidElement));
     assert_eq!(failure(&phone).step, PhoneStep::AwaitingAuthRequest);
 
     // While the key is being generated (the runtime answers late).
     let (mut phone, mut runtime) = authenticated();
     phone.handle_message(
         t0(),
-        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
         SID,
+        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
     );
     assert_eq!(
         phone.poll_transmit().unwrap().message,
@@ -449,7 +449,7 @@ fn end_session_accepted_at_every_step() {
         phone.poll_event(),
         Some(PhoneEvent::GenerateKey(_))
     ));
-    phone.handle_message(t0(), end(Reason::InvalidElement), SID);
+    phone.handle_message(t0(), SID, end(Reason::InvalidElement));
     assert_eq!(
         failure(&phone).cause,
         FailureCause::EndedByServer(Reason::InvalidElement)
@@ -499,14 +499,14 @@ fn end_session_while_storing_waits_for_the_runtime() {
     );
     phone.handle_message(
         t0(),
-        Message::StoreCertificateRequest(StoreCertificateRequest::lsc(vec![0x30, 9])),
         SID,
+        Message::StoreCertificateRequest(StoreCertificateRequest::lsc(vec![0x30, 9])),
     );
     assert!(matches!(
         phone.poll_event(),
         Some(PhoneEvent::StoreCertificate { .. })
     ));
-    phone.handle_message(t0(), end(Reason::InvalidElement), SID);
+    phone.handle_message(t0(), SID, end(Reason::InvalidElement));
     assert!(!phone.is_finished());
     assert_eq!(phone.poll_timeout(), None);
     phone.certificate_stored(t0(), true);
@@ -562,13 +562,13 @@ fn unknown_or_unexpected_command_is_a_protocol_error() {
 
     // Something other than AUTH_REQUEST first.
     let mut phone = phone_with(Credentials::NullString);
-    phone.handle_message(t0(), Message::DeleteCertificateRequest, SID);
+    phone.handle_message(t0(), SID, Message::DeleteCertificateRequest);
     assert_eq!(failure(&phone).step, PhoneStep::AwaitingAuthRequest);
     assert!(phone.poll_transmit().is_none());
 
     // Messages after the end are ignored.
     let before = phone.outcome().cloned();
-    phone.handle_message(t0(), Message::AuthRequest(AuthRequest::capfd()), SID);
+    phone.handle_message(t0(), SID, Message::AuthRequest(AuthRequest::capfd()));
     assert_eq!(phone.outcome().cloned(), before);
     assert!(phone.poll_transmit().is_none());
 }
@@ -576,7 +576,7 @@ fn unknown_or_unexpected_command_is_a_protocol_error() {
 #[test]
 fn malformed_frame_reported_by_the_runtime() {
     let (mut phone, _) = authenticated();
-    phone.malformed_message(t0(), "truncated element");
+    phone.handle_malformed(t0(), "truncated element");
     assert!(matches!(
         failure(&phone).cause,
         FailureCause::ProtocolError(ProtocolViolation::Malformed(ref e)) if e == "truncated element"
@@ -587,7 +587,7 @@ fn malformed_frame_reported_by_the_runtime() {
 fn session_id_mismatch_is_a_protocol_error() {
     let (mut phone, mut runtime) = authenticated();
     assert_eq!(phone.session_id(), Some(SID));
-    phone.handle_message(t0(), Message::DeleteCertificateRequest, SID + 1);
+    phone.handle_message(t0(), SID + 1, Message::DeleteCertificateRequest);
     assert!(runtime.drain(&mut phone, t0()).is_empty());
     assert_eq!(
         failure(&phone).cause,
@@ -598,7 +598,7 @@ fn session_id_mismatch_is_a_protocol_error() {
     );
     // Even for END_SESSION.
     let (mut phone, _) = authenticated();
-    phone.handle_message(t0(), end(Reason::NoAction), SID + 1);
+    phone.handle_message(t0(), SID + 1, end(Reason::NoAction));
     assert!(!phone.outcome().unwrap().is_success());
 }
 
@@ -615,8 +615,8 @@ fn key_failure_then_retry_sends_one_request_in_progress() {
     runtime.key = Ok(vec![0x30, 0x01]);
     phone.handle_message(
         t0(),
-        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
         SID,
+        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
     );
     let frames = runtime.drain(&mut phone, t0());
     assert_eq!(commands(&frames), vec!["KEY_GENERATE_RESPONSE"]);
@@ -643,8 +643,8 @@ fn key_failure_answer_and_end() {
     runtime.key = Err(KeyGenFailure::new("unsupported size"));
     phone.handle_message(
         t0(),
-        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
         SID,
+        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
     );
     let frames = runtime.drain(&mut phone, t0());
     let Message::KeyGenerateResponse(r) = Message::from_frame(&frames[1]).unwrap() else {
@@ -721,7 +721,7 @@ fn unsupported_key_request_is_answered_with_reason_7() {
         },
     ] {
         let (mut phone, mut runtime) = authenticated();
-        phone.handle_message(t0(), Message::KeyGenerateRequest(request.clone()), SID);
+        phone.handle_message(t0(), SID, Message::KeyGenerateRequest(request.clone()));
         let frames = runtime.drain(&mut phone, t0());
         assert_eq!(commands(&frames), vec!["KEY_GENERATE_RESPONSE"]);
         assert!(runtime.generated.is_empty());
@@ -744,8 +744,8 @@ fn store_failure_answers_reason_7() {
     );
     phone.handle_message(
         t0(),
-        Message::StoreCertificateRequest(StoreCertificateRequest::lsc(vec![0x30])),
         SID,
+        Message::StoreCertificateRequest(StoreCertificateRequest::lsc(vec![0x30])),
     );
     let frames = runtime.drain(&mut phone, t0());
     assert_eq!(
@@ -764,8 +764,8 @@ fn fetch_without_lsc_and_delete_without_lsc_answer_reason_7() {
     let (mut phone, mut runtime) = authenticated();
     phone.handle_message(
         t0(),
-        Message::FetchCertificateRequest(FetchCertificateRequest::default()),
         SID,
+        Message::FetchCertificateRequest(FetchCertificateRequest::default()),
     );
     let frames = runtime.drain(&mut phone, t0());
     assert_eq!(
@@ -782,7 +782,7 @@ fn fetch_without_lsc_and_delete_without_lsc_answer_reason_7() {
 
     let (mut phone, mut runtime) = authenticated();
     runtime.had_lsc = false;
-    phone.handle_message(t0(), Message::DeleteCertificateRequest, SID);
+    phone.handle_message(t0(), SID, Message::DeleteCertificateRequest);
     let frames = runtime.drain(&mut phone, t0());
     assert_eq!(
         frames[0].to_bytes().unwrap().as_ref(),
@@ -803,8 +803,8 @@ fn abort_stops_cleanly() {
     let (mut phone, mut runtime) = authenticated();
     phone.handle_message(
         t0(),
-        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
         SID,
+        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
     );
     // The user stops before the runtime polled REQUEST_IN_PROGRESS.
     phone.abort(t0());
@@ -825,7 +825,7 @@ fn abort_stops_cleanly() {
 
     // While the runtime deletes: ends when it answers, says what changed.
     let (mut phone, _) = authenticated();
-    phone.handle_message(t0(), Message::DeleteCertificateRequest, SID);
+    phone.handle_message(t0(), SID, Message::DeleteCertificateRequest);
     assert_eq!(phone.poll_event(), Some(PhoneEvent::DeleteCertificate));
     phone.abort(t0());
     assert!(!phone.is_finished());
@@ -863,8 +863,8 @@ fn timeouts_per_step() {
     assert_eq!(phone.poll_timeout(), Some(t0() + secs(15)));
     phone.handle_message(
         t0() + secs(6),
-        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
         SID,
+        Message::KeyGenerateRequest(KeyGenerateRequest::rsa(2048)),
     );
     assert_eq!(phone.poll_timeout(), None);
     phone.handle_timeout(t0() + secs(3600));
@@ -954,7 +954,7 @@ fn auth_response_for_each_credential_kind() {
         (Credentials::NullString, &b""[..]),
     ] {
         let mut phone = phone_with(credentials);
-        phone.handle_message(t0(), Message::AuthRequest(AuthRequest::default()), 3);
+        phone.handle_message(t0(), 3, Message::AuthRequest(AuthRequest::default()));
         let t = phone.poll_transmit().unwrap();
         let Message::AuthResponse(r) = t.message else {
             panic!()
@@ -967,7 +967,7 @@ fn auth_response_for_each_credential_kind() {
     // The configured version.
     let config = PhoneConfig::new("CSFUSER", Credentials::NullString).with_version(2);
     let mut phone = PhoneSession::new(config, t0());
-    phone.handle_message(t0(), Message::AuthRequest(AuthRequest::capfd()), 3);
+    phone.handle_message(t0(), 3, Message::AuthRequest(AuthRequest::capfd()));
     let Message::AuthResponse(r) = phone.poll_transmit().unwrap().message else {
         panic!()
     };

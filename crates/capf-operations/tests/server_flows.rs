@@ -12,7 +12,7 @@ use capf_operations::capf_wire::{
     AuthResponse, KeyGenerateResponse, Message, Password, Reason, ReasonOnly,
 };
 use capf_operations::{
-    DeviceLookup, DeviceStore, MemoryStore, OutcomeKind, ServerEvent, ServerSession,
+    MemoryStore, OperationsError, OperatorStore, OutcomeKind, ServerEvent, ServerSession,
     ServiceParameters, SessionCommit, SessionDriver,
 };
 use common::*;
@@ -348,7 +348,7 @@ fn no_certificate_is_sent_without_its_record() {
     let Some(ServerEvent::LoadDevice(_)) = session.poll_event() else {
         panic!()
     };
-    session.device_loaded(vector_now(), DeviceLookup::Found(Box::new(d)));
+    session.device_loaded(vector_now(), Ok(d));
     // Null string: nothing for the policy to record, so no commit here.
     assert!(session.poll_event().is_none());
     let Some(t) = session.poll_transmit() else {
@@ -368,7 +368,11 @@ fn no_certificate_is_sent_without_its_record() {
         )
         .unwrap();
     session.issued(vector_now(), Ok(lsc));
-    let Some(ServerEvent::Commit(SessionCommit::Issued(_))) = session.poll_event() else {
+    let Some(ServerEvent::Commit {
+        change: SessionCommit::Issued(_),
+        release_lease: false,
+    }) = session.poll_event()
+    else {
         panic!()
     };
     assert!(
@@ -376,7 +380,7 @@ fn no_certificate_is_sent_without_its_record() {
         "nothing sent before the record is durable"
     );
     // The disk is full.
-    session.committed(vector_now(), Err("disk full".into()));
+    session.committed(vector_now(), Err(OperationsError::store("disk full")));
     let t = session.poll_transmit().unwrap();
     assert_eq!(t.message, end(Reason::InvalidElement));
     assert!(session.poll_transmit().is_none());

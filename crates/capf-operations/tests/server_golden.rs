@@ -10,7 +10,7 @@ use capf_operations::capf_auth::{AuthMode, Operation};
 use capf_operations::capf_ca::{CaCertificate, KeySpec, TrustStore};
 use capf_operations::capf_wire::{Command, Message};
 use capf_operations::{
-    CertificateRecord, DeviceStore, ServerSession, ServiceParameters, SessionDriver,
+    CertificateRecord, OperatorStore, OutcomeKind, ServerSession, ServiceParameters, SessionDriver,
 };
 use common::*;
 
@@ -102,16 +102,85 @@ fn install_authenticated_by_existing_lsc_with_sudi() {
         None,
     );
     d.key = Some(KeySpec::Rsa { bits: 2048 });
+    // The LSC the phone presents is the one on record.
+    d.lsc = Some(CertificateRecord::from_der(&presented_lsc(), &d.name).unwrap());
     let store = store_with(&[d]);
-    let mut trust = TrustStore::new();
-    trust.add_lsc_anchor(CaCertificate::from_pem(vector_issuer_pem(), "vector issuer").unwrap());
     let outcome = replay(
         "install-lsc-auth.txt",
-        config_with(ServiceParameters::default(), trust),
+        config_with(ServiceParameters::default(), vector_trust()),
         &store,
         vector_now(),
     );
     assert!(outcome.is_success(), "{outcome:?}");
+}
+
+/// The certificate the phone presents in `install-lsc-auth.txt`.
+fn presented_lsc() -> Vec<u8> {
+    vector("install-lsc-auth.txt")
+        .iter()
+        .find_map(|l| match l.message() {
+            Message::AuthResponse(a) => a.certificate.map(|c| c.der.to_vec()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn vector_trust() -> TrustStore {
+    let mut trust = TrustStore::new();
+    trust.add_lsc_anchor(CaCertificate::from_pem(vector_issuer_pem(), "vector issuer").unwrap());
+    trust
+}
+
+#[test]
+fn an_lsc_that_is_not_the_one_on_record_is_refused() {
+    // The same exchange, but the record holds no LSC (it was deleted), or
+    // another one (it was replaced): the phone's valid, chaining LSC does
+    // not authenticate it.
+    let other = {
+        let fetch = vector("fetch.txt");
+        let Message::FetchCertificateResponse(r) = fetch[3].message() else {
+            panic!()
+        };
+        r.certificate.unwrap().der.to_vec()
+    };
+    for on_record in [None, Some(other)] {
+        let mut d = device(
+            "SEP001122334455",
+            AuthMode::ExistingCertificateLscFirst,
+            Operation::InstallUpgrade,
+            None,
+        );
+        d.lsc = on_record.map(|der| CertificateRecord::from_der(&der, &d.name).unwrap());
+        let store = store_with(&[d]);
+        let config = config_with(ServiceParameters::default(), vector_trust());
+        let lines = vector("install-lsc-auth.txt");
+        let mut session = ServerSession::new(lines[0].frame().session_id, config, vector_now());
+        let issuer = identity().issuer().unwrap();
+        let mut driver = SessionDriver::new(&store, &issuer, Duration::from_secs(3600));
+        let _ = session.poll_transmit();
+        let auth = lines
+            .iter()
+            .find(|l| l.command == Command::AuthResponse)
+            .unwrap();
+        session.handle_message(vector_now(), auth.frame().session_id, auth.message());
+        let outcome = driver.service(&mut session, vector_now()).unwrap();
+        assert!(
+            matches!(
+                outcome.kind,
+                OutcomeKind::Refused(capf_operations::capf_auth::Refusal::CertificateRejected {
+                    failure: capf_operations::capf_auth::CertificateFailure::NotOnRecord,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+        let last = d.last_error.clone().unwrap().reason;
+        assert!(last.contains("not the device's LSC on record"), "{last}");
+        let audit = store.audit_log(&d.name).unwrap();
+        assert!(audit.iter().any(|e| e.event == "refused"), "{audit:?}");
+        assert_eq!(d.status_label(), "Install/Upgrade pending");
+    }
 }
 
 #[test]

@@ -6,8 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use capf_ca::{EcCurve, Issuer, KeySpec, SigningBackend};
 use capf_operations::{
-    Deferred, Device, DeviceLookup, DeviceName, Lease, OperationsError, OutcomeKind, ServerEvent,
-    ServerSession, SessionCommit, SessionOutcome,
+    Lease, OperationsError, OutcomeKind, Reply, ServerEvent, ServerSession, SessionOutcome,
 };
 use capf_wire::{FrameCodec, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,7 +20,7 @@ pub(crate) async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let session_id = shared.next_session_id();
+    let session_id = capf_operations::new_session_id();
     tracing::Span::current().record("session", session_id);
     let mut session = ServerSession::new(session_id, shared.config.clone(), SystemTime::now());
     let mut codec = FrameCodec::with_max_body_len(shared.options.max_frame_body);
@@ -129,38 +128,42 @@ async fn handle_event(
     match event {
         ServerEvent::LoadDevice(name) => {
             tracing::Span::current().record("device", name.as_str());
-            let lookup = match lease_and_load(shared, name).await {
-                Ok((held, device)) => {
-                    *lease = Some(held);
-                    DeviceLookup::Found(Box::new(device))
-                }
-                Err(OperationsError::UnknownDevice { .. }) => DeviceLookup::Unknown,
-                Err(OperationsError::DeviceBusy { .. }) => DeviceLookup::Busy,
-                Err(e) => DeviceLookup::Failed(e.to_string()),
-            };
-            session.device_loaded(SystemTime::now(), lookup);
+            let ttl = lease_ttl(shared);
+            let result =
+                store_call(|reply| shared.store.begin(&name, SystemTime::now(), ttl, reply))
+                    .await
+                    .map(|(held, device)| {
+                        *lease = Some(held);
+                        device
+                    });
+            session.device_loaded(SystemTime::now(), result);
         }
-        ServerEvent::Commit(commit) => {
+        ServerEvent::Commit {
+            change,
+            release_lease,
+        } => {
             // The session's last change takes the lease back with it: one
             // store call (and, with SQLite, one write) fewer per session.
-            let last = session.commit_ends_session();
-            let result = match lease.clone() {
+            let result = match lease.as_ref() {
                 Some(held) => {
-                    let kind = commit.kind();
-                    match commit_change(shared, held, commit, last).await {
+                    let result = store_call(|reply| {
+                        shared.store.commit(held, &change, release_lease, reply)
+                    })
+                    .await;
+                    match result {
                         Ok(_) => {
-                            if last {
+                            if release_lease {
                                 *lease = None;
                             }
                             Ok(())
                         }
                         Err(e) => {
-                            warn!("commit of {kind} failed: {e}");
-                            Err(e.to_string())
+                            warn!("commit of {} failed: {e}", change.kind());
+                            Err(e)
                         }
                     }
                 }
-                None => Err("no lease held".to_owned()),
+                None => Err(OperationsError::NoLease),
             };
             session.committed(SystemTime::now(), result);
         }
@@ -174,6 +177,7 @@ async fn handle_event(
                 Ok(Ok(permit)) => {
                     let issuer = shared.issuer.clone();
                     let profile = shared.config.params.lsc_profile();
+                    let device = request.device.clone();
                     let issue = move || {
                         let _permit = permit;
                         issuer.issue_lsc(
@@ -190,11 +194,14 @@ async fn handle_event(
                     };
                     match issued {
                         Ok(Ok(lsc)) => Ok(lsc),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(e) => Err(format!("issuing task failed: {e}")),
+                        Ok(Err(source)) => Err(OperationsError::Issuance {
+                            name: device.to_string(),
+                            source: Box::new(source),
+                        }),
+                        Err(e) => Err(OperationsError::store(e)),
                     }
                 }
-                _ => Err("server busy: too many certificates being issued".to_owned()),
+                _ => Err(OperationsError::IssuanceBusy),
             };
             session.issued(SystemTime::now(), result);
         }
@@ -212,78 +219,15 @@ async fn handle_event(
     }
 }
 
-/// Takes the device's lease and loads it, deferred when the store can.
-async fn lease_and_load(
-    shared: &Arc<Shared>,
-    name: DeviceName,
-) -> Result<(Lease, Device), OperationsError> {
-    let ttl = lease_ttl(shared);
-    let now = SystemTime::now();
-    if let Some(answer) =
-        deferred(|done| shared.store.lease_and_load_deferred(&name, now, ttl, done))
-    {
-        return answered(answer).await;
-    }
-    let store = shared.store.clone();
-    blocking(move || store.lease_and_load(&name, now, ttl)).await
-}
-
-/// Commits a session's change (and gives the lease back with it when
-/// `release`), deferred when the store can.
-async fn commit_change(
-    shared: &Arc<Shared>,
-    held: Lease,
-    commit: SessionCommit,
-    release: bool,
-) -> Result<Device, OperationsError> {
-    if let Some(answer) =
-        deferred(|done| shared.store.commit_deferred(&held, &commit, release, done))
-    {
-        return answered(answer).await;
-    }
-    let store = shared.store.clone();
-    blocking(move || {
-        if release {
-            store.commit_and_release(&held, &commit)
-        } else {
-            store.commit(&held, &commit)
-        }
-    })
-    .await
-}
-
-/// Makes a store call in its deferred form; `None` if the store has none.
-/// The answer (see [`answered`]) comes from the store's own thread
-/// (SQLite's committer), and no thread of ours waits for it.
-fn deferred<T: Send + 'static>(
-    call: impl FnOnce(Deferred<T>) -> Result<(), Deferred<T>>,
-) -> Option<oneshot::Receiver<Result<T, OperationsError>>> {
+/// Makes a store call and awaits its reply. The reply comes from the
+/// store's own thread (SQLite's committer) or at once (an in-memory
+/// store); no thread of ours waits for it.
+async fn store_call<T: Send + 'static>(call: impl FnOnce(Reply<T>)) -> Result<T, OperationsError> {
     let (answer, answered) = oneshot::channel();
     call(Box::new(move |result| {
         let _ = answer.send(result);
-    }))
-    .ok()?;
-    Some(answered)
-}
-
-/// The answer to a [`deferred`] call.
-async fn answered<T>(
-    answer: oneshot::Receiver<Result<T, OperationsError>>,
-) -> Result<T, OperationsError> {
-    answer.await.unwrap_or_else(|_| {
-        Err(OperationsError::Store(
-            "the store dropped the request unanswered".into(),
-        ))
-    })
-}
-
-/// Makes a blocking store call on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, OperationsError> + Send + 'static,
-) -> Result<T, OperationsError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .unwrap_or_else(|e| Err(OperationsError::Store(format!("store task failed: {e}"))))
+    }));
+    answered.await.unwrap_or(Err(OperationsError::Unanswered))
 }
 
 /// Whether one LSC signature is cheap enough to make on the async worker:
@@ -302,6 +246,5 @@ fn lease_ttl(shared: &Shared) -> Duration {
 }
 
 async fn release(shared: &Arc<Shared>, lease: Lease) {
-    let store = shared.store.clone();
-    let _ = blocking(move || store.release_lease(&lease)).await;
+    let _ = store_call(|reply| shared.store.release(&lease, reply)).await;
 }

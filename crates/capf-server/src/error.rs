@@ -24,17 +24,6 @@ pub enum ServerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] capf_operations::OperationsError),
-    /// The SQLite store failed.
-    #[error(transparent)]
-    Sqlite(#[from] capf_store::StoreError),
-    /// The data directory is not usable as asked.
-    #[error("data directory {}: {why}", path.display())]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -2,7 +2,6 @@
 #![forbid(unsafe_code)]
 
 mod connection;
-mod data_dir;
 mod error;
 #[cfg(feature = "legacy-tls")]
 mod legacy_tls;
@@ -12,7 +11,6 @@ mod server;
 mod tls;
 mod traces;
 
-pub use data_dir::{DataDir, DataDirLock, InitReport};
 pub use error::ServerError;
 pub use options::{CAPF_PORT, ServerOptions};
 pub use phone_client::{PhoneClient, PhoneRun};

@@ -258,14 +258,14 @@ impl PhoneClient {
             match codec.decode(&mut inbound) {
                 Ok(Some(frame)) => {
                     match Message::from_frame(&frame) {
-                        Ok(m) => session.handle_message(SystemTime::now(), m, frame.session_id),
-                        Err(e) => session.malformed_message(SystemTime::now(), &e),
+                        Ok(m) => session.handle_message(SystemTime::now(), frame.session_id, m),
+                        Err(e) => session.handle_malformed(SystemTime::now(), &e),
                     }
                     continue;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    session.malformed_message(SystemTime::now(), &e);
+                    session.handle_malformed(SystemTime::now(), &e);
                     continue;
                 }
             }

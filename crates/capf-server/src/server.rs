@@ -4,11 +4,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use capf_ca::{CapfIdentity, Issuer};
-use capf_operations::{DeviceStore, ServerConfig};
+use capf_operations::{ServerConfig, SessionStore};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -20,7 +19,7 @@ use crate::{ServerError, ServerOptions};
 
 /// What every connection task shares.
 pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn DeviceStore>,
+    pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) issuer: Arc<Issuer>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) options: ServerOptions,
@@ -28,15 +27,6 @@ pub(crate) struct Shared {
     pub(crate) issuing: Arc<Semaphore>,
     pub(crate) handshakes: Arc<Semaphore>,
     per_address: PerAddress,
-    next_session_id: AtomicU32,
-}
-
-impl Shared {
-    pub(crate) fn next_session_id(&self) -> u32 {
-        // Wraps after 4 billion sessions; ids only need to differ between
-        // concurrent sessions.
-        self.next_session_id.fetch_add(1, Ordering::Relaxed).max(1)
-    }
 }
 
 /// A CAPF server bound to its addresses, ready to run.
@@ -61,7 +51,7 @@ impl CapfServer {
     pub async fn bind(
         identity: &CapfIdentity,
         issuer: Issuer,
-        store: Arc<dyn DeviceStore>,
+        store: Arc<dyn SessionStore>,
         config: ServerConfig,
         options: ServerOptions,
     ) -> Result<Self, ServerError> {
@@ -96,7 +86,6 @@ impl CapfServer {
             handshakes: Arc::new(Semaphore::new(options.max_handshakes.max(1))),
             per_address: PerAddress::new(options.max_per_address),
             options,
-            next_session_id: AtomicU32::new(1),
         });
         Ok(CapfServer { listeners, shared })
     }

@@ -1,13 +1,16 @@
-//! Troubleshoot trace files (B30): one file per retrieved certificate type.
+//! Troubleshoot trace files: one file per retrieved certificate, named by
+//! what verification found it to be (`lsc`, `mic`, `unverified`).
 
 use std::path::Path;
 use std::time::SystemTime;
 
-use capf_operations::{CertificateRecord, DeviceName, RetrievedKind};
+use capf_operations::{CertificateRecord, DeviceName, RetrievedKind, escape_text};
 use tracing::{info, warn};
 
-/// Writes `<dir>/<device>-<lsc|mic>-<unix seconds>.pem` for each
-/// certificate.
+/// Writes `<dir>/<device>-<lsc|mic|unverified>-<unix seconds>.pem` for
+/// each certificate. Text from the certificate (subject, issuer) is
+/// escaped in the comment lines: a name holding a line break or a PEM
+/// block cannot forge lines of the file.
 pub(crate) async fn write(
     dir: &Path,
     device: &DeviceName,
@@ -23,11 +26,16 @@ pub(crate) async fn write(
     for (kind, cert) in certs {
         let path = dir.join(format!("{device}-{}-{stamp}.pem", kind.as_str()));
         let text = format!(
-            "# troubleshoot trace: {} of {device}\n# subject: {}\n# issuer: {}\n# serial: {}\n{}",
-            kind.as_str().to_uppercase(),
-            cert.subject,
-            cert.issuer,
-            cert.serial_hex,
+            "# troubleshoot trace: {} of {device}\n# subject: {}\n# issuer: {}\n# serial: {}\n# SHA-256: {}\n{}",
+            match kind {
+                RetrievedKind::Lsc => "LSC on record",
+                RetrievedKind::Mic => "MIC (verified)",
+                RetrievedKind::Unverified => "UNVERIFIED certificate (not recorded)",
+            },
+            escape_text(&cert.subject),
+            escape_text(&cert.issuer),
+            escape_text(&cert.serial_hex),
+            cert.fingerprint_sha256(),
             cert.pem()
         );
         match tokio::fs::write(&path, text).await {

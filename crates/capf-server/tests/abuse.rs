@@ -17,12 +17,14 @@ use capf_operations::capf_wire::{
 };
 use capf_operations::phone::PhoneConfig;
 use capf_operations::{
-    DeviceStore, OutcomeKind, ServerConfig, ServerSession, ServiceParameters, SessionDriver,
+    DeviceEdit, OperatorStore, OutcomeKind, ServerConfig, ServerSession, ServiceParameters,
+    SessionDriver,
 };
 use capf_server::ServerOptions;
 use capf_store::SqliteStore;
 use common::{
-    P256, Server, assert_installed, auth_string, device, init_data_dir, name, runtime_test,
+    P256, Server, assert_installed, auth_string, device, init_data_dir, name, open_store,
+    runtime_test, trust_store,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,7 +55,7 @@ fn short_options(root: &Path) -> ServerOptions {
 /// A server like `common::Server::start` but with service parameters
 /// chosen here.
 async fn start(root: &Path, params: ServiceParameters, options: ServerOptions) -> Server {
-    let store = Arc::new(init_data_dir(root).open_store().unwrap());
+    let store = Arc::new(open_store(root));
     Server::start_on(root, store, params, options).await
 }
 
@@ -364,10 +366,9 @@ fn ten_thousand_guesses_get_nothing_and_the_lockout_survives_a_restart() {
     const DEVICE: &str = "SEP0000000000AA";
     const RIGHT: &str = "31415926";
     let tmp = tempfile::tempdir().unwrap();
-    let data = init_data_dir(tmp.path());
-    let identity = data.identity().unwrap();
-    let issuer = data.issuer(&identity).unwrap();
-    let trust = data.trust_store(&issuer).unwrap();
+    let identity = init_data_dir(tmp.path());
+    let issuer = identity.issuer().unwrap();
+    let trust = trust_store(tmp.path(), &issuer);
     let params = ServiceParameters::default();
     let limit = params.auth_failure_limit;
     let config = Arc::new(ServerConfig::new(params, trust));
@@ -397,13 +398,16 @@ fn ten_thousand_guesses_get_nothing_and_the_lockout_survives_a_restart() {
     {
         let store = SqliteStore::open(&db).unwrap();
         store
-            .insert(&device(
-                DEVICE,
-                AuthMode::AuthString,
-                Operation::InstallUpgrade,
-                Some(RIGHT),
-                P256,
-            ))
+            .insert(
+                &device(
+                    DEVICE,
+                    AuthMode::AuthString,
+                    Operation::InstallUpgrade,
+                    Some(RIGHT),
+                    P256,
+                ),
+                std::time::SystemTime::now(),
+            )
             .unwrap();
         let mut refused = 0;
         for i in 0..GUESSES {
@@ -450,9 +454,13 @@ fn ten_thousand_guesses_get_nothing_and_the_lockout_survives_a_restart() {
     );
 
     // The operator re-arms with a new string: that one authenticates.
-    let mut d = store.load(&name(DEVICE)).unwrap().unwrap();
-    d.policy.rearm("27182818".parse::<AuthString>().unwrap());
-    store.update(&d).unwrap();
+    let rearm = DeviceEdit {
+        auth_string: Some("27182818".parse::<AuthString>().unwrap()),
+        ..DeviceEdit::default()
+    };
+    store
+        .modify(&name(DEVICE), &rearm, std::time::SystemTime::now())
+        .unwrap();
     let (authenticated, _) = attempt(&store, GUESSES + 2, "27182818");
     assert!(authenticated, "a re-armed device authenticates");
 }

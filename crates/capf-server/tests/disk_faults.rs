@@ -1,4 +1,4 @@
-//! Disk faults: a `DeviceStore` wrapper around the SQLite store whose
+//! Disk faults: a store wrapper around the SQLite store whose
 //! commits fail on demand (as on a full or failing disk). The phone gets
 //! END_SESSION with an error, no certificate leaves without its durable
 //! record, the server stays up, and once the fault clears the next attempt
@@ -14,12 +14,13 @@ use std::time::{Duration, SystemTime};
 
 use capf_operations::phone::{FailureCause, PhoneConfig, PhoneOutcome};
 use capf_operations::{
-    AuditEntry, Device, DeviceName, DevicePage, DeviceQuery, DeviceStore, IssuedRecord, Lease,
-    OperationsError, SessionCommit,
+    AuditEntry, CertificateHistory, Device, DeviceEdit, DeviceName, DevicePage, DeviceQuery,
+    Edited, IssuedRecord, Lease, OperationsError, OperatorStore, Reply, SessionCommit,
+    SessionStore,
 };
 use capf_store::SqliteStore;
 use common::handset::{Ending, Script, run_scripted};
-use common::{Server, auth_string, init_data_dir, runtime_test, wait_lease_free};
+use common::{Server, auth_string, open_store, runtime_test, wait_lease_free};
 use tokio::sync::oneshot;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -58,54 +59,68 @@ impl FailingStore {
     }
 }
 
-impl DeviceStore for FailingStore {
+/// What the sessions see: commits fail while a fault is set.
+impl SessionStore for FailingStore {
+    fn begin(&self, n: &DeviceName, now: SystemTime, ttl: Duration, reply: Reply<(Lease, Device)>) {
+        self.inner.begin(n, now, ttl, reply);
+    }
+    fn commit(&self, lease: &Lease, change: &SessionCommit, release: bool, reply: Reply<Device>) {
+        if self.fails(change) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return reply(Err(OperationsError::store(
+                "disk I/O error (injected): database or disk is full",
+            )));
+        }
+        self.inner.commit(lease, change, release, reply);
+    }
+    fn release(&self, lease: &Lease, reply: Reply<()>) {
+        self.inner.release(lease, reply);
+    }
+}
+
+/// What the operator sees: the SQLite store as it is.
+impl OperatorStore for FailingStore {
     fn load(&self, n: &DeviceName) -> Result<Option<Device>, OperationsError> {
         self.inner.load(n)
-    }
-    fn insert(&self, d: &Device) -> Result<(), OperationsError> {
-        self.inner.insert(d)
-    }
-    fn update(&self, d: &Device) -> Result<(), OperationsError> {
-        self.inner.update(d)
-    }
-    fn remove(&self, n: &DeviceName) -> Result<bool, OperationsError> {
-        self.inner.remove(n)
     }
     fn find(&self, q: &DeviceQuery) -> Result<DevicePage, OperationsError> {
         self.inner.find(q)
     }
-    fn acquire_lease(
+    fn insert(&self, d: &Device, at: SystemTime) -> Result<(), OperationsError> {
+        self.inner.insert(d, at)
+    }
+    fn modify(
         &self,
         n: &DeviceName,
-        now: SystemTime,
-        ttl: Duration,
-    ) -> Result<Lease, OperationsError> {
-        self.inner.acquire_lease(n, now, ttl)
+        e: &DeviceEdit,
+        at: SystemTime,
+    ) -> Result<Edited, OperationsError> {
+        self.inner.modify(n, e, at)
     }
-    fn release_lease(&self, lease: &Lease) -> Result<(), OperationsError> {
-        self.inner.release_lease(lease)
+    fn remove(&self, n: &DeviceName, at: SystemTime) -> Result<bool, OperationsError> {
+        self.inner.remove(n, at)
     }
-    fn commit(&self, lease: &Lease, commit: &SessionCommit) -> Result<Device, OperationsError> {
-        if self.fails(commit) {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-            return Err(OperationsError::Store(
-                "disk I/O error (injected): database or disk is full".into(),
-            ));
-        }
-        self.inner.commit(lease, commit)
-    }
-    fn issued_certificates(&self, n: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
-        self.inner.issued_certificates(n)
+    fn certificate_history(
+        &self,
+        n: &DeviceName,
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        self.inner.certificate_history(n)
     }
     fn audit_log(&self, n: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
         self.inner.audit_log(n)
+    }
+    fn record_issued(&self, r: &IssuedRecord, at: SystemTime) -> Result<(), OperationsError> {
+        self.inner.record_issued(r, at)
+    }
+    fn record_event(&self, e: &AuditEntry) -> Result<(), OperationsError> {
+        self.inner.record_event(e)
     }
 }
 
 /// A server over a `FailingStore` (no fault set) on the data directory
 /// `root`, with the service parameters stored there.
 async fn start(root: &Path) -> Server<FailingStore> {
-    let inner = init_data_dir(root).open_store().unwrap();
+    let inner = open_store(root);
     let params = inner.load_parameters().unwrap();
     let store = Arc::new(FailingStore {
         inner,

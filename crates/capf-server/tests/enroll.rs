@@ -14,8 +14,7 @@ use capf_ca::{
 use capf_operations::phone::{
     CertificateCredentials, Credentials, FailureCause, PhoneConfig, PhoneOutcome, PhoneSuccess,
 };
-use capf_operations::{DeviceQuery, DeviceStore};
-use capf_server::DataDir;
+use capf_operations::{DeviceEdit, DeviceQuery, OperatorStore};
 use capf_store::{ExistingTarget, SqliteStore};
 use common::*;
 
@@ -130,15 +129,19 @@ async fn upgrade_authenticated_by_the_existing_lsc() {
     let first = assert_installed(&server.phone(PhoneConfig::new(n, auth_string("4711"))).await);
 
     // The operator schedules an upgrade authenticated by the LSC.
-    server.edit(n, |d| {
-        d.policy.auth_mode = AuthMode::ExistingCertificateLscFirst;
-        d.key = Some(RSA1024);
-        d.schedule(Operation::InstallUpgrade, None).unwrap();
-    });
+    server.edit(
+        n,
+        DeviceEdit {
+            auth_mode: Some(AuthMode::ExistingCertificateLscFirst),
+            key: Some(Some(RSA1024)),
+            operation: Some(Operation::InstallUpgrade),
+            ..DeviceEdit::default()
+        },
+    );
     let config = PhoneConfig::new(n, lsc_credentials(&first)).with_lsc(first.0.clone());
     let second = assert_installed(&server.phone(config).await);
     assert_ne!(second.0, first.0, "a new LSC replaced the old one");
-    check_installed(&server, n, &second, RSA1024, "existing LSC");
+    check_installed(&server, n, &second, RSA1024, "LSC on record");
 
     let history = server.store.certificate_history(&name(n)).unwrap();
     assert_eq!(history.len(), 2);
@@ -213,7 +216,7 @@ async fn install_authenticated_by_a_mic() {
     let (ca, mic, mic_key) = manufacturer_and_mic(n);
     // The manufacturer CA goes where the server reads MIC anchors.
     init_data_dir(dir.path());
-    let trust_dir = dir.path().join(DataDir::MIC_TRUST);
+    let trust_dir = dir.path().join(MIC_TRUST);
     std::fs::create_dir_all(&trust_dir).unwrap();
     std::fs::write(trust_dir.join("manufacturer.pem"), ca.pem()).unwrap();
     let server = Server::start(dir.path()).await;
@@ -280,7 +283,7 @@ async fn troubleshoot_writes_one_trace_file_per_retrieved_certificate() {
     let lsc = installed_device(&server, n).await;
     let serial = CaCertificate::from_der(&lsc.0, "LSC").unwrap().serial_hex();
 
-    server.edit(n, |d| d.schedule(Operation::Troubleshoot, None).unwrap());
+    server.edit(n, schedule(Operation::Troubleshoot));
     let run = server
         .phone(PhoneConfig::new(n, Credentials::NullString).with_lsc(lsc.0.clone()))
         .await;
@@ -304,7 +307,7 @@ async fn troubleshoot_writes_one_trace_file_per_retrieved_certificate() {
     );
 
     // The trace is written as the session ends: wait (bounded) for it.
-    let traces = dir.path().join(DataDir::TRACES);
+    let traces = dir.path().join(TRACES);
     let files = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             let files: Vec<_> = std::fs::read_dir(&traces)
@@ -340,7 +343,7 @@ async fn delete_removes_the_lsc() {
     let n = "SEP0000000000F1";
     let lsc = installed_device(&server, n).await;
 
-    server.edit(n, |d| d.schedule(Operation::Delete, None).unwrap());
+    server.edit(n, schedule(Operation::Delete));
     let run = server
         .phone(PhoneConfig::new(n, Credentials::NullString).with_lsc(lsc.0.clone()))
         .await;
@@ -412,10 +415,14 @@ async fn backup_then_restore_gives_the_same_devices_and_certificates() {
     let server = Server::start(dir.path()).await;
     let upgraded = "SEP0000000000BA";
     let lsc = installed_device(&server, upgraded).await;
-    server.edit(upgraded, |d| {
-        d.policy.auth_mode = AuthMode::ExistingCertificateLscFirst;
-        d.schedule(Operation::InstallUpgrade, None).unwrap();
-    });
+    server.edit(
+        upgraded,
+        DeviceEdit {
+            auth_mode: Some(AuthMode::ExistingCertificateLscFirst),
+            operation: Some(Operation::InstallUpgrade),
+            ..DeviceEdit::default()
+        },
+    );
     assert_installed(
         &server
             .phone(PhoneConfig::new(upgraded, lsc_credentials(&lsc)).with_lsc(lsc.0.clone()))
@@ -443,7 +450,7 @@ async fn backup_then_restore_gives_the_same_devices_and_certificates() {
     server.stop().await;
 
     let restored_dir = tempfile::tempdir().unwrap();
-    let target = restored_dir.path().join(DataDir::DATABASE);
+    let target = restored_dir.path().join(DATABASE);
     let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
     assert_eq!(
         restored.find(&DeviceQuery::default()).unwrap().devices,

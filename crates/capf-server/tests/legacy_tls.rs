@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, KeySpec};
-use capf_operations::{DeviceStore, MemoryStore, ServerConfig, ServiceParameters};
+use capf_operations::{DeviceStore, MemoryStore, OperatorStore, ServerConfig, ServiceParameters};
 use capf_server::{CapfServer, ServerOptions};
 
 fn localhost() -> SocketAddr {
@@ -96,7 +96,7 @@ async fn an_install_completes_over_tls_1_0_aes128_sha() {
     let name = DeviceName::parse("SEP001122334455").unwrap();
     let mut device = Device::new(name.clone(), AuthMode::NullString);
     device.schedule(Operation::InstallUpgrade, None).unwrap();
-    store.insert(&device).unwrap();
+    store.insert(&device, std::time::SystemTime::now()).unwrap();
     let store = Arc::new(store);
     let options = ServerOptions {
         listen: vec![localhost()],

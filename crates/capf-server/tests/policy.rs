@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use capf_auth::{AuthMode, AuthString, Operation};
-use capf_operations::DeviceStore;
 use capf_operations::phone::PhoneConfig;
+use capf_operations::{DeviceEdit, OperatorStore};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,14 +25,18 @@ async fn an_auth_string_authenticates_one_operation_only() {
 
     // The operator schedules another install but arms no new string: the
     // spent one is refused.
-    server.edit(n, |d| d.schedule(Operation::InstallUpgrade, None).unwrap());
+    server.edit(n, schedule(Operation::InstallUpgrade));
     let run = server
         .phone(PhoneConfig::new(n, auth_string("123456")))
         .await;
     assert_eq!(refused_reason(&run.outcome), 7, "{:?}", run.outcome);
     assert!(run.installed.is_none());
     let d = server.load(n);
-    assert_eq!(d.status_label(), "Install/Upgrade pending");
+    // Only the operator can arm a string: the operation is failed until
+    // then, and the device says why.
+    assert_eq!(d.status_label(), "Install/Upgrade failed");
+    let last = d.last_error.as_ref().unwrap();
+    assert!(last.reason.contains("no authentication string"), "{last:?}");
     assert_eq!(d.lsc.as_ref().unwrap().der, first.0, "the LSC is unchanged");
     assert_eq!(
         d.policy.failed_attempts, 0,
@@ -85,7 +89,7 @@ async fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
     assert_eq!(d.status_label(), "Install/Upgrade failed");
     let audit = server.store.audit_log(&name(n)).unwrap();
     assert_eq!(
-        audit.iter().filter(|e| e.event == "auth-failure").count(),
+        audit.iter().filter(|e| e.event == "refused").count(),
         limit as usize
     );
     assert_eq!(audit.iter().filter(|e| e.event == "lockout").count(), 1);
@@ -104,7 +108,13 @@ async fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
     assert!(server.issued(n).is_empty());
 
     // The operator arms a new string: the lock is lifted.
-    server.edit(n, |d| d.policy.rearm("2468".parse::<AuthString>().unwrap()));
+    server.edit(
+        n,
+        DeviceEdit {
+            auth_string: Some("2468".parse::<AuthString>().unwrap()),
+            ..DeviceEdit::default()
+        },
+    );
     let run = server.phone(PhoneConfig::new(n, auth_string("2468"))).await;
     assert_installed(&run);
     assert_eq!(server.load(n).status_label(), "Install/Upgrade successful");

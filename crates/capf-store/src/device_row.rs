@@ -5,8 +5,8 @@ use capf_operations::capf_auth::{
     SecurityMode,
 };
 use capf_operations::capf_ca::KeySpec;
-use capf_operations::{CertificateRecord, Device, DeviceName, LastError};
-use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use capf_operations::{CertificateRecord, Device, DeviceName, LastError, Revocation};
+use rusqlite::{Connection, Row, named_params};
 
 use crate::StoreError;
 use crate::time::{from_nanos, from_secs, to_nanos, to_secs};
@@ -45,19 +45,24 @@ const COLUMNS: &[&str] = &[
     "key_generation_failures",
     "last_error",
     "last_error_at_ns",
+    "lsc_revoked_at_ns",
+    "lsc_revoked_reason",
 ];
 
-/// Insert a new row or replace an existing one's fields.
+/// How a row is written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Save {
-    Insert,
-    Update,
+    /// Insert, or replace every field of the existing row.
+    Upsert,
 }
 
 fn reason_name(reason: FailureReason) -> &'static str {
     match reason {
         FailureReason::LockedOut => "locked-out",
         FailureReason::DeadlinePassed => "deadline-passed",
+        FailureReason::KeyGenerationFailed => "key-generation-failed",
+        FailureReason::NoCertificate => "no-certificate",
+        FailureReason::NoAuthString => "no-auth-string",
     }
 }
 
@@ -65,6 +70,9 @@ fn reason_from_name(name: &str) -> Option<FailureReason> {
     match name {
         "locked-out" => Some(FailureReason::LockedOut),
         "deadline-passed" => Some(FailureReason::DeadlinePassed),
+        "key-generation-failed" => Some(FailureReason::KeyGenerationFailed),
+        "no-certificate" => Some(FailureReason::NoCertificate),
+        "no-auth-string" => Some(FailureReason::NoAuthString),
         _ => None,
     }
 }
@@ -113,6 +121,7 @@ pub(crate) fn save(conn: &Connection, device: &Device, how: Save) -> Result<(), 
         key,
         policy,
         lsc,
+        lsc_revoked,
         mic,
         key_generation_failures,
         last_error,
@@ -157,73 +166,68 @@ pub(crate) fn save(conn: &Connection, device: &Device, how: Save) -> Result<(), 
         .as_ref()
         .map(|e| to_nanos(e.at, "last error time"))
         .transpose()?;
+    let revoked_at = lsc_revoked
+        .as_ref()
+        .map(|r| to_nanos(r.at, "revocation time"))
+        .transpose()?;
     let lsc_columns = CertColumns::of(lsc.as_ref())?;
     let mic_columns = CertColumns::of(mic.as_ref())?;
-    let sql = match how {
-        Save::Insert => format!(
-            "INSERT INTO devices ({}) VALUES ({})",
-            COLUMNS.join(", "),
-            COLUMNS
-                .iter()
-                .map(|c| format!(":{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Save::Update => format!(
-            "UPDATE devices SET {} WHERE name = :name",
-            COLUMNS
-                .iter()
-                .skip(1)
-                .map(|c| format!("{c} = :{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let Save::Upsert = how;
+    let sql = format!(
+        "INSERT INTO devices ({}) VALUES ({}) ON CONFLICT (name) DO UPDATE SET {}",
+        COLUMNS.join(", "),
+        COLUMNS
+            .iter()
+            .map(|c| format!(":{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        COLUMNS
+            .iter()
+            .skip(1)
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let context = || format!("saving device {name}");
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(StoreError::sqlite(context()))?;
-    let changed = stmt
-        .execute(named_params! {
-            ":name": name.as_str(),
-            ":description": description,
-            ":key_spec": key.map(|k| k.to_string()),
-            ":auth_mode": auth_mode.name(),
-            ":auth_string": auth_string.as_ref().map(AuthString::expose),
-            ":failed_attempts": failed_attempts,
-            ":locked": locked,
-            ":operation": operation.name(),
-            ":completes_by_ns": completes_by,
-            ":status_kind": status_kind,
-            ":status_operation": status_operation,
-            ":status_reason": status_reason,
-            ":status_at_ns": status_at,
-            ":security_mode": security_mode.name(),
-            ":has_lsc": lsc.is_some(),
-            ":has_mic": mic.is_some(),
-            ":lsc_der": lsc_columns.der,
-            ":lsc_subject": lsc_columns.subject,
-            ":lsc_issuer": lsc_columns.issuer,
-            ":lsc_serial": lsc_columns.serial,
-            ":lsc_not_before_secs": lsc_columns.not_before,
-            ":lsc_not_after_secs": lsc_columns.not_after,
-            ":mic_der": mic_columns.der,
-            ":mic_subject": mic_columns.subject,
-            ":mic_issuer": mic_columns.issuer,
-            ":mic_serial": mic_columns.serial,
-            ":mic_not_before_secs": mic_columns.not_before,
-            ":mic_not_after_secs": mic_columns.not_after,
-            ":key_generation_failures": key_generation_failures,
-            ":last_error": last_error.as_ref().map(|e| e.reason.as_str()),
-            ":last_error_at_ns": last_error_at,
-        })
-        .map_err(StoreError::sqlite(context()))?;
-    if how == Save::Update && changed == 0 {
-        return Err(capf_operations::OperationsError::UnknownDevice {
-            name: name.to_string(),
-        }
-        .into());
-    }
+    stmt.execute(named_params! {
+        ":name": name.as_str(),
+        ":description": description,
+        ":key_spec": key.map(|k| k.to_string()),
+        ":auth_mode": auth_mode.name(),
+        ":auth_string": auth_string.as_ref().map(AuthString::expose),
+        ":failed_attempts": failed_attempts,
+        ":locked": locked,
+        ":operation": operation.name(),
+        ":completes_by_ns": completes_by,
+        ":status_kind": status_kind,
+        ":status_operation": status_operation,
+        ":status_reason": status_reason,
+        ":status_at_ns": status_at,
+        ":security_mode": security_mode.name(),
+        ":has_lsc": lsc.is_some(),
+        ":has_mic": mic.is_some(),
+        ":lsc_der": lsc_columns.der,
+        ":lsc_subject": lsc_columns.subject,
+        ":lsc_issuer": lsc_columns.issuer,
+        ":lsc_serial": lsc_columns.serial,
+        ":lsc_not_before_secs": lsc_columns.not_before,
+        ":lsc_not_after_secs": lsc_columns.not_after,
+        ":mic_der": mic_columns.der,
+        ":mic_subject": mic_columns.subject,
+        ":mic_issuer": mic_columns.issuer,
+        ":mic_serial": mic_columns.serial,
+        ":mic_not_before_secs": mic_columns.not_before,
+        ":mic_not_after_secs": mic_columns.not_after,
+        ":key_generation_failures": key_generation_failures,
+        ":last_error": last_error.as_ref().map(|e| e.reason.as_str()),
+        ":last_error_at_ns": last_error_at,
+        ":lsc_revoked_at_ns": revoked_at,
+        ":lsc_revoked_reason": lsc_revoked.as_ref().map(|r| r.reason.as_str()),
+    })
+    .map_err(StoreError::sqlite(context()))?;
     Ok(())
 }
 
@@ -254,19 +258,6 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Device>, StoreError> {
         out.push(from_row(row)?);
     }
     Ok(out)
-}
-
-/// Whether a device exists.
-pub(crate) fn exists(conn: &Connection, name: &DeviceName) -> Result<bool, StoreError> {
-    crate::cached::query_row(
-        conn,
-        "SELECT 1 FROM devices WHERE name = ?1",
-        [name.as_str()],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
-    .map_err(StoreError::sqlite(format!("looking up device {name}")))
 }
 
 fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
@@ -391,6 +382,13 @@ fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
             at: required_instant("last_error_at_ns")?,
         }),
     };
+    let lsc_revoked = match instant("lsc_revoked_at_ns")? {
+        None => None,
+        Some(at) => Some(Revocation {
+            at,
+            reason: text("lsc_revoked_reason")?.unwrap_or_default(),
+        }),
+    };
     // Struct literals, not constructors: a field added to the model stops
     // this from compiling until the store keeps it too.
     let policy = DevicePolicy {
@@ -413,6 +411,7 @@ fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
         key: key_spec,
         policy,
         lsc: certificate("lsc")?,
+        lsc_revoked,
         mic: certificate("mic")?,
         key_generation_failures: count("key_generation_failures")?,
         last_error,

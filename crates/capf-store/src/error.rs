@@ -122,7 +122,7 @@ impl From<StoreError> for OperationsError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Operations(inner) => *inner,
-            other => OperationsError::Store(other.to_string()),
+            other => OperationsError::store(other),
         }
     }
 }

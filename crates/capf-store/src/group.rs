@@ -161,47 +161,6 @@ impl GroupCommit {
         self.queue(job);
     }
 
-    /// Like [`run_then`](Self::run_then), but `done` gets the result as
-    /// soon as the change has run inside the batch's transaction, before
-    /// the `COMMIT`: only for a change nobody needs durable before going
-    /// on (a device lease: later changes of this connection see it at
-    /// once, and a lease does not outlive the server anyway). If the batch
-    /// then fails to commit, the change is gone and a later change that
-    /// depends on it fails (a lease's token no longer matches).
-    pub(crate) fn run_early_then<T, F, D>(&self, f: F, done: D)
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        D: FnOnce(Result<T, StoreError>) + Send + 'static,
-    {
-        let answer = Arc::new(Mutex::new(Some(done)));
-        let unanswered = answer.clone();
-        let job = Job {
-            run: Box::new(move |c| {
-                let result = f(c);
-                let ok = result.is_ok();
-                if let Some(done) = lock(&answer).take() {
-                    done(result);
-                }
-                ok
-            }),
-            // Only when the change never ran (BEGIN failed, or an earlier
-            // change of the batch panicked).
-            finish: Box::new(move |failed| {
-                if let Some(done) = lock(&unanswered).take() {
-                    done(Err(match failed {
-                        Some(e) => StoreError::Sqlite {
-                            context: "running a batch of changes".into(),
-                            source: copy_error(e),
-                        },
-                        None => StoreError::Poisoned,
-                    }));
-                }
-            }),
-        };
-        self.queue(job);
-    }
-
     fn queue(&self, job: Job) {
         let mut queue = lock(&self.shared.queue);
         queue.jobs.push_back(job);

@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod audit_row;
+mod backend;
 mod backup;
 mod cached;
+mod certificate_row;
 mod device_row;
 mod error;
 mod group;
+mod lease_row;
 mod params;
 mod schema;
 mod store;
@@ -14,4 +18,4 @@ mod time;
 pub use backup::ExistingTarget;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
-pub use store::{CertificateHistory, SqliteStore};
+pub use store::SqliteStore;

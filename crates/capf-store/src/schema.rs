@@ -11,10 +11,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this crate writes: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1. Times: `*_ns` nanoseconds since 1970, `*_secs` seconds.
 const V1: &str = r#"
@@ -23,7 +23,7 @@ CREATE TABLE devices (
     description             TEXT NOT NULL DEFAULT '',
     key_spec                TEXT,
     auth_mode               TEXT NOT NULL,
-    -- Clear text on purpose: the operator's report shows it (B37). The
+    -- Clear text on purpose: the operator's report shows it. The
     -- file is created mode 0600 for this reason.
     auth_string             TEXT,
     failed_attempts         INTEGER NOT NULL DEFAULT 0,
@@ -101,6 +101,15 @@ CREATE TABLE service_parameters (
     name    TEXT PRIMARY KEY NOT NULL,
     value   TEXT NOT NULL
 ) STRICT;
+"#;
+
+/// Version 2: the operator can revoke an LSC; the MIC-fallback parameter
+/// is gone (a phone without an LSC always falls back to its MIC).
+const V2: &str = r#"
+ALTER TABLE devices ADD COLUMN lsc_revoked_at_ns INTEGER;
+ALTER TABLE devices ADD COLUMN lsc_revoked_reason TEXT;
+ALTER TABLE issued_certificates ADD COLUMN revoked_at_ns INTEGER;
+DELETE FROM service_parameters WHERE name = 'lsc_first_mic_fallback';
 "#;
 
 /// The database's schema version.

@@ -10,7 +10,7 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use capf_operations::capf_auth::{AuthMode, Operation};
-use capf_operations::{DeviceStore, OperationsError, SessionCommit};
+use capf_operations::{OperationsError, OperatorStore, SessionCommit, SessionStore};
 use capf_store::SqliteStore;
 use common::*;
 
@@ -34,15 +34,16 @@ fn concurrent_writers_share_commits_and_keep_their_own_results() {
                 barrier.wait();
                 for i in 0..PER_THREAD {
                     let d = device(&name_of(t, i), AuthMode::NullString, Operation::None, None);
-                    store.insert(&d).unwrap();
+                    store.insert(&d, at(1)).unwrap();
                     // The same insert again fails alone.
                     assert!(matches!(
-                        store.insert(&d),
+                        store.insert(&d, at(1)),
                         Err(OperationsError::DeviceExists { .. })
                     ));
                     let now = at(1_800_000_000);
                     let lease = store
-                        .acquire_lease(&d.name, now, Duration::from_secs(60))
+                        .begin_blocking(&d.name, now, Duration::from_secs(60))
+                        .map(|(lease, _)| lease)
                         .unwrap();
                     // A commit under a stale token is refused, alone.
                     let mut stale = lease.clone();
@@ -50,18 +51,19 @@ fn concurrent_writers_share_commits_and_keep_their_own_results() {
                     let failed = SessionCommit::Failed {
                         reason: format!("test {t}/{i}"),
                         key_generation_failures: None,
+                        operation_failed: None,
                         at: now,
                     };
                     assert!(matches!(
-                        store.commit(&stale, &failed),
+                        store.commit_blocking(&stale, &failed, false),
                         Err(OperationsError::LeaseLost { .. })
                     ));
-                    let after = store.commit(&lease, &failed).unwrap();
+                    let after = store.commit_blocking(&lease, &failed, false).unwrap();
                     assert_eq!(
                         after.last_error.as_ref().map(|e| e.reason.as_str()),
                         Some(format!("test {t}/{i}").as_str())
                     );
-                    store.release_lease(&lease).unwrap();
+                    store.release_blocking(&lease).unwrap();
                 }
             });
         }
@@ -84,7 +86,8 @@ fn concurrent_writers_share_commits_and_keep_their_own_results() {
             // The lease was released: it can be taken again at once.
             assert!(
                 store
-                    .acquire_lease(&d.name, at(1_800_000_001), Duration::from_secs(60))
+                    .begin_blocking(&d.name, at(1_800_000_001), Duration::from_secs(60))
+                    .map(|(lease, _)| lease)
                     .is_ok()
             );
         }

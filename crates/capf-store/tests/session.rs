@@ -6,7 +6,7 @@ mod common;
 
 use capf_operations::capf_auth::{AuthMode, FailureReason, Operation, OperationStatus};
 use capf_operations::capf_ca::KeySpec;
-use capf_operations::{DeviceStore, ServiceParameters};
+use capf_operations::{DeviceEdit, OperatorStore, ServiceParameters};
 use capf_store::SqliteStore;
 use common::*;
 
@@ -22,7 +22,7 @@ fn install_by_auth_string_consumes_the_string_and_delivers_the_certificate() {
         Some("123456"),
     );
     d.key = Some(KeySpec::Rsa { bits: 2048 });
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
 
     let outcome = run_transcript(
         &store,
@@ -57,15 +57,17 @@ fn install_by_auth_string_consumes_the_string_and_delivers_the_certificate() {
         .into_iter()
         .map(|e| e.event)
         .collect();
-    assert_eq!(events, ["issued", "delivered", "completed"]);
+    assert_eq!(events, ["added", "issued", "delivered", "completed"]);
     for e in store.audit_log(&d.name).unwrap() {
         assert!(!e.detail.contains("123456"), "{e:?}");
     }
 
     // The same string cannot be used again, and the lease was released.
-    let mut again = d.clone();
-    again.schedule(Operation::InstallUpgrade, None).unwrap();
-    store.update(&again).unwrap();
+    let again = DeviceEdit {
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
+    store.modify(&d.name, &again, vector_now()).unwrap();
     let outcome = run_transcript(
         &store,
         INSTALL_PASSWORD,
@@ -86,14 +88,16 @@ fn a_reinstall_supersedes_the_previous_certificate() {
         Some("123456"),
     );
     d.key = Some(KeySpec::Rsa { bits: 2048 });
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let params = ServiceParameters::default();
     assert!(run_transcript(&store, INSTALL_PASSWORD, params.clone(), vector_now()).is_success());
 
-    let mut d = store.load(&d.name).unwrap().unwrap();
-    d.policy.rearm("123456".parse().unwrap());
-    d.schedule(Operation::InstallUpgrade, None).unwrap();
-    store.update(&d).unwrap();
+    let edit = DeviceEdit {
+        auth_string: Some("123456".parse().unwrap()),
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
+    store.modify(&d.name, &edit, vector_now()).unwrap();
     let later = vector_now() + std::time::Duration::from_secs(60);
     assert!(run_transcript(&store, INSTALL_PASSWORD, params, later).is_success());
 
@@ -117,7 +121,7 @@ fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
         Operation::InstallUpgrade,
         Some("999999"), // the transcript's phone types 123456
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
 
     let params = store.load_parameters().unwrap();
     let outcome = run_transcript(&store, INSTALL_PASSWORD, params.clone(), vector_now());
@@ -153,7 +157,7 @@ fn wrong_strings_lock_the_device_and_the_lock_survives_a_restart() {
         .collect();
     assert!(events.contains(&"lockout".to_owned()), "{events:?}");
     assert!(
-        events.iter().filter(|e| *e == "auth-failure").count() >= 2,
+        events.iter().filter(|e| *e == "refused").count() >= 2,
         "{events:?}"
     );
 }

@@ -12,8 +12,9 @@ use capf_operations::capf_auth::{
 };
 use capf_operations::capf_ca::{EcCurve, KeySpec};
 use capf_operations::{
-    CertificateRecord, Device, DeviceQuery, DeviceStore, LastError, OperationsError, SessionCommit,
-    SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
+    AuditEntry, CertificateRecord, Device, DeviceEdit, DeviceQuery, LastError, OperationsError,
+    OperatorStore, SessionCommit, SessionStore, SortColumn, StatusFilter, TextCriterion, TextField,
+    TextMatch,
 };
 use capf_store::{ExistingTarget, SCHEMA_VERSION, SqliteStore, StoreError};
 use common::*;
@@ -77,10 +78,10 @@ fn a_fully_populated_device_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let d = full_device();
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     assert_eq!(store.load(&d.name).unwrap().as_ref(), Some(&d));
     assert!(matches!(
-        store.insert(&d),
+        store.insert(&d, at(1)),
         Err(OperationsError::DeviceExists { .. })
     ));
     drop(store);
@@ -90,23 +91,24 @@ fn a_fully_populated_device_round_trips() {
     assert_eq!(loaded, d);
     assert_eq!(loaded.policy.auth_string.unwrap().expose(), "0123456789");
 
-    // Update to the other extreme: nothing set.
+    // The other extreme: nothing set.
+    assert!(store.remove(&d.name, at(2)).unwrap());
     let mut bare = Device::new(d.name.clone(), AuthMode::ExistingCertificateMicFirst);
     bare.policy.status = OperationStatus::Succeeded {
         operation: Operation::Troubleshoot,
         at: at(5),
     };
-    store.update(&bare).unwrap();
+    store.insert(&bare, at(3)).unwrap();
     assert_eq!(store.load(&d.name).unwrap(), Some(bare));
 
     let other = device("CSFjsmith", AuthMode::NullString, Operation::None, None);
     assert!(matches!(
-        store.update(&other),
+        store.modify(&other.name, &DeviceEdit::default(), at(4)),
         Err(OperationsError::UnknownDevice { .. })
     ));
     assert!(store.load(&other.name).unwrap().is_none());
-    assert!(store.remove(&d.name).unwrap());
-    assert!(!store.remove(&d.name).unwrap());
+    assert!(store.remove(&d.name, at(5)).unwrap());
+    assert!(!store.remove(&d.name, at(6)).unwrap());
     assert!(store.load(&d.name).unwrap().is_none());
 }
 
@@ -121,21 +123,22 @@ fn certificate_flags_follow_the_records_as_in_memory_store() {
     );
     d.policy.certificates.lsc = true; // no record: not kept
     d.mic = Some(cert("01", "CN=MIC"));
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let loaded = store.load(&d.name).unwrap().unwrap();
     assert!(!loaded.policy.certificates.lsc);
     assert!(loaded.policy.certificates.mic);
 
     let memory = capf_operations::MemoryStore::new();
-    memory.insert(&d).unwrap();
+    memory.insert(&d, at(1)).unwrap();
     assert_eq!(memory.load(&d.name).unwrap().unwrap(), loaded);
 }
 
-/// The deferred calls an async server uses: a lease taken that way
-/// excludes a second session at once, an unknown device is refused, and a
-/// deferred last commit under the lease is durable and frees the device.
+/// The calls an async server makes, answered through their replies: a
+/// lease taken that way excludes a second session at once, an unknown
+/// device is refused, and a last commit under the lease is durable and
+/// frees the device.
 #[test]
-fn deferred_lease_excludes_at_once_and_a_deferred_commit_frees_the_device() {
+fn replies_exclude_at_once_and_the_last_commit_frees_the_device() {
     use std::sync::mpsc;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
@@ -145,7 +148,7 @@ fn deferred_lease_excludes_at_once_and_a_deferred_commit_frees_the_device() {
         Operation::InstallUpgrade,
         None,
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let ttl = Duration::from_secs(60);
     let t0 = at(1_800_000_000);
     let wait = Duration::from_secs(10);
@@ -153,9 +156,7 @@ fn deferred_lease_excludes_at_once_and_a_deferred_commit_frees_the_device() {
     let (leases, leased) = mpsc::channel();
     for n in [d.name.clone(), d.name.clone(), name("SEP00112233AAAA")] {
         let leases = leases.clone();
-        let sent =
-            store.lease_and_load_deferred(&n, t0, ttl, Box::new(move |r| leases.send(r).unwrap()));
-        assert!(sent.is_ok(), "SqliteStore answers deferred");
+        store.begin(&n, t0, ttl, Box::new(move |r| leases.send(r).unwrap()));
     }
     let (lease, loaded) = leased.recv_timeout(wait).unwrap().unwrap();
     assert_eq!(loaded, store.load(&d.name).unwrap().unwrap());
@@ -171,23 +172,23 @@ fn deferred_lease_excludes_at_once_and_a_deferred_commit_frees_the_device() {
     let failed = SessionCommit::Failed {
         reason: "phone refused".into(),
         key_generation_failures: None,
+        operation_failed: None,
         at: t0,
     };
     let (commits, committed) = mpsc::channel();
-    let sent = store.commit_deferred(
+    store.commit(
         &lease,
         &failed,
         true,
         Box::new(move |r| commits.send(r).unwrap()),
     );
-    assert!(sent.is_ok());
     let after = committed.recv_timeout(wait).unwrap().unwrap();
     drop(store);
     // Durable, and the device is free for another process.
     let reopened = open(&dir);
     assert_eq!(reopened.load(&d.name).unwrap().unwrap(), after);
     assert!(!reopened.audit_log(&d.name).unwrap().is_empty());
-    reopened.acquire_lease(&d.name, t0, ttl).unwrap();
+    reopened.begin_blocking(&d.name, t0, ttl).unwrap();
 }
 
 #[test]
@@ -200,35 +201,45 @@ fn last_commit_gives_the_lease_back_in_its_transaction() {
         Operation::InstallUpgrade,
         None,
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let ttl = Duration::from_secs(60);
     let t0 = at(1_800_000_000);
     let failed = SessionCommit::Failed {
         reason: "phone refused".into(),
         key_generation_failures: None,
+        operation_failed: None,
         at: t0,
     };
-    let lease = store.acquire_lease(&d.name, t0, ttl).unwrap();
+    let lease = store
+        .begin_blocking(&d.name, t0, ttl)
+        .map(|(lease, _)| lease)
+        .unwrap();
     // Under a lost lease nothing happens: no change, the lease stays.
     let mut stale = lease.clone();
     stale.token += 1;
     assert!(matches!(
-        store.commit_and_release(&stale, &failed),
+        store.commit_blocking(&stale, &failed, true),
         Err(OperationsError::LeaseLost { .. })
     ));
     assert!(matches!(
-        store.acquire_lease(&d.name, t0, ttl),
+        store
+            .begin_blocking(&d.name, t0, ttl)
+            .map(|(lease, _)| lease),
         Err(OperationsError::DeviceBusy { .. })
     ));
-    assert!(store.audit_log(&d.name).unwrap().is_empty());
+    let audited = store.audit_log(&d.name).unwrap().len();
+    assert_eq!(audited, 1, "only the device's addition");
     // Under its lease: the change is there and the device is free at once,
     // for this connection and for another process.
-    let after = store.commit_and_release(&lease, &failed).unwrap();
-    assert!(!store.audit_log(&d.name).unwrap().is_empty());
+    let after = store.commit_blocking(&lease, &failed, true).unwrap();
+    assert!(store.audit_log(&d.name).unwrap().len() > audited);
     assert_eq!(store.load(&d.name).unwrap().unwrap(), after);
     let other_process = open(&dir);
-    let next = other_process.acquire_lease(&d.name, t0, ttl).unwrap();
-    assert!(next.token > lease.token);
+    let next = other_process
+        .begin_blocking(&d.name, t0, ttl)
+        .map(|(lease, _)| lease)
+        .unwrap();
+    assert_ne!(next.token, lease.token);
 }
 
 #[test]
@@ -241,24 +252,33 @@ fn leases_exclude_expire_and_release_only_with_their_token() {
         Operation::InstallUpgrade,
         None,
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let ttl = Duration::from_secs(60);
     let t0 = at(1_800_000_000);
 
     assert!(matches!(
-        store.acquire_lease(&name("SEP00112233AAAA"), t0, ttl),
+        store
+            .begin_blocking(&name("SEP00112233AAAA"), t0, ttl)
+            .map(|(lease, _)| lease),
         Err(OperationsError::UnknownDevice { .. })
     ));
-    let first = store.acquire_lease(&d.name, t0, ttl).unwrap();
+    let first = store
+        .begin_blocking(&d.name, t0, ttl)
+        .map(|(lease, _)| lease)
+        .unwrap();
     assert_eq!(first.expires, t0 + ttl);
     assert!(matches!(
-        store.acquire_lease(&d.name, t0 + Duration::from_secs(59), ttl),
+        store
+            .begin_blocking(&d.name, t0 + Duration::from_secs(59), ttl)
+            .map(|(lease, _)| lease),
         Err(OperationsError::DeviceBusy { .. })
     ));
     // A second process on the same file is excluded too.
     let other_process = open(&dir);
     assert!(matches!(
-        other_process.acquire_lease(&d.name, t0, ttl),
+        other_process
+            .begin_blocking(&d.name, t0, ttl)
+            .map(|(lease, _)| lease),
         Err(OperationsError::DeviceBusy { .. })
     ));
 
@@ -266,41 +286,53 @@ fn leases_exclude_expire_and_release_only_with_their_token() {
     let failed = SessionCommit::Failed {
         reason: "timeout".into(),
         key_generation_failures: None,
+        operation_failed: None,
         at: t0 + Duration::from_secs(120),
     };
-    store.commit(&first, &failed).unwrap();
+    store.commit_blocking(&first, &failed, false).unwrap();
 
     // Expired: another session takes it over; the first one has lost it.
     let second = other_process
-        .acquire_lease(&d.name, t0 + Duration::from_secs(61), ttl)
+        .begin_blocking(&d.name, t0 + Duration::from_secs(61), ttl)
+        .map(|(lease, _)| lease)
         .unwrap();
     assert_ne!(second.token, first.token);
     assert!(matches!(
-        store.commit(&first, &failed),
+        store.commit_blocking(&first, &failed, false),
         Err(OperationsError::LeaseLost { .. })
     ));
     // Releasing with the wrong token does nothing.
-    store.release_lease(&first).unwrap();
+    store.release_blocking(&first).unwrap();
     assert!(matches!(
-        store.acquire_lease(&d.name, t0 + Duration::from_secs(62), ttl),
+        store
+            .begin_blocking(&d.name, t0 + Duration::from_secs(62), ttl)
+            .map(|(lease, _)| lease),
         Err(OperationsError::DeviceBusy { .. })
     ));
-    store.commit(&second, &failed).unwrap();
-    other_process.release_lease(&second).unwrap();
+    store.commit_blocking(&second, &failed, false).unwrap();
+    other_process.release_blocking(&second).unwrap();
     assert!(matches!(
-        store.commit(&second, &failed),
+        store.commit_blocking(&second, &failed, false),
         Err(OperationsError::LeaseLost { .. })
     ));
     let third = store
-        .acquire_lease(&d.name, t0 + Duration::from_secs(63), ttl)
+        .begin_blocking(&d.name, t0 + Duration::from_secs(63), ttl)
+        .map(|(lease, _)| lease)
         .unwrap();
-    assert!(third.token > second.token);
+    assert_ne!(third.token, second.token);
 
-    // Removing the device drops its lease.
-    assert!(store.remove(&d.name).unwrap());
-    store.insert(&d).unwrap();
+    // Removing a device is refused while a session holds it.
+    assert!(matches!(
+        store.remove(&d.name, t0 + Duration::from_secs(63)),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    // Once its lease lapsed, it goes, and the lease row with it.
+    let later = t0 + Duration::from_secs(63) + ttl;
+    assert!(store.remove(&d.name, later).unwrap());
+    store.insert(&d, at(1)).unwrap();
     store
-        .acquire_lease(&d.name, t0 + Duration::from_secs(64), ttl)
+        .begin_blocking(&d.name, t0 + Duration::from_secs(64), ttl)
+        .map(|(lease, _)| lease)
         .unwrap();
 }
 
@@ -314,22 +346,25 @@ fn lockout_survives_closing_and_reopening() {
         Operation::InstallUpgrade,
         Some("123456"),
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let lease = store
-        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(60))
+        .begin_blocking(&d.name, at(1_800_000_000), Duration::from_secs(60))
+        .map(|(lease, _)| lease)
         .unwrap();
     let mut update = PolicyUpdate::NONE;
     update.failed_attempts = Some(5);
     update.lock = true;
     update.operation_failed = Some((FailureReason::LockedOut, at(1_800_000_001)));
     let after = store
-        .commit(
+        .commit_blocking(
             &lease,
             &SessionCommit::Policy {
                 update,
                 refusal: Some("wrong authentication string".into()),
+                mic: None,
                 at: at(1_800_000_001),
             },
+            false,
         )
         .unwrap();
     drop(store);
@@ -347,7 +382,7 @@ fn lockout_survives_closing_and_reopening() {
         .into_iter()
         .map(|e| e.event)
         .collect();
-    assert_eq!(events, ["auth-failure", "lockout"]);
+    assert_eq!(events, ["added", "refused", "lockout", "operation-failed"]);
 }
 
 #[test]
@@ -376,8 +411,8 @@ fn find_filters_sorts_and_pages_like_memory_store() {
         if i % 5 == 0 {
             d.lsc = Some(cert(&format!("{i:x}"), "CN=x"));
         }
-        store.insert(&d).unwrap();
-        memory.insert(&d).unwrap();
+        store.insert(&d, at(1)).unwrap();
+        memory.insert(&d, at(1)).unwrap();
         all.push(d);
     }
     let queries = [
@@ -479,18 +514,29 @@ fn operator_events_are_audited_and_outlive_the_device() {
         Operation::None,
         None,
     );
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     store
-        .record_operator_event(&d.name, "operator", "string armed", at(10))
+        .record_event(&AuditEntry::new(
+            at(10),
+            &d.name,
+            "operator",
+            "string armed",
+        ))
         .unwrap();
-    assert!(store.remove(&d.name).unwrap());
+    assert!(store.remove(&d.name, at(7)).unwrap());
     store
-        .record_operator_event(&d.name, "operator", "device removed", at(11))
+        .record_event(&AuditEntry::new(
+            at(11),
+            &d.name,
+            "operator",
+            "device removed",
+        ))
         .unwrap();
     let log = store.audit_log(&d.name).unwrap();
-    assert_eq!(log.len(), 2);
-    assert_eq!(log[0].detail, "string armed");
-    assert_eq!(log[1].at, at(11));
+    let events: Vec<&str> = log.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["added", "operator", "removed", "operator"]);
+    assert_eq!(log[1].detail, "string armed");
+    assert_eq!(log[3].at, at(11));
 }
 
 #[cfg(unix)]
@@ -499,7 +545,7 @@ fn the_database_and_its_backup_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.insert(&full_device()).unwrap();
+    store.insert(&full_device(), at(1)).unwrap();
     store.backup_to(dir.path().join("backup.db")).unwrap();
     for file in ["capf.db", "capf.db-wal", "backup.db"] {
         let mode = std::fs::metadata(dir.path().join(file))
@@ -568,7 +614,8 @@ fn an_existing_version_1_database_opens() {
     assert_eq!(store.load_parameters().unwrap().lsc_validity_years, 2);
     // Leases still work on it.
     store
-        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(5))
+        .begin_blocking(&d.name, at(1_800_000_000), Duration::from_secs(5))
+        .map(|(lease, _)| lease)
         .unwrap();
 }
 
@@ -577,16 +624,17 @@ fn backup_then_restore_gives_the_same_devices_and_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let d = full_device();
-    store.insert(&d).unwrap();
+    store.insert(&d, at(1)).unwrap();
     let other = device(
         "CSFjsmith",
         AuthMode::NullString,
         Operation::InstallUpgrade,
         None,
     );
-    store.insert(&other).unwrap();
+    store.insert(&other, at(1)).unwrap();
     let lease = store
-        .acquire_lease(&other.name, at(1_800_000_000), Duration::from_secs(60))
+        .begin_blocking(&other.name, at(1_800_000_000), Duration::from_secs(60))
+        .map(|(lease, _)| lease)
         .unwrap();
     let record = capf_operations::IssuedRecord {
         device: other.name.clone(),
@@ -595,7 +643,7 @@ fn backup_then_restore_gives_the_same_devices_and_certificates() {
         delivered: false,
     };
     store
-        .commit(&lease, &SessionCommit::Issued(record.clone()))
+        .commit_blocking(&lease, &SessionCommit::Issued(record.clone()), false)
         .unwrap();
     store.save_parameter("lsc_validity_years", "10").unwrap();
 
@@ -697,13 +745,14 @@ fn concurrent_openers_and_lease_racers_on_one_file() {
                 s.spawn(|| {
                     let store = SqliteStore::open(&path).unwrap();
                     // Whoever comes first inserts; the others see it exists.
-                    match store.insert(&d) {
+                    match store.insert(&d, at(1)) {
                         Ok(()) | Err(OperationsError::DeviceExists { .. }) => {}
                         Err(e) => panic!("{e}"),
                     }
                     barrier.wait();
                     store
-                        .acquire_lease(&d.name, at(1_800_000_000), Duration::from_secs(60))
+                        .begin_blocking(&d.name, at(1_800_000_000), Duration::from_secs(60))
+                        .map(|(lease, _)| lease)
                         .map(|_| ())
                 })
             })
@@ -726,22 +775,26 @@ fn concurrent_openers_and_lease_racers_on_one_file() {
 fn stale_leases_are_cleared_for_a_restarted_server() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.insert(&full_device()).unwrap();
+    store.insert(&full_device(), at(1)).unwrap();
     let name = full_device().name;
     let now = at(1_800_000_000);
     let _held = store
-        .acquire_lease(&name, now, Duration::from_secs(3600))
+        .begin_blocking(&name, now, Duration::from_secs(3600))
+        .map(|(lease, _)| lease)
         .unwrap();
     drop(store); // the server dies holding the lease
     let store = open(&dir);
     assert!(matches!(
-        store.acquire_lease(&name, now, Duration::from_secs(60)),
+        store
+            .begin_blocking(&name, now, Duration::from_secs(60))
+            .map(|(lease, _)| lease),
         Err(OperationsError::DeviceBusy { .. })
     ));
     assert_eq!(store.clear_stale_leases().unwrap(), 1);
     assert!(
         store
-            .acquire_lease(&name, now, Duration::from_secs(60))
+            .begin_blocking(&name, now, Duration::from_secs(60))
+            .map(|(lease, _)| lease)
             .is_ok()
     );
 }

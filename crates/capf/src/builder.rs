@@ -1,7 +1,6 @@
 //! [`Capf`]: CA + auth policy + operations + a device store, composed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use capf_ca::{CaCertificate, CapfIdentity, Issuer, KeyPolicy, TrustStore};
@@ -10,7 +9,7 @@ use capf_operations::{DeviceStore, ServerConfig, ServerSession, ServiceParameter
 use crate::CapfError;
 
 /// The default device lease: longer than the longest session (a phone may
-/// take 30 minutes to generate its key, B15).
+/// take 30 minutes to generate its key).
 const DEFAULT_LEASE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// Builds a [`Capf`]. Needs an identity and a store; everything else has a
@@ -41,7 +40,9 @@ impl CapfBuilder {
         self
     }
 
-    /// The device database: any [`DeviceStore`]. Required.
+    /// The device database: any [`DeviceStore`] (every
+    /// [`StoreBackend`](capf_operations::StoreBackend) is one: SQLite,
+    /// the in-memory store, your own). Required.
     pub fn store(mut self, store: Arc<dyn DeviceStore>) -> Self {
         self.store = Some(store);
         self
@@ -97,7 +98,6 @@ impl CapfBuilder {
             store,
             config: Arc::new(config),
             lease_ttl: self.lease_ttl.unwrap_or(DEFAULT_LEASE),
-            next_session_id: AtomicU32::new(1),
         })
     }
 }
@@ -110,7 +110,6 @@ pub struct Capf {
     store: Arc<dyn DeviceStore>,
     config: Arc<ServerConfig>,
     lease_ttl: Duration,
-    next_session_id: AtomicU32,
 }
 
 impl std::fmt::Debug for Capf {
@@ -136,10 +135,11 @@ impl Capf {
         ServerSession::new(session_id, self.config.clone(), now)
     }
 
-    /// A session id not handed out before by this handle (wraps after 2^32).
+    /// A session id for a new session: random, never 0, so that ids
+    /// neither repeat across restarts nor can be predicted.
     #[must_use]
     pub fn next_session_id(&self) -> u32 {
-        self.next_session_id.fetch_add(1, Ordering::Relaxed).max(1)
+        capf_operations::new_session_id()
     }
 
     /// A driver that services a session's events against the store and the

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use capf::auth::{AuthMode, AuthString, Operation};
 use capf::ca::{CaCertificate, CapfIdentity, EcCurve, IdentityParams, KeySpec, PrivateKey};
 use capf::operations::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
-use capf::operations::{Device, DeviceName, DeviceStore, MemoryStore, ServiceParameters};
+use capf::operations::{
+    Device, DeviceName, DeviceStore, MemoryStore, OperatorStore, ServiceParameters,
+};
 use capf::{Capf, CapfError};
 
 fn identity() -> CapfIdentity {
@@ -27,7 +29,7 @@ fn schedule(store: &dyn DeviceStore, name: &DeviceName, digits: &str) {
     device.key = Some(KeySpec::Ec(EcCurve::P256));
     device.policy.rearm(digits.parse::<AuthString>().unwrap());
     device.schedule(Operation::InstallUpgrade, None).unwrap();
-    store.insert(&device).unwrap();
+    store.insert(&device, SystemTime::now()).unwrap();
 }
 
 #[test]
@@ -74,7 +76,7 @@ fn an_in_memory_session_installs_an_lsc_with_the_configured_validity() {
     for _ in 0..50 {
         driver.service(&mut server, now);
         while let Some(t) = server.poll_transmit() {
-            phone.handle_message(now, t.message, t.session_id);
+            phone.handle_message(now, t.session_id, t.message);
         }
         while let Some(event) = phone.poll_event() {
             match event {

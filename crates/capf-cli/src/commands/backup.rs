@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use capf_operations::{DeviceQuery, DeviceStore};
-use capf_server::DataDir;
+use capf_operations::{DeviceQuery, OperatorStore};
 use capf_store::{ExistingTarget, SqliteStore, StoreError};
 use clap::Args;
 
 use super::device::open;
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// Arguments of `capf backup`.

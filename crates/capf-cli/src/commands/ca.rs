@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use capf_ca::{CaCertificate, KeyPolicy, KeySpec, validate_phone_key};
-use capf_operations::DeviceName;
-use capf_server::DataDir;
+use capf_operations::{CertificateRecord, DeviceName, IssuedRecord, OperatorStore};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::device::open;
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome, time_text};
 
 /// Certificate encodings for `capf ca export`.
@@ -327,12 +327,16 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             let params = store.load_parameters()?;
             let issuer = data.issuer(&identity)?;
             let lsc = issuer.issue_lsc(name.as_str(), &spki, &params.lsc_profile(), now)?;
-            let detail = format!(
-                "LSC issued offline (capf ca issue): serial {}, key {spec}, valid until {}",
-                lsc.serial_hex,
-                time_text::format(lsc.not_after)
-            );
-            store.record_operator_event(&name, "issued-offline", &detail, now)?;
+            // Recorded like every certificate this CAPF issues, but never
+            // as the device's LSC on record: only a certificate the phone
+            // confirmed through CAPF authenticates it.
+            let record = IssuedRecord {
+                device: name.clone(),
+                certificate: CertificateRecord::from_der(&lsc.der, &name)?,
+                issued_at: now,
+                delivered: false,
+            };
+            store.record_issued(&record, now)?;
             let pem = lsc.pem();
             match out {
                 Some(path) => {

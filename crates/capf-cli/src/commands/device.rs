@@ -1,14 +1,17 @@
-//! `capf device add|set|show|list|remove`.
+//! `capf device add|set|show|list|remove|revoke-lsc`. Changes are
+//! field-level edits applied by the store inside its transaction: a change
+//! never undoes what a phone's session committed, and a change that a
+//! running session depends on is refused ("busy, try again").
 
 use std::time::SystemTime;
 
 use capf_auth::{AuthMode, AuthString, Operation, SecurityMode};
 use capf_ca::KeySpec;
-use capf_operations::{Device, DeviceName, DeviceQuery, DeviceStore};
-use capf_server::DataDir;
+use capf_operations::{Device, DeviceEdit, DeviceName, DeviceQuery, OperatorStore};
 use capf_store::SqliteStore;
 use clap::{Args, Subcommand};
 
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome, device_view, time_text};
 
 #[derive(Debug, Subcommand)]
@@ -29,7 +32,11 @@ pub(crate) enum DeviceCommand {
         capf device set SEP001122334455 --operation install --auth-mode auth-string --generate-string\n  \
         capf device set SEP001122334455 --auth-string 4711 --completes-by 2026-12-31T18:00:00Z\n  \
         capf device set SEP001122334455 --operation delete\n  \
-        capf device set SEP001122334455 --operation none")]
+        capf device set SEP001122334455 --operation none\n  \
+        capf device set SEP001122334455 --clear-lockout\n\n\
+        While a phone's session runs, changes of what it depends on (operation, \
+        authentication mode or string, key, deadline, lockout) are refused: try again \
+        when it ends. The description and the security mode change at any time.")]
     Set {
         /// Device name.
         name: String,
@@ -64,6 +71,21 @@ pub(crate) enum DeviceCommand {
         /// Device name.
         name: String,
     },
+    /// Revoke the device's LSC: it no longer authenticates the phone, which
+    /// then needs a string, the null string or its MIC to enroll again.
+    #[command(
+        name = "revoke-lsc",
+        after_help = "Examples:\n  \
+        capf device revoke-lsc SEP001122334455 --reason \"phone stolen\"\n  \
+        capf device set SEP001122334455 --operation install --generate-string   # then re-enroll"
+    )]
+    RevokeLsc {
+        /// Device name.
+        name: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// The fields `add` and `set` take; `set` changes only those given.
@@ -93,21 +115,24 @@ pub(crate) struct DeviceFlags {
     /// Device security mode: non-secure, authenticated or encrypted.
     #[arg(long, value_name = "MODE")]
     pub(crate) security_mode: Option<String>,
+    /// Lift a lockout after wrong strings without arming a new string.
+    #[arg(long)]
+    pub(crate) clear_lockout: bool,
 }
 
-/// What applying flags did that the operator must be told.
-pub(crate) struct Applied {
+/// The edit the flags ask for, every value parsed and checked before
+/// anything changes, and the generated string (to print) if any.
+pub(crate) struct FlagEdit {
+    pub(crate) edit: DeviceEdit,
     pub(crate) generated: Option<String>,
-    pub(crate) changes: Vec<String>,
 }
 
 fn usage<E: std::fmt::Display>(e: E) -> Failure {
     Failure::usage(e)
 }
 
-/// Parses and validates every flag before anything changes, then applies
-/// them to `device`.
-pub(crate) fn apply(device: &mut Device, flags: &DeviceFlags) -> Result<Applied, Failure> {
+/// Parses and validates every flag into a [`DeviceEdit`].
+pub(crate) fn edit_from_flags(flags: &DeviceFlags, now: SystemTime) -> Result<FlagEdit, Failure> {
     let operation: Option<Operation> = flags
         .operation
         .as_deref()
@@ -120,7 +145,7 @@ pub(crate) fn apply(device: &mut Device, flags: &DeviceFlags) -> Result<Applied,
         .map(str::parse)
         .transpose()
         .map_err(usage)?;
-    let security: Option<SecurityMode> = flags
+    let security_mode: Option<SecurityMode> = flags
         .security_mode
         .as_deref()
         .map(str::parse)
@@ -134,9 +159,17 @@ pub(crate) fn apply(device: &mut Device, flags: &DeviceFlags) -> Result<Applied,
     let completes_by: Option<Option<SystemTime>> = match flags.completes_by.as_deref() {
         None => None,
         Some("none") => Some(None),
-        Some(t) => Some(Some(time_text::parse(t).map_err(usage)?)),
+        Some(t) => {
+            let deadline = time_text::parse(t).map_err(usage)?;
+            if deadline <= now {
+                return Err(Failure::usage(format!(
+                    "--completes-by {t} is in the past: give a later time, or none"
+                )));
+            }
+            Some(Some(deadline))
+        }
     };
-    let string: Option<AuthString> = match (&flags.auth_string, flags.generate_string) {
+    let auth_string: Option<AuthString> = match (&flags.auth_string, flags.generate_string) {
         (Some(digits), _) => Some(digits.parse().map_err(usage)?),
         (None, Some(len)) => {
             let len =
@@ -145,47 +178,23 @@ pub(crate) fn apply(device: &mut Device, flags: &DeviceFlags) -> Result<Applied,
         }
         (None, None) => None,
     };
-
-    let mut changes = Vec::new();
-    if let Some(d) = &flags.description {
-        device.description = d.clone();
-        changes.push("description".to_owned());
-    }
-    if let Some(m) = security {
-        device.policy.security_mode = m;
-        changes.push(format!("security mode {m}"));
-    }
-    if let Some(k) = key {
-        device.key = k;
-        changes.push(format!(
-            "key {}",
-            k.map_or("default".to_owned(), |k| k.to_string())
-        ));
-    }
-    if let Some(m) = auth_mode {
-        device.policy.auth_mode = m;
-        changes.push(format!("authentication mode {m}"));
-    }
     let generated = flags
         .generate_string
-        .and(string.as_ref().map(|s| s.expose().to_owned()));
-    if let Some(s) = string {
-        device.policy.rearm(s);
-        changes.push("authentication string armed".to_owned());
-    }
-    match (operation, completes_by) {
-        (Some(op), deadline) => {
-            let deadline = deadline.unwrap_or(device.policy.completes_by);
-            device.schedule(op, deadline).map_err(Failure::new)?;
-            changes.push(format!("operation {}", op.label()));
-        }
-        (None, Some(deadline)) => {
-            device.policy.completes_by = deadline;
-            changes.push("completes-by".to_owned());
-        }
-        (None, None) => {}
-    }
-    Ok(Applied { generated, changes })
+        .and(auth_string.as_ref().map(|s| s.expose().to_owned()));
+    Ok(FlagEdit {
+        edit: DeviceEdit {
+            description: flags.description.clone(),
+            security_mode,
+            auth_mode,
+            key,
+            operation,
+            completes_by,
+            auth_string,
+            clear_lockout: flags.clear_lockout,
+            revoke_lsc: None,
+        },
+        generated,
+    })
 }
 
 pub(crate) fn open(data: &DataDir) -> Result<SqliteStore, Failure> {
@@ -202,18 +211,13 @@ fn name(text: &str) -> Result<DeviceName, Failure> {
     DeviceName::parse(text).map_err(Failure::usage)
 }
 
-fn report(
-    store: &SqliteStore,
-    device: &Device,
-    verb: &str,
-    applied: &Applied,
-) -> Result<(), Failure> {
-    let detail = if applied.changes.is_empty() {
+/// Tells the operator what changed, and the generated string once.
+fn report(device: &Device, verb: &str, changes: &[String], generated: Option<&str>) {
+    let detail = if changes.is_empty() {
         "no change".to_owned()
     } else {
-        applied.changes.join(", ")
+        changes.join(", ")
     };
-    store.record_operator_event(&device.name, verb, &detail, SystemTime::now())?;
     println!("{verb} {}: {detail}", device.name);
     let status = device.status_label();
     if status.is_empty() {
@@ -221,38 +225,54 @@ fn report(
     } else {
         println!("  status: {status}");
     }
-    if let Some(digits) = &applied.generated {
+    if let Some(digits) = generated {
         println!("  authentication string: {digits}");
         println!("  (enter it on the phone: Settings > Security Configuration > LSC > Update)");
     }
-    Ok(())
 }
 
 pub(crate) fn run(data: &DataDir, command: DeviceCommand) -> Result<Outcome, Failure> {
     match command {
         DeviceCommand::Add { name: n, flags } => {
             let name = name(&n)?;
+            let now = SystemTime::now();
+            let FlagEdit { edit, generated } = edit_from_flags(&flags, now)?;
             let store = open(data)?;
-            let mode = match flags.auth_mode.as_deref() {
-                Some(m) => m.parse().map_err(usage)?,
-                None => AuthMode::AuthString,
-            };
-            let mut device = Device::new(name, mode);
-            let applied = apply(&mut device, &flags)?;
-            store.insert(&device)?;
-            report(&store, &device, "added", &applied)?;
+            let mut device = Device::new(name, AuthMode::AuthString);
+            let changes = edit.apply(&mut device, now)?;
+            store.insert(&device, now)?;
+            report(&device, "added", &changes, generated.as_deref());
         }
         DeviceCommand::Set { name: n, flags } => {
             let name = name(&n)?;
+            let now = SystemTime::now();
+            let FlagEdit { edit, generated } = edit_from_flags(&flags, now)?;
             let store = open(data)?;
-            let mut device = store.load(&name)?.ok_or_else(|| {
-                Failure::new(format!(
+            let edited = store.modify(&name, &edit, now).map_err(|e| match e {
+                capf_operations::OperationsError::UnknownDevice { .. } => Failure::new(format!(
                     "device {name} is not configured (capf device add {name})"
-                ))
+                )),
+                other => Failure::new(other),
             })?;
-            let applied = apply(&mut device, &flags)?;
-            store.update(&device)?;
-            report(&store, &device, "updated", &applied)?;
+            report(
+                &edited.device,
+                "updated",
+                &edited.changes,
+                generated.as_deref(),
+            );
+        }
+        DeviceCommand::RevokeLsc { name: n, reason } => {
+            let name = name(&n)?;
+            let store = open(data)?;
+            let edit = DeviceEdit {
+                revoke_lsc: Some(reason),
+                ..DeviceEdit::default()
+            };
+            let edited = store.modify(&name, &edit, SystemTime::now())?;
+            report(&edited.device, "updated", &edited.changes, None);
+            println!(
+                "  the phone now needs an authentication string, the null string or its MIC to enroll again"
+            );
         }
         DeviceCommand::Show { name: n, json } => {
             let name = name(&n)?;
@@ -281,10 +301,9 @@ pub(crate) fn run(data: &DataDir, command: DeviceCommand) -> Result<Outcome, Fai
         DeviceCommand::Remove { name: n } => {
             let name = name(&n)?;
             let store = open(data)?;
-            if !store.remove(&name)? {
+            if !store.remove(&name, SystemTime::now())? {
                 return Err(Failure::new(format!("device {name} is not configured")));
             }
-            store.record_operator_event(&name, "removed", "device removed", SystemTime::now())?;
             println!("removed {name}");
         }
     }

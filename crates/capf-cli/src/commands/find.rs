@@ -2,13 +2,13 @@
 //! every criterion ANDed, sorted and paged (B36).
 
 use capf_operations::{
-    DeviceQuery, DeviceStore, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
+    DeviceQuery, OperatorStore, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
 };
-use capf_server::DataDir;
 use clap::Args;
 use serde_json::json;
 
 use super::device::{open, print_table};
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome, device_view};
 
 /// Search criteria, shared by `capf find` and `capf report`.

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use capf_auth::AuthMode;
-use capf_operations::{Device, DeviceName, DeviceStore};
-use capf_server::DataDir;
+use capf_operations::{Device, DeviceName, OperationsError, OperatorStore};
 use capf_store::SqliteStore;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::device::{DeviceFlags, apply, open};
+use super::device::{DeviceFlags, FlagEdit, edit_from_flags, open};
 use super::report::write_private;
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// The columns a CSV file may have (`name` is required).
@@ -96,43 +96,30 @@ fn import_row(
         key: cell(record, columns[6]),
         completes_by: cell(record, columns[7]),
         security_mode: cell(record, columns[8]),
+        clear_lockout: false,
     };
     if flags.auth_string.is_some() && flags.generate_string.is_some() {
         return Err(fail("give auth_string or generate_string, not both".into()));
     }
-    let existing = store.load(&name).map_err(|e| fail(e.to_string()))?;
-    let is_new = existing.is_none();
-    let mut device = match existing {
-        Some(device) => device,
-        None => {
-            let mode = match flags.auth_mode.as_deref() {
-                Some(m) => m
-                    .parse()
-                    .map_err(|e: capf_auth::AuthError| fail(e.to_string()))?,
-                None => AuthMode::AuthString,
-            };
-            Device::new(name.clone(), mode)
+    // Every field is parsed and checked before anything is written; the
+    // store then applies the row in one transaction: as an edit of the
+    // device as it is (never a stale copy written back), or as a new
+    // device.
+    let now = SystemTime::now();
+    let FlagEdit { edit, generated } = edit_from_flags(&flags, now).map_err(|f| fail(f.message))?;
+    let result = match store.modify(&name, &edit, now) {
+        Ok(_) => RowResult::Updated(generated),
+        Err(OperationsError::UnknownDevice { .. }) => {
+            let mut device = Device::new(name.clone(), AuthMode::AuthString);
+            edit.apply(&mut device, now)
+                .map_err(|e| fail(e.to_string()))?;
+            store
+                .insert(&device, now)
+                .map_err(|e| fail(e.to_string()))?;
+            RowResult::Added(generated)
         }
+        Err(e) => return Err(fail(e.to_string())),
     };
-    // `apply` parses every field before changing the (copied) record, and
-    // nothing reaches the store unless it all succeeded.
-    let applied = apply(&mut device, &flags).map_err(|f| fail(f.message))?;
-    let result = if is_new {
-        store.insert(&device).map_err(|e| fail(e.to_string()))?;
-        RowResult::Added(applied.generated)
-    } else {
-        store.update(&device).map_err(|e| fail(e.to_string()))?;
-        RowResult::Updated(applied.generated)
-    };
-    let detail = if applied.changes.is_empty() {
-        "no change".to_owned()
-    } else {
-        applied.changes.join(", ")
-    };
-    // The row is applied; a failed audit entry is reported but does not undo it.
-    if let Err(e) = store.record_operator_event(&name, "imported", &detail, SystemTime::now()) {
-        eprintln!("capf: {name}: audit log: {e}");
-    }
     Ok((name, result))
 }
 

@@ -3,9 +3,9 @@
 use std::time::SystemTime;
 
 use capf_ca::{CertValidity, IdentityParams, KeySpec};
-use capf_server::DataDir;
 use clap::Args;
 
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// Arguments of `capf init`.

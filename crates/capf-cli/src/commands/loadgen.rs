@@ -28,8 +28,8 @@ use capf_ca::{CaCertificate, IdentityParams, KeySpec, PrivateKey};
 use capf_operations::phone::{
     Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess,
 };
-use capf_operations::{Device, DeviceName, DeviceStore};
-use capf_server::{DataDir, PhoneClient, phone_client_config};
+use capf_operations::{Device, DeviceEdit, DeviceName, OperatorStore};
+use capf_server::{PhoneClient, phone_client_config};
 use capf_store::SqliteStore;
 use capf_wire::{FrameCodec, Message};
 use clap::Args;
@@ -40,6 +40,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat (100 on
@@ -313,23 +314,24 @@ fn schedule_one(
     key: KeySpec,
     string: Option<AuthString>,
 ) -> Result<(), String> {
-    let existing = store.load(&name).map_err(|e| e.to_string())?;
-    let exists = existing.is_some();
-    let mut device = existing.unwrap_or_else(|| Device::new(name, mode));
-    device.policy.auth_mode = mode;
-    device.key = Some(key);
-    device.description = "capf loadgen".to_owned();
-    if let Some(s) = string {
-        device.policy.rearm(s);
+    let now = SystemTime::now();
+    if store.load(&name).map_err(|e| e.to_string())?.is_none() {
+        store
+            .insert(&Device::new(name.clone(), mode), now)
+            .map_err(|e| e.to_string())?;
     }
-    device
-        .schedule(Operation::InstallUpgrade, None)
-        .map_err(|e| e.to_string())?;
-    if exists {
-        store.update(&device).map_err(|e| e.to_string())
-    } else {
-        store.insert(&device).map_err(|e| e.to_string())
-    }
+    let edit = DeviceEdit {
+        description: Some("capf loadgen".to_owned()),
+        auth_mode: Some(mode),
+        key: Some(Some(key)),
+        auth_string: string,
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
+    store
+        .modify(&name, &edit, now)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn device_name(first: u64, i: usize) -> Result<DeviceName, String> {
@@ -798,8 +800,8 @@ async fn hold_one(
         match codec.decode(&mut inbound) {
             Ok(Some(frame)) => {
                 match Message::from_frame(&frame) {
-                    Ok(m) => session.handle_message(SystemTime::now(), m, frame.session_id),
-                    Err(e) => session.malformed_message(SystemTime::now(), &e),
+                    Ok(m) => session.handle_message(SystemTime::now(), frame.session_id, m),
+                    Err(e) => session.handle_malformed(SystemTime::now(), &e),
                 }
                 continue;
             }

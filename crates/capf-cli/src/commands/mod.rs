@@ -14,11 +14,12 @@ pub(crate) mod serve;
 pub(crate) mod wire;
 
 use crate::cli::{Cli, Command};
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let data = capf_server::DataDir::new(&cli.data_dir);
+    let data = DataDir::new(&cli.data_dir);
     match cli.command {
         Command::Init(args) => init::run(&data, args),
         Command::Serve(args) => serve::run(&data, args),

@@ -1,12 +1,12 @@
 //! `capf params show|set|reset`: the service parameters (B28). They are
 //! stored in the database; `capf serve` reads them when it starts.
 
-use capf_server::DataDir;
 use capf_store::StoreError;
 use clap::Subcommand;
 use serde_json::json;
 
 use super::device::open;
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 const RESTART: &str = "takes effect when `capf serve` restarts";

@@ -5,12 +5,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use capf_operations::{Device, DeviceStore};
-use capf_server::DataDir;
+use capf_operations::{Device, OperatorStore};
 use clap::Args;
 
 use super::device::open;
 use super::find::Criteria;
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome, time_text};
 
 /// Arguments of `capf report`.

@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use capf_ca::IdentityParams;
 use capf_operations::{DeviceStore, ServerConfig};
-use capf_server::{CapfServer, DataDir, ServerOptions};
+use capf_server::{CapfServer, ServerOptions};
 use clap::Args;
 
+use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
 /// Arguments of `capf serve`.

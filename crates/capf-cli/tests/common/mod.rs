@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use capf_auth::AuthString;
 use capf_ca::CaCertificate;
 use capf_operations::phone::{Credentials, PhoneConfig};
-use capf_server::DataDir;
 use capf_store::SqliteStore;
+
+/// The database file in a data directory, as `capf init` creates it.
+pub const DATABASE: &str = "capf.sqlite3";
 
 /// Longest wait for `capf serve` to start or to exit.
 pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
@@ -182,8 +184,9 @@ pub fn phone_config(n: &str, string: &str) -> PhoneConfig {
     )
 }
 
+/// Opens the database of the data directory `data`.
 pub fn open_store(data: &Path) -> SqliteStore {
-    SqliteStore::open(data.join(DataDir::DATABASE)).unwrap()
+    SqliteStore::open(data.join(DATABASE)).unwrap()
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -77,7 +77,7 @@ impl PhoneSession {
 
     /// A message from the server, with the session id of its frame. Ignored
     /// once the session is finished.
-    pub fn handle_message(&mut self, now: SystemTime, message: Message, session_id: u32) {
+    pub fn handle_message(&mut self, now: SystemTime, session_id: u32, message: Message) {
         if self.is_finished() {
             return;
         }
@@ -103,7 +103,7 @@ impl PhoneSession {
 
     /// A frame the runtime could not decode: the session ends as a
     /// protocol error (`error` is kept as text in the outcome).
-    pub fn malformed_message(&mut self, now: SystemTime, error: impl fmt::Display) {
+    pub fn handle_malformed(&mut self, now: SystemTime, error: impl fmt::Display) {
         let violation = ProtocolViolation::Malformed(error.to_string());
         self.interrupt(now, FailureCause::ProtocolError(violation));
     }

@@ -11,7 +11,7 @@ use capf_operations::capf_ca::{
 };
 use capf_operations::capf_wire::{Command, Frame, Message};
 use capf_operations::{
-    Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServerSession, ServiceParameters,
+    Device, DeviceName, MemoryStore, OperatorStore, ServerConfig, ServerSession, ServiceParameters,
     SessionDriver, SessionOutcome, Transmit,
 };
 
@@ -139,7 +139,7 @@ pub fn pump(
 pub fn store_with(devices: &[Device]) -> MemoryStore {
     let store = MemoryStore::new();
     for d in devices {
-        store.insert(d).unwrap();
+        store.insert(d, vector_now()).unwrap();
     }
     store
 }

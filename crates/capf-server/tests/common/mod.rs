@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use capf_auth::{AuthMode, AuthString, Operation};
-use capf_ca::{CaCertificate, EcCurve, IdentityParams, KeySpec};
+use capf_ca::{CaCertificate, CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, TrustStore};
 use capf_operations::phone::{
     CertificateCredentials, Credentials, FailureCause, PhoneConfig, PhoneOutcome, PhoneSuccess,
 };
 use capf_operations::{
-    Device, DeviceName, DeviceStore, IssuedRecord, OperationsError, ServerConfig, ServiceParameters,
+    Device, DeviceEdit, DeviceName, DeviceStore, IssuedRecord, OperationsError, ServerConfig,
+    ServiceParameters, SessionStore,
 };
-use capf_server::{CapfServer, DataDir, PhoneClient, PhoneRun, ServerError, ServerOptions};
+use capf_server::{CapfServer, PhoneClient, PhoneRun, ServerError, ServerOptions};
 use capf_store::SqliteStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -65,20 +66,60 @@ pub fn device(
     d
 }
 
-/// Creates the data directory as `capf init --key p256` does.
-pub fn init_data_dir(root: &Path) -> DataDir {
-    let data = DataDir::new(root);
-    if !data.is_initialised() {
-        data.init(
-            &IdentityParams {
-                key: KeySpec::Ec(EcCurve::P256),
-                ..IdentityParams::default()
-            },
-            SystemTime::now(),
-        )
-        .unwrap();
+/// The database file of a data directory, as `capf init` names it.
+pub const DATABASE: &str = "capf.sqlite3";
+/// The directory of manufacturer CA certificates (`*.pem`) that `capf
+/// serve` trusts for MIC authentication.
+pub const MIC_TRUST: &str = "mic-trust";
+/// The directory of troubleshoot trace files.
+pub const TRACES: &str = "traces";
+
+/// Creates the data directory as `capf init --key p256` does (a P-256 CAPF
+/// identity, its `<hash>.0` copy, the database) unless it holds a CAPF
+/// identity already. Returns the CAPF identity.
+pub fn init_data_dir(root: &Path) -> CapfIdentity {
+    if CapfIdentity::exists(root) {
+        return CapfIdentity::load(root).unwrap();
     }
-    data
+    std::fs::create_dir_all(root).unwrap();
+    let identity = CapfIdentity::generate(
+        &IdentityParams {
+            key: KeySpec::Ec(EcCurve::P256),
+            ..IdentityParams::default()
+        },
+        SystemTime::now(),
+    )
+    .unwrap();
+    identity.save(root).unwrap();
+    identity.write_hashed_copy(root).unwrap();
+    SqliteStore::open(root.join(DATABASE)).unwrap();
+    identity
+}
+
+/// Opens the database of the data directory `root` (initialised first if
+/// needed).
+pub fn open_store(root: &Path) -> SqliteStore {
+    init_data_dir(root);
+    SqliteStore::open(root.join(DATABASE)).unwrap()
+}
+
+/// The trust anchors `capf serve` builds from the data directory `root`:
+/// `issuer` for LSCs, every certificate in `mic-trust/*.pem` for MICs.
+pub fn trust_store(root: &Path, issuer: &Issuer) -> TrustStore {
+    let mut trust = TrustStore::for_issuer(issuer);
+    if let Ok(entries) = std::fs::read_dir(root.join(MIC_TRUST)) {
+        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for file in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        {
+            trust
+                .add_mic_anchors_pem(&std::fs::read_to_string(file).unwrap())
+                .unwrap();
+        }
+    }
+    trust
 }
 
 /// Test server options: 127.0.0.1, ephemeral port, traces in the data
@@ -86,7 +127,7 @@ pub fn init_data_dir(root: &Path) -> DataDir {
 pub fn options(root: &Path) -> ServerOptions {
     ServerOptions {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
-        trace_dir: Some(root.join(DataDir::TRACES)),
+        trace_dir: Some(root.join(TRACES)),
         shutdown_grace: Duration::from_secs(2),
         ..ServerOptions::default()
     }
@@ -112,7 +153,7 @@ impl Server {
 
     /// Starts a server on `root` with the service parameters stored there.
     pub async fn start_with(root: &Path, options: ServerOptions) -> Server {
-        let store = Arc::new(init_data_dir(root).open_store().unwrap());
+        let store = Arc::new(open_store(root));
         let params = store.load_parameters().unwrap();
         Self::start_on(root, store, params, options).await
     }
@@ -127,11 +168,10 @@ impl<S: DeviceStore + 'static> Server<S> {
         params: ServiceParameters,
         options: ServerOptions,
     ) -> Server<S> {
-        let data = init_data_dir(root);
-        let identity = data.identity().unwrap();
-        let issuer = data.issuer(&identity).unwrap();
-        let trust = data.trust_store(&issuer).unwrap();
-        let dyn_store: Arc<dyn DeviceStore> = store.clone();
+        let identity = init_data_dir(root);
+        let issuer = identity.issuer().unwrap();
+        let trust = trust_store(root, &issuer);
+        let dyn_store: Arc<dyn SessionStore> = store.clone();
         let server = CapfServer::bind(
             &identity,
             issuer,
@@ -198,7 +238,7 @@ impl<S: DeviceStore + 'static> Server<S> {
     }
 
     pub fn add(&self, device: &Device) {
-        self.store.insert(device).unwrap();
+        self.store.insert(device, SystemTime::now()).unwrap();
     }
 
     /// Schedules an install of a P-256 LSC on `n`, authenticated by `string`.
@@ -233,11 +273,12 @@ impl<S: DeviceStore + 'static> Server<S> {
         self.store.issued_certificates(&name(n)).unwrap()
     }
 
-    /// Changes a device as an operator would.
-    pub fn edit(&self, n: &str, f: impl FnOnce(&mut Device)) {
-        let mut d = self.load(n);
-        f(&mut d);
-        self.store.update(&d).unwrap();
+    /// Changes a device as an operator would: an edit applied inside the
+    /// store's transaction.
+    pub fn edit(&self, n: &str, edit: DeviceEdit) {
+        self.store
+            .modify(&name(n), &edit, SystemTime::now())
+            .unwrap();
     }
 
     /// A real phone enrolls `n` with `string`, and the record says so.
@@ -260,13 +301,15 @@ pub async fn wait_lease_free<S: DeviceStore + 'static>(store: &Arc<S>, n: &str) 
         let store2 = store.clone();
         let device2 = device.clone();
         let taken = tokio::task::spawn_blocking(move || {
-            store2.acquire_lease(&device2, SystemTime::now(), Duration::from_secs(5))
+            store2
+                .begin_blocking(&device2, SystemTime::now(), Duration::from_secs(5))
+                .map(|(lease, _)| lease)
         })
         .await
         .unwrap();
         match taken {
             Ok(lease) => {
-                store.release_lease(&lease).unwrap();
+                store.release_blocking(&lease).unwrap();
                 return;
             }
             Err(OperationsError::DeviceBusy { .. }) => {}
@@ -320,4 +363,12 @@ pub fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
                 .await
                 .expect("test within its bound");
         });
+}
+
+/// An edit that schedules `operation`.
+pub fn schedule(operation: Operation) -> DeviceEdit {
+    DeviceEdit {
+        operation: Some(operation),
+        ..DeviceEdit::default()
+    }
 }

@@ -3,95 +3,130 @@
 //! ```text
 //! DIR/capf.pem            the CAPF certificate (served over TLS, goes in the phones' ITL)
 //! DIR/capf-key.pem        its private key, PKCS#8, mode 0600
-//! DIR/<hash>.0            a copy named by OpenSSL subject hash (B7)
+//! DIR/<hash>.0            a copy named by OpenSSL subject hash, for ITL tools
 //! DIR/capf.sqlite3        devices, issued certificates, audit log, parameters
 //! DIR/issuer.pem          optional: a separate issuing CA certificate (+ chain) ...
 //! DIR/issuer-key.pem      ... and its key; LSCs are then signed by it
 //! DIR/mic-trust/*.pem     manufacturer CA certificates trusted for MIC authentication
-//! DIR/traces/             troubleshoot trace files (B30)
+//! DIR/traces/             troubleshoot trace files
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use capf_ca::{CaCertificate, CapfIdentity, IdentityParams, Issuer, TrustStore};
-use capf_store::SqliteStore;
+use capf_ca::{CaCertificate, CaError, CapfIdentity, IdentityParams, Issuer, TrustStore};
+use capf_store::{SqliteStore, StoreError};
 
-use crate::ServerError;
+/// What can go wrong with the data directory.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DataDirError {
+    /// [`DataDir::init`] on a directory that already holds a CAPF identity.
+    #[error("data directory {}: already initialised (it holds a CAPF identity)", path.display())]
+    AlreadyInitialised {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The CAPF identity was asked for before `capf init`.
+    #[error("data directory {}: not initialised: run `capf init` first", path.display())]
+    NotInitialised {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Another process holds the directory's lock.
+    #[error("data directory {}: another capf server is using it (capf.lock is held)", path.display())]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file or directory could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CAPF identity, the issuer or a trust anchor could not be created
+    /// or loaded.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A CAPF data directory.
 #[derive(Clone, Debug)]
-pub struct DataDir {
+pub(crate) struct DataDir {
     root: PathBuf,
 }
 
 /// The data directory's exclusive lock; released when dropped (or when the
 /// process dies, however it dies).
 #[derive(Debug)]
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     _file: std::fs::File,
 }
 
 /// What [`DataDir::init`] created.
 #[derive(Debug)]
-pub struct InitReport {
+pub(crate) struct InitReport {
     /// The new CAPF identity.
-    pub identity: CapfIdentity,
+    pub(crate) identity: CapfIdentity,
     /// The certificate file.
-    pub certificate: PathBuf,
+    pub(crate) certificate: PathBuf,
     /// The key file.
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// The `<hash>.0` copy.
-    pub hashed_copy: PathBuf,
+    pub(crate) hashed_copy: PathBuf,
     /// The database.
-    pub database: PathBuf,
+    pub(crate) database: PathBuf,
 }
 
 impl DataDir {
     /// The database file name.
-    pub const DATABASE: &'static str = "capf.sqlite3";
+    pub(crate) const DATABASE: &'static str = "capf.sqlite3";
     /// Optional issuing certificate (and chain) file name.
-    pub const ISSUER_CERT: &'static str = "issuer.pem";
+    pub(crate) const ISSUER_CERT: &'static str = "issuer.pem";
     /// Optional issuing key file name.
-    pub const ISSUER_KEY: &'static str = "issuer-key.pem";
+    pub(crate) const ISSUER_KEY: &'static str = "issuer-key.pem";
     /// Directory of manufacturer CA certificates for MIC authentication.
-    pub const MIC_TRUST: &'static str = "mic-trust";
+    pub(crate) const MIC_TRUST: &'static str = "mic-trust";
     /// Directory of troubleshoot trace files.
-    pub const TRACES: &'static str = "traces";
+    pub(crate) const TRACES: &'static str = "traces";
     /// The lock file a running server holds.
-    pub const LOCK: &'static str = "capf.lock";
+    pub(crate) const LOCK: &'static str = "capf.lock";
 
     /// A data directory at `root` (nothing is read or created yet).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         DataDir { root: root.into() }
     }
 
     /// The directory.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// A path inside the directory.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
 
     /// Whether the CAPF identity exists (the directory was initialised).
-    pub fn is_initialised(&self) -> bool {
+    pub(crate) fn is_initialised(&self) -> bool {
         CapfIdentity::exists(&self.root)
     }
 
     /// Creates the CAPF key (mode 0600), certificate, its `<hash>.0` copy
     /// and the database. Refuses an already initialised directory.
-    pub fn init(
+    pub(crate) fn init(
         &self,
         params: &IdentityParams,
         now: SystemTime,
-    ) -> Result<InitReport, ServerError> {
+    ) -> Result<InitReport, DataDirError> {
         if self.is_initialised() {
-            return Err(ServerError::DataDir {
+            return Err(DataDirError::AlreadyInitialised {
                 path: self.root.clone(),
-                why: "already initialised (it holds a CAPF identity)".into(),
             });
         }
         create_private_dir(&self.root)?;
@@ -110,11 +145,10 @@ impl DataDir {
     }
 
     /// The CAPF identity (TLS certificate and key).
-    pub fn identity(&self) -> Result<CapfIdentity, ServerError> {
+    pub(crate) fn identity(&self) -> Result<CapfIdentity, DataDirError> {
         if !self.is_initialised() {
-            return Err(ServerError::DataDir {
+            return Err(DataDirError::NotInitialised {
                 path: self.root.clone(),
-                why: "not initialised: run `capf init` first".into(),
             });
         }
         Ok(CapfIdentity::load(&self.root)?)
@@ -122,7 +156,7 @@ impl DataDir {
 
     /// The issuer of LSCs: `issuer.pem` + `issuer-key.pem` if present, else
     /// the CAPF identity itself.
-    pub fn issuer(&self, identity: &CapfIdentity) -> Result<Issuer, ServerError> {
+    pub(crate) fn issuer(&self, identity: &CapfIdentity) -> Result<Issuer, DataDirError> {
         let cert = self.path(Self::ISSUER_CERT);
         let key = self.path(Self::ISSUER_KEY);
         if cert.exists() || key.exists() {
@@ -133,7 +167,7 @@ impl DataDir {
 
     /// Trust anchors for certificate authentication: the issuer for LSCs,
     /// and every certificate in `mic-trust/*.pem` for MICs.
-    pub fn trust_store(&self, issuer: &Issuer) -> Result<TrustStore, ServerError> {
+    pub(crate) fn trust_store(&self, issuer: &Issuer) -> Result<TrustStore, DataDirError> {
         let mut trust = TrustStore::for_issuer(issuer);
         let dir = self.path(Self::MIC_TRUST);
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -144,7 +178,7 @@ impl DataDir {
                 .iter()
                 .filter(|p| p.extension().is_some_and(|e| e == "pem"))
             {
-                let pem = std::fs::read_to_string(file).map_err(|source| ServerError::Io {
+                let pem = std::fs::read_to_string(file).map_err(|source| DataDirError::Io {
                     path: file.clone(),
                     source,
                 })?;
@@ -159,35 +193,34 @@ impl DataDir {
     /// Takes the data directory's exclusive lock (`DIR/capf.lock`), held
     /// while the returned guard lives: one server per data directory. Fails
     /// if another process holds it.
-    pub fn lock_exclusive(&self) -> Result<DataDirLock, ServerError> {
+    pub(crate) fn lock_exclusive(&self) -> Result<DataDirLock, DataDirError> {
         let path = self.path(Self::LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| ServerError::Io {
+            .map_err(|source| DataDirError::Io {
                 path: path.clone(),
                 source,
             })?;
         match file.try_lock() {
             Ok(()) => Ok(DataDirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::DataDir {
+            Err(std::fs::TryLockError::WouldBlock) => Err(DataDirError::Locked {
                 path: self.root.clone(),
-                why: "another capf server is using it (capf.lock is held)".into(),
             }),
-            Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Io { path, source }),
+            Err(std::fs::TryLockError::Error(source)) => Err(DataDirError::Io { path, source }),
         }
     }
 
     /// Opens the database (creating it if missing).
-    pub fn open_store(&self) -> Result<SqliteStore, ServerError> {
+    pub(crate) fn open_store(&self) -> Result<SqliteStore, DataDirError> {
         Ok(SqliteStore::open(self.path(Self::DATABASE))?)
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
-    let io = |source| ServerError::Io {
+fn create_private_dir(dir: &Path) -> Result<(), DataDirError> {
+    let io = |source| DataDirError::Io {
         path: dir.to_path_buf(),
         source,
     };
@@ -221,7 +254,7 @@ mod tests {
         let held = data.lock_exclusive().unwrap();
         assert!(matches!(
             data.lock_exclusive(),
-            Err(ServerError::DataDir { .. })
+            Err(DataDirError::Locked { .. })
         ));
         drop(held);
         assert!(data.lock_exclusive().is_ok());

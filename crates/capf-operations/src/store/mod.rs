@@ -1,0 +1,30 @@
+//! The store contract: what the server's sessions and the operators need
+//! from a device database, and the small transaction interface a backend
+//! implements to provide both.
+//!
+//! * [`SessionStore`]: begin (lease + load), commit (optionally releasing
+//!   the lease in the same transaction), release. One calling convention:
+//!   every call answers through a [`Reply`].
+//! * [`OperatorStore`]: load, find, insert, modify (a [`DeviceEdit`](crate::DeviceEdit)
+//!   applied inside the transaction), remove, certificate history, audit.
+//! * [`StoreBackend`] with [`StoreTransaction`]: rows in, rows out. Both
+//!   faces above are implemented for every backend, with the rules of a
+//!   commit written once (`rules.rs`).
+//! * [`DeviceStore`]: both faces, for those who need both (the facade).
+
+mod backend;
+mod operator_store;
+mod records;
+mod rules;
+mod session_store;
+
+pub use backend::{StoreBackend, StoreReads, StoreTransaction};
+pub use operator_store::OperatorStore;
+pub use records::{AuditEntry, CertificateHistory, Lease};
+pub use session_store::{Reply, SessionStore};
+
+/// A store with both faces: what sessions need and what operators need.
+/// Implemented for every type that has both (every [`StoreBackend`]).
+pub trait DeviceStore: SessionStore + OperatorStore {}
+
+impl<T: SessionStore + OperatorStore + ?Sized> DeviceStore for T {}

@@ -1,0 +1,454 @@
+//! The rules of the store, written once over the transaction interface:
+//! every [`StoreBackend`] is a [`SessionStore`] and an [`OperatorStore`]
+//! through these functions.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use capf_auth::AuthenticatedBy;
+
+use crate::{
+    AuditEntry, CertificateHistory, CompletedWork, Device, DeviceEdit, DeviceName, DevicePage,
+    DeviceQuery, Edited, IssuedRecord, Lease, OperationsError, OperatorStore, Reply, RetrievedKind,
+    SessionCommit, SessionStore, StoreBackend, StoreTransaction,
+};
+
+fn unknown(name: &DeviceName) -> OperationsError {
+    OperationsError::UnknownDevice {
+        name: name.to_string(),
+    }
+}
+
+fn busy(name: &DeviceName) -> OperationsError {
+    OperationsError::DeviceBusy {
+        name: name.to_string(),
+    }
+}
+
+/// A lease token: random, below 2^63 (so that it fits a signed 64-bit
+/// column), never 0.
+fn new_token() -> Result<u64, OperationsError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| OperationsError::store(e.to_string()))?;
+    Ok((u64::from_le_bytes(bytes) >> 1).max(1))
+}
+
+/// Takes the lease on a device and loads it.
+pub(crate) fn begin_in(
+    tx: &mut dyn StoreTransaction,
+    name: &DeviceName,
+    now: SystemTime,
+    ttl: Duration,
+) -> Result<(Lease, Device), OperationsError> {
+    let device = tx.device(name)?.ok_or_else(|| unknown(name))?;
+    if tx.lease(name)?.is_some_and(|held| held.is_held_at(now)) {
+        return Err(busy(name));
+    }
+    let lease = Lease {
+        device: name.clone(),
+        token: new_token()?,
+        expires: now
+            .checked_add(ttl)
+            .ok_or(OperationsError::TimeOutOfRange {
+                what: "lease expiry",
+            })?,
+    };
+    tx.put_lease(&lease)?;
+    Ok((lease, device))
+}
+
+/// Whether `lease` is still the device's lease. Only the token counts: a
+/// lease past its expiry that nobody took over may still commit (an
+/// operator edit that changes what sessions depend on drops an expired
+/// lease, so its session can no longer commit).
+fn holds(tx: &mut dyn StoreTransaction, lease: &Lease) -> Result<bool, OperationsError> {
+    Ok(tx
+        .lease(&lease.device)?
+        .is_some_and(|held| held.token == lease.token))
+}
+
+/// A session's change under its lease.
+pub(crate) fn commit_in(
+    tx: &mut dyn StoreTransaction,
+    lease: &Lease,
+    change: &SessionCommit,
+    release: bool,
+) -> Result<Device, OperationsError> {
+    let name = &lease.device;
+    if !holds(tx, lease)? {
+        return Err(OperationsError::LeaseLost {
+            name: name.to_string(),
+        });
+    }
+    let mut device = tx.device(name)?.ok_or_else(|| unknown(name))?;
+    let delivered = match change {
+        SessionCommit::Issued(record) => {
+            if &record.device != name {
+                return Err(OperationsError::WrongDevice {
+                    change: record.device.to_string(),
+                    lease: name.to_string(),
+                });
+            }
+            let serial = &record.certificate.serial_hex;
+            match tx.certificate(serial)? {
+                // The same record committed again (a retry after an error
+                // that hid a success): accepted once.
+                Some(existing)
+                    if existing.record.device == record.device
+                        && existing.record.certificate.der == record.certificate.der => {}
+                Some(existing) => {
+                    return Err(OperationsError::SerialConflict {
+                        serial: serial.clone(),
+                        device: existing.record.device.to_string(),
+                    });
+                }
+                None => tx.put_certificate(&CertificateHistory::issued(record.clone()))?,
+            }
+            None
+        }
+        SessionCommit::Completed {
+            work: CompletedWork::Installed { serial_hex },
+            at,
+            ..
+        } => match tx.certificate(serial_hex)? {
+            Some(mut history) if &history.record.device == name => {
+                history.record.delivered = true;
+                history.delivered_at.get_or_insert(*at);
+                tx.put_certificate(&history)?;
+                Some(history.record)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let lsc_before = device.lsc.as_ref().map(|c| c.serial_hex.clone());
+    device.apply_commit(change, delivered.as_ref());
+    if let (Some(old), SessionCommit::Completed { at, .. }) = (lsc_before, change) {
+        let now_on_record = device.lsc.as_ref().map(|c| c.serial_hex.as_str());
+        if now_on_record != Some(old.as_str())
+            && let Some(mut history) = tx.certificate(&old)?
+            && &history.record.device == name
+            && history.superseded_at.is_none()
+            && history.deleted_at.is_none()
+        {
+            if now_on_record.is_none() {
+                history.deleted_at = Some(*at);
+            } else {
+                history.superseded_at = Some(*at);
+            }
+            tx.put_certificate(&history)?;
+        }
+    }
+    tx.put_device(&device)?;
+    for entry in audit_entries(name, change) {
+        tx.append_audit(&entry)?;
+    }
+    if release {
+        tx.delete_lease(name)?;
+    }
+    Ok(device)
+}
+
+/// Gives a lease back if it is still held.
+pub(crate) fn release_in(
+    tx: &mut dyn StoreTransaction,
+    lease: &Lease,
+) -> Result<(), OperationsError> {
+    if holds(tx, lease)? {
+        tx.delete_lease(&lease.device)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_in(
+    tx: &mut dyn StoreTransaction,
+    device: &Device,
+    at: SystemTime,
+) -> Result<(), OperationsError> {
+    if tx.device(&device.name)?.is_some() {
+        return Err(OperationsError::DeviceExists {
+            name: device.name.to_string(),
+        });
+    }
+    let mut device = device.clone();
+    device.sync_certificate_flags();
+    tx.put_device(&device)?;
+    let mut detail = format!("authentication mode {}", device.policy.auth_mode);
+    if device.policy.operation.is_pending() {
+        detail.push_str(&format!(", operation {}", device.policy.operation.label()));
+    }
+    tx.append_audit(&AuditEntry::new(at, &device.name, "added", detail))
+}
+
+pub(crate) fn modify_in(
+    tx: &mut dyn StoreTransaction,
+    name: &DeviceName,
+    edit: &DeviceEdit,
+    at: SystemTime,
+) -> Result<Edited, OperationsError> {
+    let mut device = tx.device(name)?.ok_or_else(|| unknown(name))?;
+    if edit.touches_session() {
+        match tx.lease(name)? {
+            Some(held) if held.is_held_at(at) => return Err(busy(name)),
+            // The session that held it ran out of time: it must not commit
+            // over what the operator now changes.
+            Some(_) => tx.delete_lease(name)?,
+            None => {}
+        }
+    }
+    let revoked_serial = match (&edit.revoke_lsc, &device.lsc) {
+        (Some(_), Some(lsc)) => Some(lsc.serial_hex.clone()),
+        _ => None,
+    };
+    let changes = edit.apply(&mut device, at)?;
+    if let Some(serial) = revoked_serial
+        && let Some(mut history) = tx.certificate(&serial)?
+        && &history.record.device == name
+    {
+        history.revoked_at.get_or_insert(at);
+        tx.put_certificate(&history)?;
+    }
+    tx.put_device(&device)?;
+    let detail = if changes.is_empty() {
+        "no change".to_owned()
+    } else {
+        changes.join(", ")
+    };
+    tx.append_audit(&AuditEntry::new(at, name, "changed", detail))?;
+    Ok(Edited { device, changes })
+}
+
+pub(crate) fn remove_in(
+    tx: &mut dyn StoreTransaction,
+    name: &DeviceName,
+    at: SystemTime,
+) -> Result<bool, OperationsError> {
+    if tx.lease(name)?.is_some_and(|held| held.is_held_at(at)) {
+        return Err(busy(name));
+    }
+    let existed = tx.delete_device(name)?;
+    if existed {
+        tx.append_audit(&AuditEntry::new(at, name, "removed", "device removed"))?;
+    }
+    Ok(existed)
+}
+
+pub(crate) fn record_issued_in(
+    tx: &mut dyn StoreTransaction,
+    record: &IssuedRecord,
+    at: SystemTime,
+) -> Result<(), OperationsError> {
+    let serial = &record.certificate.serial_hex;
+    if let Some(existing) = tx.certificate(serial)? {
+        return Err(OperationsError::SerialConflict {
+            serial: serial.clone(),
+            device: existing.record.device.to_string(),
+        });
+    }
+    let mut record = record.clone();
+    record.delivered = false;
+    tx.put_certificate(&CertificateHistory::issued(record.clone()))?;
+    tx.append_audit(&AuditEntry::new(
+        at,
+        &record.device,
+        "issued-offline",
+        format!(
+            "serial {} subject {}, issued outside a session (not the LSC on record)",
+            serial, record.certificate.subject
+        ),
+    ))
+}
+
+/// The audit entries a session's change produces.
+pub(crate) fn audit_entries(device: &DeviceName, change: &SessionCommit) -> Vec<AuditEntry> {
+    let entry = |at, event: &str, detail: String| AuditEntry::new(at, device, event, detail);
+    match change {
+        SessionCommit::Policy {
+            update,
+            refusal,
+            mic,
+            at,
+        } => {
+            let mut out = Vec::new();
+            if let Some(mic) = mic {
+                out.push(entry(
+                    *at,
+                    "mic-recorded",
+                    format!(
+                        "subject {} issuer {} serial {} SHA-256 {}",
+                        mic.subject,
+                        mic.issuer,
+                        mic.serial_hex,
+                        mic.fingerprint_sha256()
+                    ),
+                ));
+            }
+            if let Some(reason) = refusal {
+                out.push(entry(*at, "refused", reason.clone()));
+            }
+            if update.lock {
+                out.push(entry(
+                    *at,
+                    "lockout",
+                    "too many wrong authentication strings".into(),
+                ));
+            }
+            if let Some((reason, _)) = update.operation_failed {
+                out.push(entry(*at, "operation-failed", reason.to_string()));
+            }
+            out
+        }
+        SessionCommit::Issued(r) => vec![entry(
+            r.issued_at,
+            "issued",
+            format!(
+                "serial {} subject {}",
+                r.certificate.serial_hex, r.certificate.subject
+            ),
+        )],
+        SessionCommit::Completed { grant, work, at } => {
+            let by = match grant.authenticated_by {
+                AuthenticatedBy::AuthString => "authentication string",
+                AuthenticatedBy::NullString => "null string",
+                AuthenticatedBy::Lsc { .. } => "LSC on record",
+                AuthenticatedBy::Mic { .. } => "MIC",
+            };
+            let what = match work {
+                CompletedWork::Installed { serial_hex } => {
+                    return vec![
+                        entry(*at, "delivered", format!("serial {serial_hex}")),
+                        entry(
+                            *at,
+                            "completed",
+                            format!("install/upgrade, authenticated by {by}"),
+                        ),
+                    ];
+                }
+                CompletedWork::Retrieved(certs) => format!(
+                    "troubleshoot: fetched {}",
+                    certs
+                        .iter()
+                        .map(|(k, c)| match k {
+                            RetrievedKind::Unverified => format!(
+                                "an unverified certificate (subject {}, issuer {}, serial {}), not recorded",
+                                c.subject, c.issuer, c.serial_hex
+                            ),
+                            _ => format!("{} serial {}", k.as_str(), c.serial_hex),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                CompletedWork::Deleted => "delete".to_owned(),
+            };
+            vec![entry(
+                *at,
+                "completed",
+                format!("{what}, authenticated by {by}"),
+            )]
+        }
+        SessionCommit::Failed {
+            reason,
+            operation_failed,
+            at,
+            ..
+        } => {
+            let mut out = vec![entry(*at, "failed", reason.clone())];
+            if let Some(failure) = operation_failed {
+                out.push(entry(*at, "operation-failed", failure.to_string()));
+            }
+            out
+        }
+    }
+}
+
+impl<B: StoreBackend> SessionStore for B {
+    fn begin(
+        &self,
+        name: &DeviceName,
+        now: SystemTime,
+        ttl: Duration,
+        reply: Reply<(Lease, Device)>,
+    ) {
+        // Answered as soon as the change ran, before it is durable (see
+        // `SessionStore::begin`); if it never ran or failed, when the
+        // backend reports.
+        let early = Arc::new(Mutex::new(Some(reply)));
+        let late = early.clone();
+        let name = name.clone();
+        self.write(
+            move |tx| {
+                let begun = begin_in(tx, &name, now, ttl)?;
+                if let Some(reply) = early.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    reply(Ok(begun));
+                }
+                Ok(())
+            },
+            move |result: Result<(), OperationsError>| {
+                if let Some(reply) = late.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    reply(result.and(Err(OperationsError::Unanswered)));
+                }
+            },
+        );
+    }
+
+    fn commit(&self, lease: &Lease, change: &SessionCommit, release: bool, reply: Reply<Device>) {
+        let (lease, change) = (lease.clone(), change.clone());
+        self.write(move |tx| commit_in(tx, &lease, &change, release), reply);
+    }
+
+    fn release(&self, lease: &Lease, reply: Reply<()>) {
+        let lease = lease.clone();
+        self.write(move |tx| release_in(tx, &lease), reply);
+    }
+}
+
+impl<B: StoreBackend> OperatorStore for B {
+    fn load(&self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        self.read(|r| r.device(name))
+    }
+
+    fn find(&self, query: &DeviceQuery) -> Result<DevicePage, OperationsError> {
+        query.run(self.read(|r| r.devices())?)
+    }
+
+    fn insert(&self, device: &Device, at: SystemTime) -> Result<(), OperationsError> {
+        let device = device.clone();
+        self.write_and_wait(move |tx| insert_in(tx, &device, at))
+    }
+
+    fn modify(
+        &self,
+        name: &DeviceName,
+        edit: &DeviceEdit,
+        at: SystemTime,
+    ) -> Result<Edited, OperationsError> {
+        let (name, edit) = (name.clone(), edit.clone());
+        self.write_and_wait(move |tx| modify_in(tx, &name, &edit, at))
+    }
+
+    fn remove(&self, name: &DeviceName, at: SystemTime) -> Result<bool, OperationsError> {
+        let name = name.clone();
+        self.write_and_wait(move |tx| remove_in(tx, &name, at))
+    }
+
+    fn certificate_history(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        self.read(|r| r.certificates(name))
+    }
+
+    fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+        self.read(|r| r.audit(name))
+    }
+
+    fn record_issued(&self, record: &IssuedRecord, at: SystemTime) -> Result<(), OperationsError> {
+        let record = record.clone();
+        self.write_and_wait(move |tx| record_issued_in(tx, &record, at))
+    }
+
+    fn record_event(&self, entry: &AuditEntry) -> Result<(), OperationsError> {
+        let entry = entry.clone();
+        self.write_and_wait(move |tx| tx.append_audit(&entry))
+    }
+}

@@ -1,0 +1,842 @@
+//! The store conformance suite: one set of checks that every store backend
+//! passes (the in-memory store, SQLite, PostgreSQL, yours).
+//!
+//! Each check takes a fresh, empty store. Run them all from your backend's
+//! tests with [`store_conformance_tests!`](crate::store_conformance_tests):
+//!
+//! ```ignore
+//! capf_operations::store_conformance_tests!(my_backend::MyStore::open_empty_for_test());
+//! ```
+//!
+//! The checks panic with a message on a broken rule, like any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use capf_auth::{AuthMode, AuthString, Grant, Operation, PolicyUpdate, Refusal};
+use capf_ca::{CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, PrivateKey, TrustStore};
+
+use crate::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
+use crate::{
+    CertificateRecord, CompletedWork, Device, DeviceEdit, DeviceName, DeviceStore, IssuedRecord,
+    OperationsError, OutcomeKind, ServerConfig, ServerSession, ServiceParameters, SessionCommit,
+    SessionDriver, SessionOutcome,
+};
+
+/// Generates one `#[test]` per conformance check, each on a fresh store
+/// made by `$make` (an expression evaluated once per test).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@tests $make;
+            begin_leases_and_loads,
+            an_expired_lease_can_be_taken_over,
+            release_gives_back_only_its_own_lease,
+            the_last_commit_gives_the_lease_back,
+            install_records_delivers_and_supersedes,
+            delete_retires_the_lsc,
+            a_serial_is_recorded_once,
+            a_failed_change_leaves_nothing,
+            refusals_are_recorded,
+            operators_insert_find_and_remove,
+            edits_apply_to_the_current_row,
+            edits_that_a_session_depends_on_wait_for_it,
+            an_edit_drops_an_expired_lease,
+            revoking_the_lsc,
+            operator_edits_never_undo_sessions,
+        );
+    };
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let store = $make;
+                $crate::testing::$check(&store);
+            }
+        )*
+    };
+}
+
+/// 2026-12-01T00:00:00Z.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200)
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn name(text: &str) -> DeviceName {
+    DeviceName::parse(text).unwrap()
+}
+
+fn add(store: &dyn DeviceStore, device: &str, mode: AuthMode, operation: Operation) -> DeviceName {
+    let mut d = Device::new(name(device), mode);
+    d.key = Some(KeySpec::Ec(EcCurve::P256));
+    d.schedule(operation, None).unwrap();
+    store.insert(&d, t0()).unwrap();
+    d.name
+}
+
+/// A P-256 CAPF identity, made once per test binary.
+fn identity() -> &'static CapfIdentity {
+    static ID: OnceLock<CapfIdentity> = OnceLock::new();
+    ID.get_or_init(|| {
+        CapfIdentity::generate(
+            &IdentityParams {
+                key: KeySpec::Ec(EcCurve::P256),
+                ..Default::default()
+            },
+            t0() - Duration::from_secs(86_400),
+        )
+        .unwrap()
+    })
+}
+
+fn issuer() -> Issuer {
+    identity().issuer().unwrap()
+}
+
+/// A certificate issued to `device`, as a session would record it.
+fn issued_record(device: &DeviceName, at: SystemTime) -> IssuedRecord {
+    let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+    let lsc = issuer()
+        .issue_lsc(
+            device.as_str(),
+            &key.public_key_der().unwrap(),
+            &Default::default(),
+            at,
+        )
+        .unwrap();
+    IssuedRecord {
+        device: device.clone(),
+        certificate: CertificateRecord::from_der(&lsc.der, device).unwrap(),
+        issued_at: at,
+        delivered: false,
+    }
+}
+
+fn install_grant() -> Grant {
+    Grant {
+        operation: Operation::InstallUpgrade,
+        authenticated_by: capf_auth::AuthenticatedBy::NullString,
+    }
+}
+
+/// Installs a fresh LSC on `device` through the session calls; returns
+/// its record.
+fn install(store: &dyn DeviceStore, device: &DeviceName, at: SystemTime) -> IssuedRecord {
+    let (lease, _) = store.begin_blocking(device, at, HOUR).unwrap();
+    let record = issued_record(device, at);
+    store
+        .commit_blocking(&lease, &SessionCommit::Issued(record.clone()), false)
+        .unwrap();
+    let done = SessionCommit::Completed {
+        grant: install_grant(),
+        work: CompletedWork::Installed {
+            serial_hex: record.certificate.serial_hex.clone(),
+        },
+        at,
+    };
+    store.commit_blocking(&lease, &done, true).unwrap();
+    record
+}
+
+fn reschedule(store: &dyn DeviceStore, device: &DeviceName, operation: Operation) {
+    let edit = DeviceEdit {
+        operation: Some(operation),
+        ..DeviceEdit::default()
+    };
+    store.modify(device, &edit, t0()).unwrap();
+}
+
+/// `begin` takes the lease and loads the device; a second `begin` is
+/// refused while it is held; an unknown device is unknown.
+pub fn begin_leases_and_loads(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000001",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, device) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    assert_eq!(device.name, d);
+    assert_eq!(lease.device, d);
+    assert_eq!(device.operation(), Operation::InstallUpgrade);
+    assert!(matches!(
+        store.begin_blocking(&d, t0() + Duration::from_secs(60), HOUR),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    assert!(matches!(
+        store.begin_blocking(&name("SEP0000000000FF"), t0(), HOUR),
+        Err(OperationsError::UnknownDevice { .. })
+    ));
+}
+
+/// A lease lapses at its expiry: another session takes the device, and
+/// the first session's commit fails with `LeaseLost`.
+pub fn an_expired_lease_can_be_taken_over(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000002",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let ttl = Duration::from_secs(10);
+    let (first, _) = store.begin_blocking(&d, t0(), ttl).unwrap();
+    let (second, _) = store
+        .begin_blocking(&d, t0() + ttl + Duration::from_secs(1), ttl)
+        .unwrap();
+    assert_ne!(first.token, second.token);
+    let change = SessionCommit::Failed {
+        reason: "stale".into(),
+        key_generation_failures: None,
+        operation_failed: None,
+        at: t0(),
+    };
+    assert!(matches!(
+        store.commit_blocking(&first, &change, false),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    store.commit_blocking(&second, &change, false).unwrap();
+}
+
+/// `release` frees the device; a released (or taken-over) lease never
+/// frees a newer one.
+pub fn release_gives_back_only_its_own_lease(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000003",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (first, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    store.release_blocking(&first).unwrap();
+    let (second, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    store.release_blocking(&first).unwrap();
+    assert!(
+        matches!(
+            store.begin_blocking(&d, t0(), HOUR),
+            Err(OperationsError::DeviceBusy { .. })
+        ),
+        "an old lease released the new one"
+    );
+    store.release_blocking(&second).unwrap();
+    store.begin_blocking(&d, t0(), HOUR).unwrap();
+}
+
+/// A commit with `release` gives the lease back in the same transaction;
+/// without it the lease stays.
+pub fn the_last_commit_gives_the_lease_back(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000004",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let change = SessionCommit::Failed {
+        reason: "interrupted".into(),
+        key_generation_failures: Some(1),
+        operation_failed: None,
+        at: t0(),
+    };
+    let device = store.commit_blocking(&lease, &change, false).unwrap();
+    assert_eq!(device.key_generation_failures, 1);
+    assert!(store.begin_blocking(&d, t0(), HOUR).is_err());
+    store.commit_blocking(&lease, &change, true).unwrap();
+    store.begin_blocking(&d, t0(), HOUR).unwrap();
+}
+
+/// An install records the certificate before delivery, marks it delivered
+/// on completion, makes it the LSC on record, and marks the one it
+/// replaces superseded; the audit log tells each step.
+pub fn install_records_delivers_and_supersedes(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000005",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let first = issued_record(&d, t0());
+    store
+        .commit_blocking(&lease, &SessionCommit::Issued(first.clone()), false)
+        .unwrap();
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].delivered_at.is_none() && !history[0].record.delivered);
+    let done = SessionCommit::Completed {
+        grant: install_grant(),
+        work: CompletedWork::Installed {
+            serial_hex: first.certificate.serial_hex.clone(),
+        },
+        at: t0(),
+    };
+    let device = store.commit_blocking(&lease, &done, true).unwrap();
+    assert_eq!(device.lsc.as_ref().unwrap().der, first.certificate.der);
+    assert_eq!(device.operation(), Operation::None);
+    assert_eq!(device.status_label(), "Install/Upgrade successful");
+    let history = store.certificate_history(&d).unwrap();
+    assert!(history[0].record.delivered && history[0].delivered_at == Some(t0()));
+
+    reschedule(store, &d, Operation::InstallUpgrade);
+    let later = t0() + Duration::from_secs(60);
+    let second = install(store, &d, later);
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].superseded_at, Some(later));
+    assert!(history[1].superseded_at.is_none() && history[1].record.delivered);
+    let device = store.load(&d).unwrap().unwrap();
+    assert_eq!(
+        device.lsc.unwrap().serial_hex,
+        second.certificate.serial_hex
+    );
+    let events: Vec<String> = store
+        .audit_log(&d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    for expected in ["added", "issued", "delivered", "completed", "changed"] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected} in {events:?}"
+        );
+    }
+}
+
+/// A completed delete takes the LSC off the record and marks it deleted.
+pub fn delete_retires_the_lsc(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000006",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    install(store, &d, t0());
+    reschedule(store, &d, Operation::Delete);
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let done = SessionCommit::Completed {
+        grant: Grant {
+            operation: Operation::Delete,
+            authenticated_by: capf_auth::AuthenticatedBy::NullString,
+        },
+        work: CompletedWork::Deleted,
+        at: t0(),
+    };
+    let device = store.commit_blocking(&lease, &done, true).unwrap();
+    assert!(device.lsc.is_none());
+    assert_eq!(device.lsc_status(), "Not Installed");
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history[0].deleted_at, Some(t0()));
+    assert!(history[0].superseded_at.is_none());
+}
+
+/// The same certificate committed twice is recorded once; another
+/// certificate with the same serial is refused.
+pub fn a_serial_is_recorded_once(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000007",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let e = add(
+        store,
+        "SEP000000000008",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let record = issued_record(&d, t0());
+    let issued = SessionCommit::Issued(record.clone());
+    store.commit_blocking(&lease, &issued, false).unwrap();
+    store.commit_blocking(&lease, &issued, false).unwrap();
+    assert_eq!(store.certificate_history(&d).unwrap().len(), 1);
+    let (other, _) = store.begin_blocking(&e, t0(), HOUR).unwrap();
+    let mut forged = issued_record(&e, t0());
+    forged.certificate.serial_hex = record.certificate.serial_hex.clone();
+    assert!(matches!(
+        store.commit_blocking(&other, &SessionCommit::Issued(forged), false),
+        Err(OperationsError::SerialConflict { .. })
+    ));
+    assert!(store.certificate_history(&e).unwrap().is_empty());
+}
+
+/// A change that fails leaves no trace: not on the device, not in the
+/// history, not in the audit log; the lease is still held.
+pub fn a_failed_change_leaves_nothing(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000009",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let other = name("SEP00000000000A");
+    let (lease, before) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let audit_before = store.audit_log(&d).unwrap();
+    // A certificate of another device under this lease.
+    let wrong = SessionCommit::Issued(issued_record(&other, t0()));
+    assert!(matches!(
+        store.commit_blocking(&lease, &wrong, true),
+        Err(OperationsError::WrongDevice { .. })
+    ));
+    assert_eq!(store.load(&d).unwrap().unwrap(), before);
+    assert_eq!(store.audit_log(&d).unwrap(), audit_before);
+    assert!(store.certificate_history(&other).unwrap().is_empty());
+    assert!(store.begin_blocking(&d, t0(), HOUR).is_err(), "lease kept");
+}
+
+/// A refusal committed by a session sets the last error and writes an
+/// audit entry; a lockout is recorded with it.
+pub fn refusals_are_recorded(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP00000000000B",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let mut update = PolicyUpdate::operation_failed(capf_auth::FailureReason::LockedOut, t0());
+    update.failed_attempts = Some(5);
+    update.lock = true;
+    let change = SessionCommit::Policy {
+        update,
+        refusal: Some(Refusal::LockedOut.to_string()),
+        mic: None,
+        at: t0(),
+    };
+    let device = store.commit_blocking(&lease, &change, true).unwrap();
+    assert!(device.policy.locked);
+    assert_eq!(device.status_label(), "Install/Upgrade failed");
+    assert!(device.last_error.unwrap().reason.contains("locked out"));
+    let events: Vec<String> = store
+        .audit_log(&d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert!(events.contains(&"refused".to_owned()), "{events:?}");
+    assert!(events.contains(&"lockout".to_owned()), "{events:?}");
+}
+
+/// Insert refuses a duplicate; find sees what was inserted; remove
+/// removes (and keeps the history and the audit log).
+pub fn operators_insert_find_and_remove(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP00000000000C",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    assert!(matches!(
+        store.insert(&Device::new(d.clone(), AuthMode::NullString), t0()),
+        Err(OperationsError::DeviceExists { .. })
+    ));
+    install(store, &d, t0());
+    let page = store.find(&crate::DeviceQuery::default()).unwrap();
+    assert_eq!(page.total, 1);
+    assert!(store.remove(&d, t0()).unwrap());
+    assert!(!store.remove(&d, t0()).unwrap());
+    assert!(store.load(&d).unwrap().is_none());
+    assert_eq!(store.certificate_history(&d).unwrap().len(), 1);
+    assert!(
+        store
+            .audit_log(&d)
+            .unwrap()
+            .iter()
+            .any(|e| e.event == "removed")
+    );
+    assert!(matches!(
+        store.modify(&d, &DeviceEdit::default(), t0()),
+        Err(OperationsError::UnknownDevice { .. })
+    ));
+}
+
+/// An edit changes only its fields, on the row as it is now.
+pub fn edits_apply_to_the_current_row(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP00000000000D",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+    );
+    let string: AuthString = "123456".parse().unwrap();
+    let arm = DeviceEdit {
+        auth_string: Some(string.clone()),
+        ..DeviceEdit::default()
+    };
+    store.modify(&d, &arm, t0()).unwrap();
+    // A session counts a wrong string.
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let mut update = PolicyUpdate::NONE;
+    update.failed_attempts = Some(1);
+    let change = SessionCommit::Policy {
+        update,
+        refusal: Some("wrong authentication string (1 in a row)".into()),
+        mic: None,
+        at: t0(),
+    };
+    store.commit_blocking(&lease, &change, true).unwrap();
+    let edit = DeviceEdit {
+        description: Some("Lobby".into()),
+        ..DeviceEdit::default()
+    };
+    let edited = store.modify(&d, &edit, t0()).unwrap();
+    assert_eq!(edited.changes, ["description"]);
+    let device = store.load(&d).unwrap().unwrap();
+    assert_eq!(device.description, "Lobby");
+    assert_eq!(
+        device.policy.failed_attempts, 1,
+        "the count survived the edit"
+    );
+    assert_eq!(device.policy.auth_string, Some(string));
+    assert!(device.last_error.is_some());
+}
+
+/// While a session holds the device, an edit of what it depends on is
+/// refused ("busy"), a passive edit goes through; after the session both
+/// do. Removing waits too.
+pub fn edits_that_a_session_depends_on_wait_for_it(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP00000000000E",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let session_edits = [
+        DeviceEdit {
+            operation: Some(Operation::None),
+            ..DeviceEdit::default()
+        },
+        DeviceEdit {
+            auth_mode: Some(AuthMode::NullString),
+            ..DeviceEdit::default()
+        },
+        DeviceEdit {
+            auth_string: Some("4711".parse().unwrap()),
+            ..DeviceEdit::default()
+        },
+        DeviceEdit {
+            key: Some(None),
+            ..DeviceEdit::default()
+        },
+        DeviceEdit {
+            completes_by: Some(Some(t0() + HOUR)),
+            ..DeviceEdit::default()
+        },
+        DeviceEdit {
+            clear_lockout: true,
+            ..DeviceEdit::default()
+        },
+    ];
+    let before = store.load(&d).unwrap().unwrap();
+    for edit in &session_edits {
+        let refused = store.modify(&d, edit, t0());
+        assert!(
+            matches!(&refused, Err(OperationsError::DeviceBusy { .. })),
+            "{edit:?}: {refused:?}"
+        );
+        assert!(refused.is_err_and(|e| e.to_string().contains("try again")));
+    }
+    assert!(matches!(
+        store.remove(&d, t0()),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    assert_eq!(store.load(&d).unwrap().unwrap(), before);
+    let passive = DeviceEdit {
+        description: Some("Desk 12".into()),
+        security_mode: Some(capf_auth::SecurityMode::Encrypted),
+        ..DeviceEdit::default()
+    };
+    store.modify(&d, &passive, t0()).unwrap();
+    store.release_blocking(&lease).unwrap();
+    for edit in &session_edits {
+        store.modify(&d, edit, t0()).unwrap();
+    }
+    let device = store.load(&d).unwrap().unwrap();
+    assert_eq!(device.description, "Desk 12");
+    assert_eq!(device.operation(), Operation::None);
+    assert_eq!(device.policy.auth_mode, AuthMode::NullString);
+}
+
+/// An edit of what sessions depend on drops an expired lease, so the
+/// session that held it can no longer commit over the edit.
+pub fn an_edit_drops_an_expired_lease(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP00000000000F",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+    );
+    let ttl = Duration::from_secs(10);
+    let (lease, _) = store.begin_blocking(&d, t0(), ttl).unwrap();
+    let edit = DeviceEdit {
+        auth_string: Some("4711".parse().unwrap()),
+        ..DeviceEdit::default()
+    };
+    store.modify(&d, &edit, t0() + ttl * 2).unwrap();
+    let change = SessionCommit::Completed {
+        grant: Grant {
+            operation: Operation::InstallUpgrade,
+            authenticated_by: capf_auth::AuthenticatedBy::AuthString,
+        },
+        work: CompletedWork::Deleted,
+        at: t0() + ttl * 2,
+    };
+    assert!(matches!(
+        store.commit_blocking(&lease, &change, true),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    let device = store.load(&d).unwrap().unwrap();
+    assert!(
+        device.policy.auth_string.is_some(),
+        "the new string stays armed"
+    );
+}
+
+/// Revoking marks the LSC on record revoked, on the device and in the
+/// history; a device with no LSC has nothing to revoke.
+pub fn revoking_the_lsc(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000010",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let revoke = DeviceEdit {
+        revoke_lsc: Some("phone stolen".into()),
+        ..DeviceEdit::default()
+    };
+    assert!(matches!(
+        store.modify(&d, &revoke, t0()),
+        Err(OperationsError::InvalidEdit { .. })
+    ));
+    let record = install(store, &d, t0());
+    let edited = store.modify(&d, &revoke, t0()).unwrap();
+    let revocation = edited.device.lsc_revoked.unwrap();
+    assert_eq!(revocation.reason, "phone stolen");
+    assert_eq!(
+        edited.device.lsc.unwrap().serial_hex,
+        record.certificate.serial_hex
+    );
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history[0].revoked_at, Some(t0()));
+    assert!(store.modify(&d, &revoke, t0()).is_err(), "revoked twice");
+    // A new install clears the revocation.
+    reschedule(store, &d, Operation::InstallUpgrade);
+    install(store, &d, t0());
+    assert!(store.load(&d).unwrap().unwrap().lsc_revoked.is_none());
+}
+
+/// The race: two threads loop operator edits on the devices while phones
+/// enroll with their strings, retry with used strings, and guess wrong. No
+/// used string is ever accepted again, the lockout comes after exactly the
+/// configured number of wrong strings, and no install issues two LSCs.
+pub fn operator_edits_never_undo_sessions(store: &(dyn DeviceStore + 'static)) {
+    const ENROLLING: usize = 6;
+    const GUESSING: usize = 3;
+    const LIMIT: u32 = 3;
+    let params = ServiceParameters {
+        auth_failure_limit: LIMIT,
+        ..ServiceParameters::default()
+    };
+    let issuer = issuer();
+    let config = Arc::new(ServerConfig::new(params, TrustStore::for_issuer(&issuer)));
+    let enrolling: Vec<(DeviceName, String)> = (0..ENROLLING)
+        .map(|i| {
+            let d = add(
+                store,
+                &format!("SEP0000000001{i:02X}"),
+                AuthMode::AuthString,
+                Operation::InstallUpgrade,
+            );
+            let digits = format!("1234{i:02}");
+            arm(store, &d, &digits);
+            (d, digits)
+        })
+        .collect();
+    let guessing: Vec<DeviceName> = (0..GUESSING)
+        .map(|i| {
+            let d = add(
+                store,
+                &format!("SEP0000000002{i:02X}"),
+                AuthMode::AuthString,
+                Operation::InstallUpgrade,
+            );
+            arm(store, &d, "98765432");
+            d
+        })
+        .collect();
+    let all: Vec<DeviceName> = enrolling
+        .iter()
+        .map(|(d, _)| d.clone())
+        .chain(guessing.iter().cloned())
+        .collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for editor in 0..2 {
+            let (all, stop) = (&all, &stop);
+            scope.spawn(move || {
+                let mut round = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for d in all {
+                        round += 1;
+                        let edit = DeviceEdit {
+                            description: Some(format!("editor {editor} round {round}")),
+                            security_mode: Some(capf_auth::SecurityMode::NonSecure),
+                            ..DeviceEdit::default()
+                        };
+                        store.modify(d, &edit, t0()).unwrap();
+                    }
+                }
+            });
+        }
+        let phones: Vec<_> = enrolling
+            .iter()
+            .map(|(d, digits)| {
+                let (config, issuer) = (config.clone(), &issuer);
+                scope.spawn(move || {
+                    let first = enroll(store, issuer, &config, d, digits);
+                    assert!(first.is_success(), "{d}: {first:?}");
+                    // The operator schedules another install without a new
+                    // string: the used one must not work again.
+                    reschedule(store, d, Operation::InstallUpgrade);
+                    for _ in 0..3 {
+                        let again = enroll(store, issuer, &config, d, digits);
+                        assert_eq!(
+                            again.kind,
+                            OutcomeKind::Refused(Refusal::NoAuthStringArmed),
+                            "{d}: a used string was accepted again"
+                        );
+                    }
+                })
+            })
+            .chain(guessing.iter().map(|d| {
+                let (config, issuer) = (config.clone(), &issuer);
+                scope.spawn(move || {
+                    for attempt in 1..=LIMIT + 3 {
+                        let guess = enroll(store, issuer, &config, d, "11111111");
+                        let expected = if attempt < LIMIT {
+                            Refusal::WrongAuthString {
+                                failed_attempts: attempt,
+                                locked: false,
+                            }
+                        } else if attempt == LIMIT {
+                            Refusal::WrongAuthString {
+                                failed_attempts: attempt,
+                                locked: true,
+                            }
+                        } else {
+                            Refusal::LockedOut
+                        };
+                        assert_eq!(
+                            guess.kind,
+                            OutcomeKind::Refused(expected),
+                            "{d}, guess {attempt}"
+                        );
+                    }
+                    // Locked: even the right string fails now.
+                    let right = enroll(store, issuer, &config, d, "98765432");
+                    assert_eq!(right.kind, OutcomeKind::Refused(Refusal::LockedOut), "{d}");
+                })
+            }))
+            .collect();
+        for phone in phones {
+            if let Err(panic) = phone.join() {
+                stop.store(true, Ordering::Relaxed);
+                std::panic::resume_unwind(panic);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    for (d, _) in &enrolling {
+        let history = store.certificate_history(d).unwrap();
+        assert_eq!(history.len(), 1, "{d}: one LSC for one install");
+        assert!(history[0].record.delivered);
+        let device = store.load(d).unwrap().unwrap();
+        assert!(
+            device.policy.auth_string.is_none(),
+            "{d}: the string stays used"
+        );
+    }
+    for d in &guessing {
+        let device = store.load(d).unwrap().unwrap();
+        assert!(device.policy.locked, "{d}");
+        assert_eq!(device.policy.failed_attempts, LIMIT, "{d}");
+        assert!(store.certificate_history(d).unwrap().is_empty(), "{d}");
+    }
+}
+
+fn arm(store: &dyn DeviceStore, device: &DeviceName, digits: &str) {
+    let edit = DeviceEdit {
+        auth_string: Some(digits.parse().unwrap()),
+        ..DeviceEdit::default()
+    };
+    store.modify(device, &edit, t0()).unwrap();
+}
+
+/// One phone session against the store, server and phone paired in
+/// memory; a busy device is retried until it is free.
+fn enroll(
+    store: &dyn DeviceStore,
+    issuer: &Issuer,
+    config: &Arc<ServerConfig>,
+    device: &DeviceName,
+    digits: &str,
+) -> SessionOutcome {
+    loop {
+        let outcome = enroll_once(store, issuer, config, device, digits);
+        if outcome.kind != OutcomeKind::DeviceBusy {
+            return outcome;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn enroll_once(
+    store: &dyn DeviceStore,
+    issuer: &Issuer,
+    config: &Arc<ServerConfig>,
+    device: &DeviceName,
+    digits: &str,
+) -> SessionOutcome {
+    let now = t0();
+    let id = crate::new_session_id();
+    let mut server = ServerSession::new(id, config.clone(), now);
+    let mut driver = SessionDriver::new(store, issuer, HOUR);
+    let credentials = Credentials::AuthString(digits.parse().unwrap());
+    let mut phone = PhoneSession::new(PhoneConfig::new(device.as_str(), credentials), now);
+    let mut key = None;
+    for _ in 0..64 {
+        if let Some(outcome) = driver.service(&mut server, now) {
+            while let Some(t) = server.poll_transmit() {
+                phone.handle_message(now, t.session_id, t.message);
+            }
+            return outcome;
+        }
+        while let Some(t) = server.poll_transmit() {
+            phone.handle_message(now, t.session_id, t.message);
+        }
+        while let Some(event) = phone.poll_event() {
+            match event {
+                PhoneEvent::GenerateKey(spec) => {
+                    let k = PrivateKey::generate(spec).unwrap();
+                    phone.key_generated(now, Ok(k.public_key_der().unwrap()));
+                    key = Some(k);
+                }
+                PhoneEvent::StoreCertificate { .. } => {
+                    phone.certificate_stored(now, key.is_some());
+                }
+                PhoneEvent::DeleteCertificate => phone.certificate_deleted(now, false),
+                PhoneEvent::Finished => {}
+            }
+        }
+        while let Some(t) = phone.poll_transmit() {
+            server.handle_message(now, t.session_id, t.message);
+        }
+    }
+    panic!("{device}: the session did not finish");
+}

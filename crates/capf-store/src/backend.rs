@@ -1,0 +1,107 @@
+//! The SQLite store as a [`StoreBackend`]: its transaction interface over
+//! the row modules. The store's rules (leases, commits, operator edits)
+//! come from capf-operations, the same for every backend.
+
+use capf_operations::{
+    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, StoreBackend,
+    StoreReads, StoreTransaction,
+};
+use rusqlite::Connection;
+
+use crate::device_row::{self, Save};
+use crate::{SqliteStore, StoreError, audit_row, certificate_row, lease_row};
+
+/// A connection inside a transaction (or, for reads, the reader
+/// connection).
+struct Rows<'a>(&'a Connection);
+
+impl StoreReads for Rows<'_> {
+    fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
+        Ok(device_row::load(self.0, name)?)
+    }
+
+    fn devices(&mut self) -> Result<Vec<Device>, OperationsError> {
+        Ok(device_row::load_all(self.0)?)
+    }
+
+    fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
+        Ok(lease_row::load(self.0, name)?)
+    }
+
+    fn certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        Ok(certificate_row::load(self.0, serial_hex)?)
+    }
+
+    fn certificates(
+        &mut self,
+        device: &DeviceName,
+    ) -> Result<Vec<CertificateHistory>, OperationsError> {
+        Ok(certificate_row::load_for(self.0, device)?)
+    }
+
+    fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
+        Ok(audit_row::load(self.0, device)?)
+    }
+}
+
+impl StoreTransaction for Rows<'_> {
+    fn put_device(&mut self, device: &Device) -> Result<(), OperationsError> {
+        Ok(device_row::save(self.0, device, Save::Upsert)?)
+    }
+
+    fn delete_device(&mut self, name: &DeviceName) -> Result<bool, OperationsError> {
+        // The lease goes with it (ON DELETE CASCADE).
+        Ok(crate::cached::execute(
+            self.0,
+            "DELETE FROM devices WHERE name = ?1",
+            [name.as_str()],
+        )
+        .map(|n| n > 0)
+        .map_err(StoreError::sqlite(format!("removing device {name}")))?)
+    }
+
+    fn put_lease(&mut self, lease: &Lease) -> Result<(), OperationsError> {
+        Ok(lease_row::save(self.0, lease)?)
+    }
+
+    fn delete_lease(&mut self, name: &DeviceName) -> Result<(), OperationsError> {
+        Ok(lease_row::delete(self.0, name)?)
+    }
+
+    fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError> {
+        Ok(certificate_row::save(self.0, certificate)?)
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
+        Ok(audit_row::append(self.0, entry)?)
+    }
+}
+
+/// Changes go to the store's committer thread (group commit: those queued
+/// at the same moment share one transaction and one fsync, each in its own
+/// savepoint) and are answered after the `COMMIT`; reads of a database
+/// file go through a second connection and never wait for a batch.
+impl StoreBackend for SqliteStore {
+    fn write<T, C, D>(&self, change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        self.with_transaction_then(
+            move |conn| change(&mut Rows(conn)).map_err(StoreError::from),
+            move |result| done(result.map_err(OperationsError::from)),
+        );
+    }
+
+    fn read<T, R>(&self, read: R) -> Result<T, OperationsError>
+    where
+        R: FnOnce(&mut dyn StoreReads) -> Result<T, OperationsError>,
+    {
+        let conn = self.read()?;
+        read(&mut Rows(&conn))
+    }
+}

@@ -1,0 +1,18 @@
+//! The store conformance suite on SQLite: in memory, and on a database
+//! file (two connections, the committer thread, WAL).
+#![allow(clippy::unwrap_used)]
+
+mod in_memory {
+    capf_operations::store_conformance_tests!(capf_store::SqliteStore::open_in_memory().unwrap());
+}
+
+mod on_disk {
+    /// A store on a fresh file; the directory lives as long as the store
+    /// (leaked: a test's store outlives nothing else).
+    fn store() -> capf_store::SqliteStore {
+        let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+        capf_store::SqliteStore::open(dir.path().join("capf.db")).unwrap()
+    }
+
+    capf_operations::store_conformance_tests!(store());
+}
