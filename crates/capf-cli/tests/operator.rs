@@ -746,3 +746,92 @@ fn commands_before_init_say_what_to_do() {
         assert!(err.contains("capf init"), "{args:?}: {err}");
     }
 }
+
+/// Certificate text a phone sent (here a subject holding control
+/// characters and a PEM block) is shown escaped by `device show`, exact in
+/// its JSON; revoking the LSC shows, and the phone's edits stay field-level.
+#[test]
+fn device_show_escapes_certificate_text_and_revoke_lsc_marks_the_record() {
+    use capf_operations::{CertificateRecord, Device, DeviceName, OperatorStore};
+    let env = Env::new();
+    let forged = "CN=SEP001122334455\n-----BEGIN CERTIFICATE-----\nMIIB\u{1b}[31m";
+    {
+        let store = capf_store::SqliteStore::open(env.data().join("capf.sqlite3")).unwrap();
+        let name = DeviceName::parse("SEP001122334455").unwrap();
+        let mut d = Device::new(name, capf_auth::AuthMode::ExistingCertificateLscFirst);
+        let now = std::time::SystemTime::now();
+        d.mic = Some(CertificateRecord {
+            der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+            subject: forged.to_owned(),
+            issuer: "CN=Maker\r\nCN=Fake".to_owned(),
+            serial_hex: "01".to_owned(),
+            not_before: now,
+            not_after: now,
+        });
+        store.insert(&d, now).unwrap();
+    }
+    let shown = env.ok(&["device", "show", "SEP001122334455"]);
+    assert_eq!(
+        shown.matches("-----BEGIN CERTIFICATE-----").count(),
+        1,
+        "one line, escaped: {shown}"
+    );
+    assert!(
+        shown.contains("\\n-----BEGIN CERTIFICATE-----\\nMIIB\\u{1b}[31m"),
+        "{shown}"
+    );
+    assert!(shown.contains("CN=Maker\\r\\nCN=Fake"), "{shown}");
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\r'),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["device", "show", "SEP001122334455", "--json"])).unwrap();
+    assert_eq!(json["mic"]["subject"], forged, "JSON keeps the exact text");
+    assert!(
+        json["mic"]["sha256"]
+            .as_str()
+            .is_some_and(|f| f.len() == 64)
+    );
+
+    // Nothing to revoke yet.
+    let err = env.fails(1, &["device", "revoke-lsc", "SEP001122334455"]);
+    assert!(err.contains("no LSC on record"), "{err}");
+}
+
+#[test]
+fn device_set_edits_fields_and_refuses_a_deadline_in_the_past() {
+    let env = Env::new();
+    env.ok(&[
+        "device",
+        "add",
+        "SEP00112233AA01",
+        "--operation",
+        "install",
+        "--auth-string",
+        "2468",
+    ]);
+    let err = env.fails(
+        2,
+        &[
+            "device",
+            "set",
+            "SEP00112233AA01",
+            "--completes-by",
+            "2001-01-01T00:00:00Z",
+        ],
+    );
+    assert!(err.contains("in the past"), "{err}");
+    let out = env.ok(&["device", "set", "SEP00112233AA01", "--clear-lockout"]);
+    assert!(
+        out.contains("no change"),
+        "not locked: nothing to clear: {out}"
+    );
+    let out = env.ok(&["device", "set", "SEP00112233AA01", "--description", "Lobby"]);
+    assert!(out.contains("description"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["device", "show", "SEP00112233AA01", "--json"])).unwrap();
+    assert_eq!(json["description"], "Lobby");
+    assert_eq!(json["auth_string"], "armed", "the string survived the edit");
+    assert_eq!(json["operation"], "install");
+}

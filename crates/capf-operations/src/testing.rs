@@ -45,6 +45,7 @@ macro_rules! store_conformance_tests {
             edits_that_a_session_depends_on_wait_for_it,
             an_edit_drops_an_expired_lease,
             revoking_the_lsc,
+            offline_issuance_is_history_not_the_record,
             operator_edits_never_undo_sessions,
         );
     };
@@ -629,6 +630,34 @@ pub fn revoking_the_lsc(store: &dyn DeviceStore) {
     reschedule(store, &d, Operation::InstallUpgrade);
     install(store, &d, t0());
     assert!(store.load(&d).unwrap().unwrap().lsc_revoked.is_none());
+}
+
+/// A certificate issued outside a session is kept in the history, never
+/// delivered and never the LSC on record; its serial is taken.
+pub fn offline_issuance_is_history_not_the_record(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000011",
+        AuthMode::NullString,
+        Operation::None,
+    );
+    let record = issued_record(&d, t0());
+    store.record_issued(&record, t0()).unwrap();
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(!history[0].record.delivered && history[0].delivered_at.is_none());
+    assert!(store.load(&d).unwrap().unwrap().lsc.is_none());
+    assert!(matches!(
+        store.record_issued(&record, t0()),
+        Err(OperationsError::SerialConflict { .. })
+    ));
+    assert!(
+        store
+            .audit_log(&d)
+            .unwrap()
+            .iter()
+            .any(|e| e.event == "issued-offline")
+    );
 }
 
 /// The race: two threads loop operator edits on the devices while phones

@@ -58,13 +58,23 @@ impl<'a> Pair<'a> {
         handset: Handset,
         credentials: Credentials,
     ) -> Self {
+        Self::with_config(store, issuer, config_for(issuer), handset, credentials)
+    }
+
+    fn with_config(
+        store: &'a MemoryStore,
+        issuer: &'a capf_operations::capf_ca::Issuer,
+        server_config: std::sync::Arc<capf_operations::ServerConfig>,
+        handset: Handset,
+        credentials: Credentials,
+    ) -> Self {
         let now = vector_now();
         let mut config = PhoneConfig::new(NAME, credentials);
         if let Some((der, _)) = &handset.lsc {
             config = config.with_lsc(der.clone());
         }
         Pair {
-            server: ServerSession::new(42, config_for(issuer), now),
+            server: ServerSession::new(42, server_config, now),
             driver: SessionDriver::new(store, issuer, Duration::from_secs(3600)),
             phone: PhoneSession::new(config, now),
             handset,
@@ -448,4 +458,298 @@ fn two_phones_with_one_name_only_one_proceeds() {
     assert_eq!(second.outcomes().0.kind, OutcomeKind::DeviceBusy);
     assert!(first.drive(usize::MAX));
     assert!(first.outcomes().0.is_success());
+}
+
+// ---- Trust decisions over the in-memory store ----
+
+fn lsc_credentials(lsc: &(Vec<u8>, PrivateKey)) -> Credentials {
+    Credentials::Certificate(Box::new(CertificateCredentials {
+        kind: capf_operations::capf_ca::CertificateKind::Lsc,
+        certificate_der: lsc.0.clone().into(),
+        key: lsc.1.clone(),
+        sudi: None,
+    }))
+}
+
+/// Runs one session of a phone holding `lsc` and presenting it.
+fn present(
+    store: &MemoryStore,
+    issuer: &capf_operations::capf_ca::Issuer,
+    lsc: &(Vec<u8>, PrivateKey),
+) -> (SessionOutcome, Option<Vec<u8>>) {
+    let handset = Handset {
+        pending_key: None,
+        lsc: Some(lsc.clone()),
+    };
+    let mut pair = Pair::new(store, issuer, handset, lsc_credentials(lsc));
+    assert!(pair.drive(usize::MAX));
+    let (server, _) = pair.outcomes();
+    let new = pair
+        .handset
+        .lsc
+        .as_ref()
+        .map(|l| l.0.clone())
+        .filter(|der| *der != lsc.0);
+    (server, new)
+}
+
+fn lsc_first_install() -> DeviceEdit {
+    DeviceEdit {
+        auth_mode: Some(AuthMode::ExistingCertificateLscFirst),
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    }
+}
+
+fn assert_refused_as(
+    store: &MemoryStore,
+    outcome: &SessionOutcome,
+    failure: capf_operations::capf_auth::CertificateFailure,
+) {
+    assert_eq!(
+        outcome.kind,
+        OutcomeKind::Refused(capf_operations::capf_auth::Refusal::CertificateRejected {
+            kind: capf_operations::capf_auth::CertificateKind::Lsc,
+            failure,
+        }),
+        "{outcome:?}"
+    );
+    let d = store.load(&name(NAME)).unwrap().unwrap();
+    assert!(d.last_error.is_some(), "a refusal leaves a last error");
+    assert_eq!(d.status_label(), "Install/Upgrade pending");
+    let audit = store.audit_log(&name(NAME)).unwrap();
+    assert_eq!(
+        audit.last().map(|e| e.event.as_str()),
+        Some("refused"),
+        "{audit:?}"
+    );
+}
+
+#[test]
+fn only_the_lsc_on_record_authenticates() {
+    use capf_operations::capf_auth::CertificateFailure::{Expired, NotOnRecord};
+    let issuer = issuer();
+    let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
+    d.key = Some(KeySpec::Ec(EcCurve::P256));
+    let store = store_with(&[d]);
+    // LSC1 by null string, then LSC2 by LSC1.
+    let mut pair = Pair::new(&store, &issuer, Handset::default(), Credentials::NullString);
+    assert!(pair.drive(usize::MAX));
+    let lsc1 = pair.handset.lsc.take().unwrap();
+    drop(pair);
+    store
+        .modify(&name(NAME), &lsc_first_install(), vector_now())
+        .unwrap();
+    let (outcome, lsc2) = present(&store, &issuer, &lsc1);
+    assert!(
+        outcome.is_success(),
+        "the LSC on record authenticates: {outcome:?}"
+    );
+    let lsc2 = lsc2.expect("a new LSC");
+
+    // A superseded LSC: an install is scheduled again and the phone
+    // presents LSC1, which LSC2 replaced.
+    schedule(&store, Operation::InstallUpgrade);
+    let (outcome, issued) = present(&store, &issuer, &lsc1);
+    assert!(issued.is_none());
+    assert_refused_as(&store, &outcome, NotOnRecord);
+
+    // A foreign LSC: issued by our CA to this name, never delivered
+    // through CAPF.
+    let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+    let foreign = issuer
+        .issue_lsc(
+            NAME,
+            &key.public_key_der().unwrap(),
+            &Default::default(),
+            vector_now(),
+        )
+        .unwrap();
+    let (outcome, _) = present(&store, &issuer, &(foreign.der, key));
+    assert_refused_as(&store, &outcome, NotOnRecord);
+
+    let on_record = store.load(&name(NAME)).unwrap().unwrap().lsc.unwrap();
+    assert_eq!(on_record.der, lsc2, "refusals never change the record");
+
+    // An expired LSC on record (issued two days before, valid one day).
+    let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+    let short = capf_operations::capf_ca::LscProfile {
+        validity: capf_operations::capf_ca::CertValidity::Days(1),
+        ..Default::default()
+    };
+    let expired = issuer
+        .issue_lsc(
+            NAME,
+            &key.public_key_der().unwrap(),
+            &short,
+            vector_now() - Duration::from_secs(2 * 86_400),
+        )
+        .unwrap();
+    let expired_store = {
+        let mut d = device(
+            NAME,
+            AuthMode::ExistingCertificateLscFirst,
+            Operation::InstallUpgrade,
+            None,
+        );
+        d.lsc =
+            Some(capf_operations::CertificateRecord::from_der(&expired.der, &name(NAME)).unwrap());
+        store_with(&[d])
+    };
+    let (outcome, _) = present(&expired_store, &issuer, &(expired.der, key));
+    assert_refused_as(&expired_store, &outcome, Expired);
+}
+
+#[test]
+fn revoked_and_deleted_lscs_no_longer_authenticate() {
+    use capf_operations::capf_auth::CertificateFailure::{NotOnRecord, Revoked};
+    let issuer = issuer();
+    for deleted in [false, true] {
+        let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
+        d.key = Some(KeySpec::Ec(EcCurve::P256));
+        let store = store_with(&[d]);
+        let mut pair = Pair::new(&store, &issuer, Handset::default(), Credentials::NullString);
+        assert!(pair.drive(usize::MAX));
+        let lsc = pair.handset.lsc.take().unwrap();
+        drop(pair);
+        if deleted {
+            // The phone deletes its LSC (a delete operation); it kept a copy.
+            schedule(&store, Operation::Delete);
+            let handset = Handset {
+                pending_key: None,
+                lsc: Some((lsc.0.clone(), lsc.1.clone())),
+            };
+            let mut pair = Pair::new(&store, &issuer, handset, Credentials::NullString);
+            assert!(pair.drive(usize::MAX));
+            assert_eq!(pair.outcomes().0.kind, OutcomeKind::Deleted);
+        } else {
+            let revoke = DeviceEdit {
+                revoke_lsc: Some("phone stolen".into()),
+                ..DeviceEdit::default()
+            };
+            store.modify(&name(NAME), &revoke, vector_now()).unwrap();
+        }
+        store
+            .modify(&name(NAME), &lsc_first_install(), vector_now())
+            .unwrap();
+        let (outcome, issued) = present(&store, &issuer, &lsc);
+        assert!(issued.is_none());
+        assert_refused_as(
+            &store,
+            &outcome,
+            if deleted { NotOnRecord } else { Revoked },
+        );
+    }
+}
+
+/// A manufacturer CA and a MIC it issued for `NAME` (CN model-name).
+fn manufacturer_mic() -> (
+    capf_operations::capf_ca::CaCertificate,
+    (Vec<u8>, PrivateKey),
+) {
+    use capf_operations::capf_ca::{CapfIdentity, IdentityParams};
+    let maker = CapfIdentity::generate(
+        &IdentityParams {
+            key: KeySpec::Ec(EcCurve::P256),
+            ..Default::default()
+        },
+        vector_now() - Duration::from_secs(86_400),
+    )
+    .unwrap();
+    let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+    let mic = maker
+        .issuer()
+        .unwrap()
+        .issue_lsc(
+            &format!("CP-7945G-{NAME}"),
+            &key.public_key_der().unwrap(),
+            &Default::default(),
+            vector_now(),
+        )
+        .unwrap();
+    (maker.certificate().clone(), (mic.der, key))
+}
+
+#[test]
+fn precedence_falls_back_and_a_mic_that_authenticated_is_on_record() {
+    let issuer = issuer();
+    let (maker, mic) = manufacturer_mic();
+    let mut trust = capf_operations::capf_ca::TrustStore::for_issuer(&issuer);
+    trust.add_mic_anchor(maker);
+    let config = config_with(capf_operations::ServiceParameters::default(), trust);
+    let mic_credentials = || {
+        Credentials::Certificate(Box::new(CertificateCredentials {
+            kind: capf_operations::capf_ca::CertificateKind::Mic,
+            certificate_der: mic.0.clone().into(),
+            key: mic.1.clone(),
+            sudi: None,
+        }))
+    };
+    // Precedence to LSC, and the phone has none: it falls back to its MIC.
+    let mut d = device(
+        NAME,
+        AuthMode::ExistingCertificateLscFirst,
+        Operation::InstallUpgrade,
+        None,
+    );
+    d.key = Some(KeySpec::Ec(EcCurve::P256));
+    let store = store_with(&[d]);
+    let mut pair = Pair::with_config(
+        &store,
+        &issuer,
+        config.clone(),
+        Handset::default(),
+        mic_credentials(),
+    );
+    assert!(pair.drive(usize::MAX));
+    let (server, _) = pair.outcomes();
+    assert!(server.is_success(), "{server:?}");
+    drop(pair);
+    let d = store.load(&name(NAME)).unwrap().unwrap();
+    assert_eq!(d.mic.as_ref().unwrap().der, mic.0, "the MIC is on record");
+    let audit = store.audit_log(&name(NAME)).unwrap();
+    assert!(audit.iter().any(|e| e.event == "mic-recorded"), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.event == "completed" && e.detail.contains("MIC"))
+    );
+
+    // Precedence to MIC then uses it.
+    let edit = DeviceEdit {
+        auth_mode: Some(AuthMode::ExistingCertificateMicFirst),
+        operation: Some(Operation::InstallUpgrade),
+        ..DeviceEdit::default()
+    };
+    store.modify(&name(NAME), &edit, vector_now()).unwrap();
+    let mut pair = Pair::with_config(
+        &store,
+        &issuer,
+        config.clone(),
+        Handset::default(),
+        mic_credentials(),
+    );
+    assert!(pair.drive(usize::MAX));
+    assert!(pair.outcomes().0.is_success());
+    drop(pair);
+
+    // A phone with neither: refused, naming both, and the operation fails.
+    store.modify(&name(NAME), &edit, vector_now()).unwrap();
+    let mut pair = Pair::with_config(
+        &store,
+        &issuer,
+        config,
+        Handset::default(),
+        Credentials::NullString,
+    );
+    assert!(pair.drive(usize::MAX));
+    assert_eq!(
+        pair.outcomes().0.kind,
+        OutcomeKind::Refused(capf_operations::capf_auth::Refusal::NoCertificate)
+    );
+    drop(pair);
+    let d = store.load(&name(NAME)).unwrap().unwrap();
+    let last = d.last_error.clone().unwrap().reason;
+    assert!(last.contains("neither its LSC nor a MIC"), "{last}");
+    assert_eq!(d.status_label(), "Install/Upgrade failed");
 }
