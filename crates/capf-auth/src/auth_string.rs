@@ -1,4 +1,5 @@
-//! One-time authentication strings (requirements B23, B32, B38).
+//! One-time authentication strings: 4 to 10 digits, typed on the phone by
+//! the user, good for one successful operation.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AuthError;
 
-/// A 4 to 10 digit authentication string (B32).
+/// A 4 to 10 digit authentication string.
 ///
 /// * Parse one the operator typed with [`FromStr`] (`"123456".parse()`), or
 ///   draw one with [`AuthString::generate`] (the admin page's "generate

@@ -12,7 +12,7 @@ use crate::Operation;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// An authentication string must have 4 to 10 digits (requirement B32).
+    /// An authentication string must have 4 to 10 digits.
     #[error(
         "authentication string has {len} characters; it must have {min} to {max} digits",
         min = crate::AuthString::MIN_LEN,
@@ -46,8 +46,7 @@ pub enum AuthError {
         /// The accepted names, comma separated.
         expected: &'static str,
     },
-    /// Delete needs an LSC on the phone; troubleshoot needs an LSC or a MIC
-    /// (requirement B29).
+    /// Delete needs an LSC on the phone; troubleshoot needs an LSC or a MIC.
     #[error("operation {operation} cannot be scheduled: the device has no {needs} on record")]
     OperationNeedsCertificate {
         /// The operation that was refused.

@@ -1,21 +1,21 @@
-//! The per-device authentication mode (requirements B1, B9, B31).
+//! The per-device authentication mode: how a phone proves who it is.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::AuthError;
 
-/// How CAPF authenticates a phone before running its operation (B31).
+/// How CAPF authenticates a phone before running its operation.
 ///
 /// The exact acceptance rules per mode are in the crate documentation
 /// (table "What each mode accepts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMode {
     /// By authentication string: the operator arms a 4-10 digit one-time
-    /// string which the user types on the phone (B23, B32, B38, B40).
+    /// string which the user types on the phone.
     AuthString,
     /// By null string: no proof at all; anything passes (the least safe
-    /// mode, B1).
+    /// mode).
     NullString,
     /// By existing certificate, precedence to LSC: the phone authenticates
     /// with its LSC on record if it has one, otherwise with its MIC. Only a
@@ -51,7 +51,7 @@ impl AuthMode {
         }
     }
 
-    /// The human label, as on the Cisco admin page (for reports, B37).
+    /// The human label, as on the Cisco admin page (for the CAPF report).
     #[must_use]
     pub const fn label(self) -> &'static str {
         match self {
@@ -62,9 +62,9 @@ impl AuthMode {
         }
     }
 
-    /// The value of `<capfAuthMode>` in the phone's configuration file
-    /// (capf-protocol.md section 1): 1 = password, 2 = empty password,
-    /// 3 = LSC (with fallback to MIC on the phone's side), 4 = MIC.
+    /// The value of `<capfAuthMode>` in the phone's configuration file:
+    /// 1 = password, 2 = empty password, 3 = LSC (with fallback to MIC on the
+    /// phone's side), 4 = MIC.
     #[must_use]
     pub const fn phone_capf_auth_mode(self) -> u8 {
         match self {

@@ -1,4 +1,5 @@
-//! The certificate operation a device is scheduled for (B2-B5, B29, B35).
+//! The certificate operation a device is scheduled for (install/upgrade,
+//! delete, troubleshoot), and its status as the operator sees it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,21 +7,22 @@ use std::time::SystemTime;
 
 use crate::AuthError;
 
-/// The one certificate operation scheduled for a device (B29).
+/// The one certificate operation scheduled for a device.
 ///
 /// The phone never says what it wants; the operator schedules this and the
-/// server runs it after authentication (capf-protocol.md section 1).
+/// server runs it after authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Operation {
     /// No pending operation (the default): the session ends with
     /// END_SESSION reason 0.
     #[default]
     None,
-    /// Install a new LSC or upgrade (replace) the existing one (B2, B3).
+    /// Install a new LSC or upgrade (replace) the existing one.
     InstallUpgrade,
-    /// Delete the phone's LSC (B5).
+    /// Delete the phone's LSC.
     Delete,
-    /// Retrieve the phone's LSC and/or MIC for inspection (B4, B30).
+    /// Retrieve the phone's LSC and/or MIC for inspection (one trace
+    /// file per retrieved certificate).
     Troubleshoot,
 }
 
@@ -65,7 +67,7 @@ impl Operation {
     }
 
     /// Whether the operator may schedule this operation for a device with
-    /// these certificates on record (B29: delete and troubleshoot are
+    /// these certificates on record (delete and troubleshoot are
     /// offered only when the phone has a certificate).
     ///
     /// * none, install/upgrade: always.
@@ -176,7 +178,7 @@ impl fmt::Display for FailureReason {
     }
 }
 
-/// The certificate operation status shown to the operator (B35).
+/// The certificate operation status shown to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum OperationStatus {
     /// Nothing has been scheduled or has happened yet.
@@ -207,7 +209,7 @@ pub enum OperationStatus {
 }
 
 impl OperationStatus {
-    /// The B35 text: "`<operation>` pending", "`<operation>` failed",
+    /// The status text: "`<operation>` pending", "`<operation>` failed",
     /// "`<operation>` successful", or "" when idle. `scheduled` is the
     /// device's current operation (used for "pending").
     #[must_use]
@@ -239,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn b29_delete_and_troubleshoot_need_a_certificate() {
+    fn delete_and_troubleshoot_need_a_certificate() {
         let none = Certificates::NONE;
         let lsc = Certificates {
             lsc: true,

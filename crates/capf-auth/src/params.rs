@@ -1,4 +1,4 @@
-//! Service parameters that shape the policy (B28).
+//! Service parameters that shape the policy.
 
 use std::num::NonZeroU32;
 

@@ -22,9 +22,9 @@ use crate::{
 /// restarts as long as the caller persists every [`PolicyUpdate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevicePolicy {
-    /// How the phone must authenticate (B31).
+    /// How the phone must authenticate.
     pub auth_mode: AuthMode,
-    /// The armed one-time string, if any (B32, B38).
+    /// The armed one-time string, if any.
     pub auth_string: Option<AuthString>,
     /// Consecutive wrong authentication strings since the last correct one
     /// or the last re-arm.
@@ -33,14 +33,14 @@ pub struct DevicePolicy {
     /// so that it stays until the operator acts, whatever the limit is
     /// later set to.
     pub locked: bool,
-    /// The scheduled operation (B29).
+    /// The scheduled operation.
     pub operation: Operation,
-    /// "Operation completes by" (B34): after this instant the operation is
+    /// "Operation completes by": after this instant the operation is
     /// not honoured. `None`: no deadline.
     pub completes_by: Option<SystemTime>,
-    /// The operation status shown to the operator (B35).
+    /// The operation status shown to the operator.
     pub status: OperationStatus,
-    /// The device security mode (B17).
+    /// The device security mode.
     pub security_mode: SecurityMode,
     /// Which certificates the device holds, as far as the server knows.
     pub certificates: Certificates,
@@ -70,7 +70,7 @@ impl DevicePolicy {
     ///
     /// # Errors
     /// [`AuthError::OperationNeedsCertificate`] for delete without an LSC
-    /// or troubleshoot without any certificate on record (B29).
+    /// or troubleshoot without any certificate on record.
     pub fn schedule(
         &mut self,
         operation: Operation,
@@ -154,7 +154,7 @@ impl DevicePolicy {
 
     /// The operation of `grant` has succeeded (for install: only after the
     /// phone confirmed it stored the certificate). Consumes the
-    /// authentication string if it authenticated the phone (B38), sets the
+    /// authentication string if it authenticated the phone (a string is single use), sets the
     /// operation to none and the status to successful, and records the
     /// LSC as present (install) or absent (delete). Troubleshoot leaves
     /// [`certificates`](DevicePolicy::certificates) to the caller, who
@@ -190,7 +190,7 @@ impl DevicePolicy {
         crate::capf_contact(self.auth_mode, self.operation)
     }
 
-    /// The B35 status text, e.g. "Install/Upgrade pending".
+    /// The operation status text, e.g. "Install/Upgrade pending".
     #[must_use]
     pub fn status_label(&self) -> String {
         self.status.label(self.operation)
@@ -211,7 +211,7 @@ pub struct PolicyUpdate {
     /// Record the scheduled operation as failed, with this reason, at this
     /// time.
     pub operation_failed: Option<(FailureReason, SystemTime)>,
-    /// Disarm the authentication string: it has been used (B38).
+    /// Disarm the authentication string: it has been used (single use).
     pub consume_auth_string: bool,
     /// This operation succeeded at this time: operation none, status
     /// successful.

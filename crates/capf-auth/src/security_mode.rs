@@ -1,11 +1,11 @@
-//! Device security mode and what a phone does after reset (B17-B20, B23, B40).
+//! Device security mode and what a phone does after reset.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::{AuthError, AuthMode, Operation};
 
-/// The device security mode of the phone's security profile (B17).
+/// The device security mode of the phone's security profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SecurityMode {
     /// Non-secure: the phone registers without an LSC.
@@ -71,17 +71,17 @@ impl FromStr for SecurityMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Registration {
     /// It registers at once. If an operation is pending in auth-string
-    /// mode, the user then starts it from the phone's menu (B23, B40).
+    /// mode, the user then starts it from the phone's menu.
     RegisterNow,
     /// It registers first (non-secure), receives its configuration, then
     /// contacts CAPF by itself; after an LSC install it moves to its secure
-    /// mode (B18).
+    /// mode.
     RegisterThenEnroll,
     /// It contacts CAPF first and registers only once the CAPF session has
-    /// ended; then it runs at once in authenticated or encrypted mode (B19).
+    /// ended; then it runs at once in authenticated or encrypted mode.
     /// If that session fails and it holds no valid LSC, it cannot register.
     EnrollBeforeRegistering,
-    /// It cannot register (B20).
+    /// It cannot register.
     CannotRegister {
         /// Why.
         why: CannotRegisterReason,
@@ -96,7 +96,7 @@ pub enum CannotRegisterReason {
     NoValidLsc,
     /// Secure mode, no valid LSC, auth-string mode: the string is typed on a
     /// registered phone, and the phone does not contact CAPF by itself in
-    /// this mode, so the operation can never run (B20).
+    /// this mode, so the operation can never run.
     AuthStringNeedsRegisteredPhone,
 }
 
@@ -129,15 +129,14 @@ pub enum CapfContact {
     /// No operation is pending: the phone has no reason to contact CAPF.
     NotNeeded,
     /// The phone starts a CAPF session by itself at reset (null string and
-    /// existing-certificate modes, B18, B19).
+    /// existing-certificate modes).
     ByItself,
     /// A user must enter the authentication string on the phone (Settings >
-    /// Security Configuration > LSC > Update, B23, B40).
+    /// Security Configuration > LSC > Update).
     UserEntersString,
 }
 
-/// How the phone reaches CAPF for its pending operation (B18, B19, B23,
-/// B40).
+/// How the phone reaches CAPF for its pending operation.
 #[must_use]
 pub const fn capf_contact(auth_mode: AuthMode, operation: Operation) -> CapfContact {
     if !operation.is_pending() {
@@ -151,24 +150,24 @@ pub const fn capf_contact(auth_mode: AuthMode, operation: Operation) -> CapfCont
     }
 }
 
-/// What a phone may do after reset (B18-B20), for a call-control system
+/// What a phone may do after reset, for a call-control system
 /// that embeds CAPF.
 ///
 /// | security mode | auth mode | operation | valid LSC | result |
 /// |---|---|---|---|---|
 /// | non-secure | any | none | any | `RegisterNow` |
-/// | non-secure | null string, existing certificate | pending | any | `RegisterThenEnroll` (B18) |
-/// | non-secure | auth string | pending | any | `RegisterNow`, user enters the string (B23) |
+/// | non-secure | null string, existing certificate | pending | any | `RegisterThenEnroll` |
+/// | non-secure | auth string | pending | any | `RegisterNow`, user enters the string |
 /// | authenticated, encrypted | any | none | yes | `RegisterNow` |
 /// | authenticated, encrypted | any | none | no | `CannotRegister(NoValidLsc)` |
-/// | authenticated, encrypted | null string, existing certificate | pending | any | `EnrollBeforeRegistering` (B19) |
+/// | authenticated, encrypted | null string, existing certificate | pending | any | `EnrollBeforeRegistering` |
 /// | authenticated, encrypted | auth string | pending | yes | `RegisterNow`, user enters the string |
-/// | authenticated, encrypted | auth string | pending | no | `CannotRegister(AuthStringNeedsRegisteredPhone)` (B20) |
+/// | authenticated, encrypted | auth string | pending | no | `CannotRegister(AuthStringNeedsRegisteredPhone)` |
 ///
 /// Whether the CAPF session itself then succeeds is decided by
 /// [`DevicePolicy::decide`](crate::DevicePolicy::decide): e.g. with
-/// precedence to LSC and no LSC it fails (B21), and under B19 such a phone
-/// then does not register.
+/// precedence to LSC and no LSC it fails, and a secure phone that enrolls
+/// before registering then does not register.
 #[must_use]
 pub const fn registration_after_reset(
     security_mode: SecurityMode,

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Single use (B38), success and failure, deadline (B34), scheduling (B29).
+//! Single use of strings, success and failure, the "operation completes by"
+//! deadline, scheduling.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ fn now() -> SystemTime {
 }
 
 #[test]
-fn b38_string_consumed_only_on_success() {
+fn string_consumed_only_on_success() {
     let params = Parameters::default();
     let mut d = DevicePolicy::new(AuthMode::AuthString);
     d.schedule(Operation::InstallUpgrade, None).unwrap();
@@ -90,7 +91,7 @@ fn a_stale_success_does_not_clobber_a_new_schedule() {
 }
 
 #[test]
-fn b34_deadline_passed_fails_the_operation_once() {
+fn deadline_passed_fails_the_operation_once() {
     let params = Parameters::default();
     let deadline = now();
     let mut d = DevicePolicy::new(AuthMode::NullString);
@@ -146,7 +147,7 @@ fn b34_deadline_passed_fails_the_operation_once() {
 }
 
 #[test]
-fn b29_scheduling_needs_a_certificate_for_delete_and_troubleshoot() {
+fn scheduling_needs_a_certificate_for_delete_and_troubleshoot() {
     let mut d = DevicePolicy::new(AuthMode::NullString);
     assert!(matches!(
         d.schedule(Operation::Delete, None),

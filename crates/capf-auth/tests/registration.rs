@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! What a phone does after reset: requirements B18-B20, B23, B40.
+//! What a phone does after reset, per device security mode, authentication
+//! mode, scheduled operation and LSC.
 
 use capf_auth::{
     AuthMode, CannotRegisterReason, CapfContact, DevicePolicy, Operation, Registration,
@@ -19,7 +20,7 @@ const PENDING: [Operation; 3] = [
 ];
 
 #[test]
-fn b18_nonsecure_null_string_registers_then_enrolls() {
+fn nonsecure_null_string_registers_then_enrolls() {
     for lsc in [false, true] {
         assert_eq!(
             registration_after_reset(
@@ -34,7 +35,7 @@ fn b18_nonsecure_null_string_registers_then_enrolls() {
 }
 
 #[test]
-fn b18_nonsecure_existing_certificate_registers_then_enrolls() {
+fn nonsecure_existing_certificate_registers_then_enrolls() {
     for mode in SELF_STARTING {
         for op in PENDING {
             for lsc in [false, true] {
@@ -50,7 +51,7 @@ fn b18_nonsecure_existing_certificate_registers_then_enrolls() {
 }
 
 #[test]
-fn b19_secure_null_string_or_certificate_enrolls_before_registering() {
+fn secure_null_string_or_certificate_enrolls_before_registering() {
     for security in SECURE {
         for mode in SELF_STARTING {
             for op in PENDING {
@@ -67,7 +68,7 @@ fn b19_secure_null_string_or_certificate_enrolls_before_registering() {
 }
 
 #[test]
-fn b20_secure_auth_string_without_lsc_cannot_register() {
+fn secure_auth_string_without_lsc_cannot_register() {
     for security in SECURE {
         for op in PENDING {
             assert_eq!(
@@ -81,7 +82,7 @@ fn b20_secure_auth_string_without_lsc_cannot_register() {
 }
 
 #[test]
-fn b20_secure_auth_string_with_valid_lsc_registers_and_user_enters_string() {
+fn secure_auth_string_with_valid_lsc_registers_and_user_enters_string() {
     for security in SECURE {
         assert_eq!(
             registration_after_reset(
@@ -100,7 +101,7 @@ fn b20_secure_auth_string_with_valid_lsc_registers_and_user_enters_string() {
 }
 
 #[test]
-fn b20_secure_without_lsc_and_nothing_scheduled_cannot_register() {
+fn secure_without_lsc_and_nothing_scheduled_cannot_register() {
     for security in SECURE {
         for mode in AuthMode::ALL {
             assert_eq!(
@@ -118,7 +119,7 @@ fn b20_secure_without_lsc_and_nothing_scheduled_cannot_register() {
 }
 
 #[test]
-fn b23_nonsecure_auth_string_registers_now_and_user_enters_string() {
+fn nonsecure_auth_string_registers_now_and_user_enters_string() {
     for op in PENDING {
         for lsc in [false, true] {
             assert_eq!(

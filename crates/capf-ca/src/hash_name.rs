@@ -1,4 +1,4 @@
-//! The OpenSSL subject hash (`openssl x509 -hash`) and `<hash>.0` file names (B7).
+//! The OpenSSL subject hash (`openssl x509 -hash`) and `<hash>.0` file names.
 
 use der::asn1::{Any, SetOfVec};
 use der::{Encode, Tag, Tagged};

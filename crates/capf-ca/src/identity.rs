@@ -1,4 +1,4 @@
-//! The CAPF identity: its key and self-signed certificate (B6-B8).
+//! The CAPF identity: its key and self-signed certificate.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -1,4 +1,4 @@
-//! LSC issuance (B2, B11; protocol section 10 with its bugs fixed).
+//! LSC issuance: the certificates capfd issues, with its bugs fixed.
 
 use std::fmt;
 use std::time::SystemTime;

@@ -1,4 +1,4 @@
-//! "By existing certificate" authentication (protocol 6.4, 6.5): the phone's
+//! "By existing certificate" authentication: the phone's
 //! certificate chain, its binding to the device, and the proof signatures.
 
 use std::time::SystemTime;

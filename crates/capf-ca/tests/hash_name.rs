@@ -1,4 +1,4 @@
-//! `<hash>.0` names equal `openssl x509 -hash` (B7).
+//! `<hash>.0` names equal `openssl x509 -hash`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,4 +1,4 @@
-//! Verification of "existing certificate" proofs (protocol 6.4, 6.5).
+//! Verification of "existing certificate" proofs (with and without SUDI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -52,14 +52,14 @@ pub(crate) enum Command {
             capf device import phones.csv"
     )]
     Device(commands::device::DeviceCommand),
-    /// Find devices by name, description, string, LSC status, operation, status (B36).
+    /// Find devices by name, description, string, LSC status, operation, status.
     Find(commands::find::FindArgs),
-    /// Write the CAPF report as CSV (B37).
+    /// Write the CAPF report as CSV.
     Report(commands::report::ReportArgs),
-    /// Show or change service parameters (B28).
+    /// Show or change service parameters.
     #[command(subcommand)]
     Params(commands::params::ParamsCommand),
-    /// Show and export the CAPF certificate; issue an LSC offline (B7, B8).
+    /// Show and export the CAPF certificate; issue an LSC offline.
     #[command(subcommand)]
     Ca(commands::ca::CaCommand),
     /// Back the database up to a file (safe while the server runs).

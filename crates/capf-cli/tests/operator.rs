@@ -341,7 +341,7 @@ fn import_applies_good_rows_and_never_half_applies_a_bad_one() {
     assert!(text.contains("row 3 (SEP000000000003)"), "{text}");
     assert!(text.contains("rsa999"), "{text}");
     assert!(text.contains("row 5 (NOTAPHONE)"), "{text}");
-    // Delete needs an LSC on record (B29).
+    // Delete needs an LSC on record.
     assert!(text.contains("row 6 (SEP000000000003)"), "{text}");
     assert!(text.contains("2 added, 1 updated, 3 failed"), "{text}");
 

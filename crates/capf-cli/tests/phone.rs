@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `capf phone` against `capf serve` on 127.0.0.1: every operation and
-//! authentication mode, RSA and EC keys, retries (B12), the state file
-//! (B13), Ctrl-C (B14).
+//! authentication mode, RSA and EC keys, retries, the state file,
+//! Ctrl-C.
 
 mod common;
 

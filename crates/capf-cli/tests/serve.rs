@@ -172,7 +172,7 @@ fn sigkill_after_issuing_then_the_retry_completes_the_install_exactly_once() {
 fn sigterm_stops_serve_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    // An empty directory: `capf serve` initialises it first (B6).
+    // An empty directory: `capf serve` initialises it first.
     let mut serve = Serve::start(&data, tmp.path().join("serve.log"));
     assert!(capf_ca::CapfIdentity::exists(&data));
     // One session (an unknown device) first, so that stopping happens with

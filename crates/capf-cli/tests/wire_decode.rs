@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! `capf wire decode` on the golden exchanges of capf-protocol.md section 9
-//! (testdata/vectors) and on garbage.
+//! `capf wire decode` on the golden exchanges (testdata/vectors), hex
+//! snippets and garbage.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -132,7 +132,7 @@ fn install_lsc_auth() {
             .any(|l| l.trim().starts_with("SUDI subject") && l.contains("CN=SEP001122334455")),
         "{out}"
     );
-    // The AUTH_RESPONSE body is 2796 bytes (capf-protocol.md 9).
+    // The AUTH_RESPONSE body is 2796 bytes (the LSC-authenticated install).
     assert!(frame_headers(&out)[1].contains("body 2796 bytes"), "{out}");
 }
 
@@ -161,8 +161,8 @@ fn delete() {
 }
 
 #[test]
-fn section_9_snippets() {
-    // AUTH_REQUEST, as printed in the document (with `|`).
+fn hex_snippets() {
+    // AUTH_REQUEST, with `|` between header and body.
     let out = decode_hex("55 01 00000001 0008 | 07 0001 03  08 0001 00");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);

@@ -1,4 +1,4 @@
-//! Finding devices (B36): text criteria with match kinds, LSC status,
+//! Finding devices: text criteria with match kinds, LSC status,
 //! operation and status filters, all ANDed; sorting and paging.
 
 use std::cmp::Ordering;
@@ -95,7 +95,7 @@ impl TextCriterion {
     }
 }
 
-/// Filter on the operation status (B35).
+/// Filter on the operation status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFilter {
     /// Nothing scheduled, nothing recorded.

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use capf_wire::{Message, WireError};
 
 /// One message for the transport to send: encode it and write the whole
-/// frame with one write (capf-protocol.md section 2, record framing).
+/// frame with one write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// The session id for the frame header.

@@ -1,5 +1,5 @@
 //! A server session and a phone session paired in memory (no sockets): every
-//! flow of capf-protocol.md section 8 end to end, and interruption at every
+//! flow (install, fetch, delete, nothing scheduled) end to end, and interruption at every
 //! step.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -400,7 +400,7 @@ fn interrupted_everywhere(operation: Operation) {
         assert_eq!(after.operation(), Operation::None, "cut at {k}: {server:?}");
         if d.operation() == Operation::None {
             // The first session had already committed; the string is spent
-            // (single use, B38), so the retry is refused and changes nothing.
+            // (single use), so the retry is refused and changes nothing.
             assert_eq!(
                 server.kind,
                 OutcomeKind::Refused(capf_operations::capf_auth::Refusal::NoAuthStringArmed),

@@ -869,7 +869,7 @@ fn timeouts_per_step() {
     assert_eq!(phone.poll_timeout(), None);
     phone.handle_timeout(t0() + secs(3600));
     assert!(!phone.is_finished());
-    // Key ready after an hour (B15).
+    // Key ready after an hour (a slow phone).
     let later = t0() + secs(3600);
     let _ = phone.poll_transmit();
     let _ = phone.poll_event();
@@ -992,7 +992,7 @@ fn credentials_name_their_auth_mode() {
 }
 
 // ---------------------------------------------------------------------------
-// B12 retries
+// Retries
 
 #[test]
 fn retry_policy_arithmetic() {
@@ -1051,7 +1051,7 @@ fn retry_policy_arithmetic() {
 }
 
 // ---------------------------------------------------------------------------
-// B13 persistent state
+// Persistent state
 
 #[test]
 fn persistent_state_round_trip() {
@@ -1140,7 +1140,7 @@ fn persistent_state_follows_the_operation() {
     assert!(text.contains("auth_mode=auth-string"));
     assert!(!text.contains("123456"));
 
-    // A timeout: the mode stays, the next attempt is planned (B12, B13).
+    // A timeout: the mode stays, the next attempt is planned.
     let timed_out = PhoneOutcome::Failed(PhoneFailure {
         cause: FailureCause::TimedOut,
         step: PhoneStep::AwaitingEndSession,
@@ -1161,7 +1161,7 @@ fn persistent_state_follows_the_operation() {
         "kept mode wins"
     );
 
-    // Completion clears it and records the LSC (B41).
+    // Completion clears it and records the LSC.
     let installed = PhoneOutcome::Succeeded(PhoneSuccess::Installed {
         certificate_der: Bytes::from_static(&[0x30]),
     });

@@ -1,4 +1,4 @@
-//! Server session flows of capf-protocol.md section 8, driven by hand:
+//! Server session flows, driven by hand:
 //! refusals, retries, timeouts, commit order, leases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -219,3 +219,56 @@ fn delete_the_lsc() {
     assert!(d.lsc.is_none());
     assert_eq!(d.lsc_status(), "Not Installed");
 }
+
+/// The real phone's AUTH_RESPONSE with its SHA-2 proof's hash id changed:
+/// a proof the server cannot check is refused, never skipped (skipping it
+/// would let a phone choose to be checked by its SHA-1 proof alone).
+#[test]
+fn a_sha2_proof_with_another_hash_is_refused() {
+    use capf_operations::capf_wire::HashId;
+    for hash in [HashId::Sha1, HashId::Sha256, HashId::from(9)] {
+        let mut d = device(
+            "SEP001122334455",
+            AuthMode::ExistingCertificateLscFirst,
+            Operation::InstallUpgrade,
+            None,
+        );
+        d.lsc = Some(CertificateRecord::from_der(&presented_lsc(), &d.name).unwrap());
+        let store = store_with(&[d]);
+        let config = config_with(ServiceParameters::default(), vector_trust());
+        let lines = vector("install-lsc-auth.txt");
+        let mut session = ServerSession::new(lines[0].frame().session_id, config, vector_now());
+        let issuer = identity().issuer().unwrap();
+        let mut driver = SessionDriver::new(&store, &issuer, Duration::from_secs(3600));
+        let _ = session.poll_transmit();
+        let auth = lines
+            .iter()
+            .find(|l| l.command == Command::AuthResponse)
+            .unwrap();
+        let Message::AuthResponse(mut response) = auth.message() else {
+            panic!()
+        };
+        response.sha2_signed_data.as_mut().unwrap().hash = hash;
+        session.handle_message(
+            vector_now(),
+            auth.frame().session_id,
+            Message::AuthResponse(response),
+        );
+        let outcome = driver.service(&mut session, vector_now()).unwrap();
+        assert!(
+            matches!(
+                outcome.kind,
+                OutcomeKind::Refused(capf_operations::capf_auth::Refusal::CertificateRejected {
+                    failure: capf_operations::capf_auth::CertificateFailure::Malformed,
+                    ..
+                })
+            ),
+            "{hash:?}: {outcome:?}"
+        );
+        let d = store.load(&name("SEP001122334455")).unwrap().unwrap();
+        assert!(
+            d.last_error.unwrap().reason.contains("not SHA-512"),
+            "{hash:?}"
+        );
+    }
+}

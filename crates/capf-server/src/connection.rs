@@ -1,7 +1,7 @@
 //! One connection: drives a `ServerSession` over a TLS stream.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use capf_ca::{EcCurve, Issuer, KeySpec, SigningBackend};
@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use crate::clock::SessionClock;
 use crate::server::Shared;
 
 /// Runs one CAPF session on an established TLS stream.
@@ -20,9 +21,10 @@ pub(crate) async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let clock = SessionClock::start();
     let session_id = capf_operations::new_session_id();
     tracing::Span::current().record("session", session_id);
-    let mut session = ServerSession::new(session_id, shared.config.clone(), SystemTime::now());
+    let mut session = ServerSession::new(session_id, shared.config.clone(), clock.now());
     let mut codec = FrameCodec::with_max_body_len(shared.options.max_frame_body);
     let mut inbound = BytesMut::with_capacity(1024);
     let mut outbound = BytesMut::with_capacity(1024);
@@ -35,7 +37,15 @@ where
         // phone that reconnects at once finds the device free.
         if session.is_finished() {
             while let Some(event) = session.poll_event() {
-                handle_event(event, &mut session, &shared, &mut lease, &mut outcome).await;
+                handle_event(
+                    event,
+                    &mut session,
+                    &shared,
+                    &clock,
+                    &mut lease,
+                    &mut outcome,
+                )
+                .await;
             }
         }
         // Everything queued goes out, one write per message.
@@ -56,7 +66,15 @@ where
         }
         // Then the runtime's work.
         if let Some(event) = session.poll_event() {
-            handle_event(event, &mut session, &shared, &mut lease, &mut outcome).await;
+            handle_event(
+                event,
+                &mut session,
+                &shared,
+                &clock,
+                &mut lease,
+                &mut outcome,
+            )
+            .await;
             continue;
         }
         if session.is_finished() {
@@ -69,15 +87,15 @@ where
                 match Message::from_frame(&frame) {
                     Ok(message) => {
                         debug!(command = %frame.command, "received");
-                        session.handle_message(SystemTime::now(), frame.session_id, message);
+                        session.handle_message(clock.now(), frame.session_id, message);
                     }
-                    Err(e) => session.handle_malformed(SystemTime::now(), &e),
+                    Err(e) => session.handle_malformed(clock.now(), &e),
                 }
                 continue;
             }
             Ok(None) => {}
             Err(e) => {
-                session.handle_malformed(SystemTime::now(), &e);
+                session.handle_malformed(clock.now(), &e);
                 inbound.clear();
                 continue;
             }
@@ -85,7 +103,7 @@ where
         // Then wait for the phone, or the session's deadline.
         let sleep = match session.poll_timeout() {
             Some(deadline) => deadline
-                .duration_since(SystemTime::now())
+                .duration_since(clock.now())
                 .unwrap_or(Duration::ZERO),
             // Nothing to wait for: cannot happen with an empty event queue
             // and an unfinished session; end rather than hang.
@@ -99,7 +117,7 @@ where
                 }
                 Ok(_) => {}
             },
-            () = tokio::time::sleep(sleep) => session.handle_timeout(SystemTime::now()),
+            () = tokio::time::sleep(sleep) => session.handle_timeout(clock.now()),
         }
     }
     // The phone may close without close_notify; so do we (as capfd does):
@@ -122,6 +140,7 @@ async fn handle_event(
     event: ServerEvent,
     session: &mut ServerSession,
     shared: &Arc<Shared>,
+    clock: &SessionClock,
     lease: &mut Option<Lease>,
     outcome: &mut Option<SessionOutcome>,
 ) {
@@ -129,14 +148,13 @@ async fn handle_event(
         ServerEvent::LoadDevice(name) => {
             tracing::Span::current().record("device", name.as_str());
             let ttl = lease_ttl(shared);
-            let result =
-                store_call(|reply| shared.store.begin(&name, SystemTime::now(), ttl, reply))
-                    .await
-                    .map(|(held, device)| {
-                        *lease = Some(held);
-                        device
-                    });
-            session.device_loaded(SystemTime::now(), result);
+            let result = store_call(|reply| shared.store.begin(&name, clock.now(), ttl, reply))
+                .await
+                .map(|(held, device)| {
+                    *lease = Some(held);
+                    device
+                });
+            session.device_loaded(clock.now(), result);
         }
         ServerEvent::Commit {
             change,
@@ -165,7 +183,7 @@ async fn handle_event(
                 }
                 None => Err(OperationsError::NoLease),
             };
-            session.committed(SystemTime::now(), result);
+            session.committed(clock.now(), result);
         }
         ServerEvent::Issue(request) => {
             let result = match tokio::time::timeout(
@@ -178,13 +196,14 @@ async fn handle_event(
                     let issuer = shared.issuer.clone();
                     let profile = shared.config.params.lsc_profile();
                     let device = request.device.clone();
+                    let clock = *clock;
                     let issue = move || {
                         let _permit = permit;
                         issuer.issue_lsc(
                             request.device.as_str(),
                             &request.public_key,
                             &profile,
-                            SystemTime::now(),
+                            clock.now(),
                         )
                     };
                     let issued = if signs_inline(&shared.issuer) {
@@ -203,7 +222,7 @@ async fn handle_event(
                 }
                 _ => Err(OperationsError::IssuanceBusy),
             };
-            session.issued(SystemTime::now(), result);
+            session.issued(clock.now(), result);
         }
         ServerEvent::Finished(done) => {
             if let OutcomeKind::Retrieved(certs) = &done.kind

@@ -1,5 +1,5 @@
 //! Legacy TLS through OpenSSL, for 7900-series phones, which speak only
-//! TLS 1.0 with CBC suites such as AES128-SHA (capf-protocol.md section 2).
+//! TLS 1.0 with CBC suites such as AES128-SHA.
 //! rustls will never offer these. Security level 0 is set on these
 //! listeners only; everything above the stream is shared with the modern
 //! listeners.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod clock;
 mod connection;
 mod error;
 #[cfg(feature = "legacy-tls")]

@@ -16,9 +16,9 @@ pub struct ServerOptions {
     /// suites, OpenSSL at security level 0) for 7900-series phones. Needs
     /// the `legacy-tls` feature. Default: none.
     pub legacy_listen: Vec<SocketAddr>,
-    /// Sessions (TLS done, CAPF running) at once (B25). Default 256.
+    /// Sessions (TLS done, CAPF running) at once. Default 256.
     pub max_sessions: usize,
-    /// Certificates being signed at once (B25). Default: the number of CPUs.
+    /// Certificates being signed at once. Default: the number of CPUs.
     pub max_issuing: usize,
     /// Connections still in their TLS handshake at once; more are closed
     /// at once. Default 1024.
@@ -39,8 +39,8 @@ pub struct ServerOptions {
     /// Largest frame body accepted from a phone. Default 16 KiB (real
     /// messages are far smaller).
     pub max_frame_body: usize,
-    /// Where troubleshoot writes one trace file per retrieved certificate
-    /// (B30). `None`: no files.
+    /// Where troubleshoot writes one trace file per retrieved certificate.
+    /// `None`: no files.
     pub trace_dir: Option<PathBuf>,
     /// How long in-flight sessions may finish after shutdown is asked.
     /// Default 10 s.

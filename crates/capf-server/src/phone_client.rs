@@ -2,7 +2,7 @@
 //! server, generating keys off the async threads.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use capf_ca::{KeySpec, PrivateKey};
@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::ServerError;
+use crate::clock::SessionClock;
 
 /// What one phone session produced.
 #[derive(Debug)]
@@ -119,8 +120,8 @@ impl PhoneClient {
     /// * `delete(configured)` deletes the phone's LSC and says whether there
     ///   was one (`configured`: whether `config` has an LSC).
     /// * `on_status` sees the status when the session starts and each time
-    ///   it changes (B14, B40).
-    /// * When `stop` completes the session is aborted (B14): nothing more is
+    ///   it changes.
+    /// * When `stop` completes the session is aborted: nothing more is
     ///   sent and the outcome is a failure caused by
     ///   [`FailureCause::Aborted`], also while connecting.
     pub async fn run_with<S, D, P, C>(
@@ -156,7 +157,8 @@ impl PhoneClient {
             });
         };
 
-        let mut session = PhoneSession::new(config, SystemTime::now());
+        let clock = SessionClock::start();
+        let mut session = PhoneSession::new(config, clock.now());
         let mut codec = FrameCodec::new();
         let mut inbound = BytesMut::with_capacity(4096);
         let mut outbound = BytesMut::with_capacity(4096);
@@ -170,7 +172,7 @@ impl PhoneClient {
             while let Some(t) = session.poll_transmit() {
                 outbound.clear();
                 if t.encode(&mut outbound).is_err() || tls.write_all(&outbound).await.is_err() {
-                    session.connection_lost(SystemTime::now());
+                    session.connection_lost(clock.now());
                     break;
                 }
             }
@@ -192,7 +194,7 @@ impl PhoneClient {
                                 }
                                 Err(e) => Err(KeyGenFailure::new(e.to_string())),
                             };
-                            session.key_generated(SystemTime::now(), result);
+                            session.key_generated(clock.now(), result);
                             continue;
                         }
                         let generated = tokio::select! {
@@ -202,7 +204,7 @@ impl PhoneClient {
                         };
                         let Some(generated) = generated else {
                             stopped = true;
-                            session.abort(SystemTime::now());
+                            session.abort(clock.now());
                             continue;
                         };
                         let result = match generated {
@@ -216,7 +218,7 @@ impl PhoneClient {
                             Ok(Err(e)) => Err(KeyGenFailure::new(e.to_string())),
                             Err(e) => Err(KeyGenFailure::new(e.to_string())),
                         };
-                        session.key_generated(SystemTime::now(), result);
+                        session.key_generated(clock.now(), result);
                     }
                     PhoneEvent::StoreCertificate { certificate_der } => {
                         let stored = match pending_key.take() {
@@ -235,7 +237,7 @@ impl PhoneClient {
                             }
                             None => false,
                         };
-                        session.certificate_stored(SystemTime::now(), stored);
+                        session.certificate_stored(clock.now(), stored);
                     }
                     PhoneEvent::DeleteCertificate => {
                         let had = match delete(session.config().lsc_der.is_some()) {
@@ -246,7 +248,7 @@ impl PhoneClient {
                             }
                         };
                         deleted = true;
-                        session.certificate_deleted(SystemTime::now(), had);
+                        session.certificate_deleted(clock.now(), had);
                     }
                     PhoneEvent::Finished => {}
                 }
@@ -258,35 +260,32 @@ impl PhoneClient {
             match codec.decode(&mut inbound) {
                 Ok(Some(frame)) => {
                     match Message::from_frame(&frame) {
-                        Ok(m) => session.handle_message(SystemTime::now(), frame.session_id, m),
-                        Err(e) => session.handle_malformed(SystemTime::now(), &e),
+                        Ok(m) => session.handle_message(clock.now(), frame.session_id, m),
+                        Err(e) => session.handle_malformed(clock.now(), &e),
                     }
                     continue;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    session.handle_malformed(SystemTime::now(), &e);
+                    session.handle_malformed(clock.now(), &e);
                     continue;
                 }
             }
             let sleep = session
                 .poll_timeout()
-                .map(|d| {
-                    d.duration_since(SystemTime::now())
-                        .unwrap_or(Duration::ZERO)
-                })
+                .map(|d| d.duration_since(clock.now()).unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 biased;
                 () = &mut stop, if !stopped => {
                     stopped = true;
-                    session.abort(SystemTime::now());
+                    session.abort(clock.now());
                 }
                 read = tls.read_buf(&mut inbound) => match read {
-                    Ok(0) | Err(_) => session.connection_lost(SystemTime::now()),
+                    Ok(0) | Err(_) => session.connection_lost(clock.now()),
                     Ok(_) => {}
                 },
-                () = tokio::time::sleep(sleep) => session.handle_timeout(SystemTime::now()),
+                () = tokio::time::sleep(sleep) => session.handle_timeout(clock.now()),
             }
         }
         let status = session.status();

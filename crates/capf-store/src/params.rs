@@ -1,4 +1,4 @@
-//! Service parameters (B28) in the `service_parameters` table: only the
+//! Service parameters in the `service_parameters` table: only the
 //! values the operator set; everything else is the default.
 
 use capf_operations::ServiceParameters;
@@ -39,7 +39,7 @@ impl SqliteStore {
     /// Validates and stores one parameter (as `capf params set NAME VALUE`),
     /// in its normalised form (`" P256 "` is stored as `p256`). Returns
     /// the parameters as they now are. A running server keeps the values
-    /// it started with (B28).
+    /// it started with.
     ///
     /// # Errors
     /// [`StoreError::Operations`] with

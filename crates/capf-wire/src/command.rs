@@ -74,7 +74,7 @@ macro_rules! open_enum {
 pub(crate) use open_enum;
 
 open_enum! {
-    /// A CAPF command (capf-protocol.md section 4).
+    /// A CAPF command (the second byte of a frame header).
     ///
     /// The enum is open: a code this crate does not know decodes to
     /// [`Command::Unknown`] and encodes back to the same byte.

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::command::open_enum;
 
 open_enum! {
-    /// The tag of a TLV element (capf-protocol.md section 5).
+    /// The tag of a TLV element.
     ///
     /// Open: unknown tags decode to [`Tag::Unknown`], are kept in raw frames
     /// and skipped by typed decoding.
@@ -60,7 +60,7 @@ pub enum Direction {
 }
 
 /// Tags that the open server (capfd) accepts from a phone; it aborts on any
-/// other (capf-protocol.md section 3). Phones we send to as a client must
+/// other. Phones we send to as a client must
 /// therefore never see anything else from us.
 pub const ACCEPTED_BY_SERVERS: &[Tag] = &[
     Tag::Reason,
@@ -77,7 +77,7 @@ pub const ACCEPTED_BY_SERVERS: &[Tag] = &[
 ];
 
 /// Tags that the open client (capfc) accepts from a server; it aborts on any
-/// other (capf-protocol.md section 3).
+/// other.
 pub const ACCEPTED_BY_PHONES: &[Tag] = &[
     Tag::Reason,
     Tag::ReasonInfo,

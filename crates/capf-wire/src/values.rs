@@ -9,7 +9,7 @@ use crate::command::open_enum;
 use crate::{Tag, WireError};
 
 open_enum! {
-    /// A REASON code (capf-protocol.md section 7). Open: only 0, 1, 7 and 9
+    /// A REASON code (in END_SESSION and responses). Open: only 0, 1, 7 and 9
     /// have known meanings.
     pub enum Reason {
         /// Nothing (more) to do: END_SESSION for operation "none" and after a

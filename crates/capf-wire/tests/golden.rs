@@ -1,4 +1,4 @@
-//! The golden-byte exchanges of capf-protocol.md section 9 and the whole
+//! Golden-byte hex snippets and the whole
 //! transcripts under `testdata/vectors/`: every frame decodes to the
 //! expected typed message and re-encodes to the same bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -152,7 +152,7 @@ fn install_authenticated_by_lsc_with_sudi() {
 }
 
 #[test]
-fn lsc_auth_element_layout_matches_section_9() {
+fn lsc_auth_response_element_layout() {
     // `01(1) 04(861) 06(256) 07(1) 0b(1)=00 0d(16) 10(1377) 14(259)`, body 2796.
     let lines = vector!("install-lsc-auth.txt");
     let frame = Frame::decode_exact(&lines[1].bytes).unwrap();
@@ -200,7 +200,7 @@ fn delete() {
     assert_eq!(m[4], Message::end_session(Reason::UpdateCertificate));
 }
 
-fn section9(hex_text: &str, direction: Direction) -> Message {
+fn golden_snippet(hex_text: &str, direction: Direction) -> Message {
     let bytes = hex::decode(hex_text.replace([' ', '|'], "")).unwrap();
     let command = Command::from(bytes[1]);
     round_trip(&Line {
@@ -211,26 +211,26 @@ fn section9(hex_text: &str, direction: Direction) -> Message {
 }
 
 #[test]
-fn section_9_snippets() {
+fn golden_hex_snippets() {
     use Direction::{PhoneToServer as Up, ServerToPhone as Down};
     assert_eq!(
-        section9("55 01 00000001 0008 | 07 0001 03  08 0001 00", Down),
+        golden_snippet("55 01 00000001 0008 | 07 0001 03  08 0001 00", Down),
         Message::AuthRequest(capf_wire::AuthRequest::capfd())
     );
-    section9(
+    golden_snippet(
         "55 02 00000001 0025 | 01 0001 01  07 0001 03  0b 0007 31323334353600  0d 0010 53455030303131323233333434353500",
         Up,
     );
     assert_eq!(
-        section9("55 03 00000001 0009 | 0a 0002 0800  11 0001 00", Down),
+        golden_snippet("55 03 00000001 0009 | 0a 0002 0800  11 0001 00", Down),
         Message::KeyGenerateRequest(capf_wire::KeyGenerateRequest::rsa(2048))
     );
     assert_eq!(
-        section9("55 11 00000001 0000 |", Up),
+        golden_snippet("55 11 00000001 0000 |", Up),
         Message::RequestInProgress
     );
     assert_eq!(
-        section9("55 03 00000002 0008 | 11 0001 01  12 0001 01", Down),
+        golden_snippet("55 03 00000002 0008 | 11 0001 01  12 0001 01", Down),
         Message::KeyGenerateRequest(capf_wire::KeyGenerateRequest::ec(Curve::P384))
     );
     for (hex_text, reason) in [
@@ -242,18 +242,18 @@ fn section_9_snippets() {
             Reason::UpdateCertificate,
         ),
     ] {
-        assert_eq!(section9(hex_text, Down), Message::end_session(reason));
+        assert_eq!(golden_snippet(hex_text, Down), Message::end_session(reason));
     }
     assert_eq!(
-        section9("55 0b 00000004 0000 |", Down),
+        golden_snippet("55 0b 00000004 0000 |", Down),
         Message::FetchCertificateRequest(Default::default())
     );
     assert_eq!(
-        section9("55 0d 00000005 0000 |", Down),
+        golden_snippet("55 0d 00000005 0000 |", Down),
         Message::DeleteCertificateRequest
     );
-    section9("55 0e 00000005 0004 | 01 0001 01", Up);
-    section9("55 0a 00000001 0004 | 01 0001 01", Up);
+    golden_snippet("55 0e 00000005 0004 | 01 0001 01", Up);
+    golden_snippet("55 0a 00000001 0004 | 01 0001 01", Up);
 }
 
 #[test]

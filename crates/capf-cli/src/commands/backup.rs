@@ -1,5 +1,5 @@
 //! `capf backup` and `capf restore`: the database (devices, issued
-//! certificates, audit log, parameters) to and from one file (B27). The
+//! certificates, audit log, parameters) to and from one file. The
 //! CAPF key and certificate are files of the data directory: back them up
 //! with it.
 

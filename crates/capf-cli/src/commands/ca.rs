@@ -1,4 +1,4 @@
-//! `capf ca show|export|issue`: the CAPF certificate (B7, B8) and offline
+//! `capf ca show|export|issue`: the CAPF certificate and offline
 //! LSC issuance for manual enrollment and testing.
 
 use std::io::{IsTerminal, Write};
@@ -40,7 +40,7 @@ pub(crate) enum CaCommand {
     #[command(after_help = "Examples:\n  \
         capf ca export                              PEM on stdout\n  \
         capf ca export --format der --out capf.der\n  \
-        capf ca export --hashed-dir /etc/capf/trust writes /etc/capf/trust/<subject-hash>.0 (B7)")]
+        capf ca export --hashed-dir /etc/capf/trust writes /etc/capf/trust/<subject-hash>.0")]
     Export {
         /// Encoding.
         #[arg(long, value_enum, default_value_t = Format::Pem)]

@@ -1,5 +1,5 @@
 //! `capf find`: search devices by text, LSC status, operation and status,
-//! every criterion ANDed, sorted and paged (B36).
+//! every criterion ANDed, sorted and paged.
 
 use capf_operations::{
     DeviceQuery, OperatorStore, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,

@@ -1,4 +1,4 @@
-//! `capf params show|set|reset`: the service parameters (B28). They are
+//! `capf params show|set|reset`: the service parameters. They are
 //! stored in the database; `capf serve` reads them when it starts.
 
 use capf_store::StoreError;

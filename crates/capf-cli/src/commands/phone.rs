@@ -1,5 +1,5 @@
 //! `capf phone install|fetch|delete|run`: act as a phone against any CAPF
-//! server (a phone simulator and CAPF client; B9-B14, B40, B41).
+//! server (a phone simulator and CAPF client).
 //!
 //! The server drives: the phone authenticates and then does whatever the
 //! server scheduled. The subcommand says what the operator expects, and the
@@ -24,13 +24,13 @@ Files:
   --cert-out     the phone's LSC store: read as the current LSC (returned by a fetch,
                  used by --auth-mode lsc when --lsc is not given), replaced by an install
                  (certificate PEM then PKCS#8 key PEM, mode 0600), removed by a delete
-  --state        the phone's flash (B13): while an operation is pending it keeps the
+  --state        the phone's flash: while an operation is pending it keeps the
                  authentication mode it started with, and a later run uses that mode
                  whatever the flags say (the credentials still come from the flags,
                  or the LSC from --cert-out); cleared when the operation completes.
                  Delete the file to start afresh.
 
-Retries (B12): after a communication failure (no connection, timeout, connection
+Retries: after a communication failure (no connection, timeout, connection
 lost) the phone tries --retries more times, --retry-interval seconds apart.
 Ctrl-C stops the operation: nothing more is sent (exit 1).
 
@@ -114,17 +114,17 @@ pub(crate) struct PhoneArgs {
     /// The phone's LSC file: current LSC in, new LSC out (certificate + PKCS#8 key, mode 0600).
     #[arg(long, value_name = "FILE")]
     cert_out: Option<PathBuf>,
-    /// The phone's persistent state (B13): pending authentication mode and attempts.
+    /// The phone's persistent state: pending authentication mode and attempts.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Seconds to wait for each server message (and for connect + TLS handshake).
     #[arg(long, value_name = "SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
-    /// Seconds between attempts after a communication failure (B12: 30 on a phone).
+    /// Seconds between attempts after a communication failure (30 on a phone).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     retry_interval: u64,
-    /// Attempts after the first one fails to communicate (B12: 3 on a phone).
+    /// Attempts after the first one fails to communicate (3 on a phone).
     #[arg(long, value_name = "N", default_value_t = 3)]
     retries: u32,
     /// Print the result as JSON on stdout (progress still goes to stderr).

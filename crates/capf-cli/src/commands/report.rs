@@ -1,4 +1,4 @@
-//! `capf report`: the CAPF report as CSV (B37), for every device or those
+//! `capf report`: the CAPF report as CSV, for every device or those
 //! matching the `capf find` criteria. It holds the authentication strings
 //! in clear, so the file is created with mode 0600.
 

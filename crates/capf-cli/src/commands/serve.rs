@@ -25,10 +25,10 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (repeat for several; IPv4 and IPv6).
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3804")]
     listen: Vec<SocketAddr>,
-    /// Most CAPF sessions at once (B25); more wait, then are refused.
+    /// Most CAPF sessions at once; more wait, then are refused.
     #[arg(long, default_value_t = 256, value_name = "N")]
     max_sessions: usize,
-    /// Most certificates being signed at once (B25). Default: number of CPUs.
+    /// Most certificates being signed at once. Default: number of CPUs.
     #[arg(long, value_name = "N")]
     max_issuing: Option<usize>,
     /// Also listen here with legacy TLS (TLS 1.0-1.2, CBC and static-RSA suites)
@@ -52,7 +52,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     init_logging();
     if !data.is_initialised() {
-        // B6: the first start creates the CAPF identity without operator action.
+        // The first start creates the CAPF identity without operator action.
         let report = data.init(&IdentityParams::default(), SystemTime::now())?;
         println!(
             "initialised {} ({})",

@@ -23,8 +23,8 @@ pub(crate) enum WireCommand {
         after_help = "Input: hex digits, in groups of whole bytes, separated by spaces, \
 newlines or `|`. `#` starts a comment. A line may start with a direction, S>C or C>S \
 (also S→C, S->C), which holds until the next one; command names such as AUTH_REQUEST are \
-skipped, so the transcripts of testdata/vectors/*.txt and the hex of capf-protocol.md \
-section 9 decode as they are. Frames of one direction are read as one stream.
+skipped, so the transcripts of testdata/vectors/*.txt and hex dumps laid out like them \
+decode as they are. Frames of one direction are read as one stream.
 
 Examples:
   capf wire decode 55 0f 00000001 0004 \\| 01 0001 01

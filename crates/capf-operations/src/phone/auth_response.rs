@@ -1,4 +1,4 @@
-//! Building AUTH_RESPONSE from the phone's credentials (protocol 6.2-6.5).
+//! Building AUTH_RESPONSE from the phone's credentials.
 
 use bytes::Bytes;
 use capf_ca::{sign_auth_proof, sign_sudi_proof};

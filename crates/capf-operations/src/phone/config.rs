@@ -8,10 +8,10 @@ use capf_auth::{AuthMode, AuthString};
 use capf_ca::{CertificateKind, PrivateKey};
 use capf_wire::{PROTOCOL_VERSION, Password};
 
-/// How the phone proves who it is in AUTH_RESPONSE (B9, protocol 6.3-6.5).
+/// How the phone proves who it is in AUTH_RESPONSE.
 #[derive(Clone, Debug)]
 pub enum Credentials {
-    /// "By authentication string": the 4 to 10 digits the user typed (B40).
+    /// "By authentication string": the 4 to 10 digits the user typed.
     AuthString(AuthString),
     /// An authentication string outside the 4-10 digit rule, sent as is.
     /// For servers with other rules (capfd accepts 4 to 15 characters of
@@ -26,7 +26,7 @@ pub enum Credentials {
 
 impl Credentials {
     /// The authentication mode these credentials implement (what the phone
-    /// keeps in persistent state, B13).
+    /// keeps in persistent state).
     #[must_use]
     pub fn auth_mode(&self) -> AuthMode {
         match self {
@@ -41,7 +41,7 @@ impl Credentials {
 }
 
 /// A certificate the phone authenticates with, and the key that signs the
-/// proofs (protocol 6.4).
+/// proofs.
 #[derive(Clone, Debug)]
 pub struct CertificateCredentials {
     /// Whether this is the phone's LSC or its MIC. Only decides the
@@ -57,7 +57,7 @@ pub struct CertificateCredentials {
     pub sudi: Option<SudiCredentials>,
 }
 
-/// The SUDI certificate and key (protocol 6.5). capfd checks SUDI_DATA only
+/// The SUDI certificate and key. capfd checks SUDI_DATA only
 /// when the SUDI key is RSA.
 #[derive(Clone, Debug)]
 pub struct SudiCredentials {
@@ -83,7 +83,7 @@ pub struct PhoneConfig {
     /// How long to wait for each server message, counted from the moment
     /// the phone started waiting (the session's start, or the phone's last
     /// message). Default 30 s. Not applied while the runtime works (key
-    /// generation may take 30 minutes or more, B15).
+    /// generation may take 30 minutes or more).
     pub reply_timeout: Duration,
 }
 

@@ -15,7 +15,7 @@ pub enum PhoneEvent {
     /// Generate a key pair of this kind, keep the private key, and answer
     /// with [`key_generated`](super::PhoneSession::key_generated) (the DER
     /// SubjectPublicKeyInfo, or a failure). Slow for RSA; may run at low
-    /// priority (B15).
+    /// priority.
     GenerateKey(KeySpec),
     /// Store this certificate as the phone's LSC, with the private key of
     /// the last generated key pair, and answer with

@@ -1,14 +1,14 @@
 //! The phone's side of CAPF: a [`PhoneSession`] for a phone simulator and
 //! for talking to other CAPF servers, and the phone's rules as types.
 //!
-//! * [`PhoneSession`]: one connection, sans-IO (protocol 8.1-8.5).
+//! * [`PhoneSession`]: one connection, sans-IO.
 //!   Configured by [`PhoneConfig`] with [`Credentials`]; asks its runtime for
 //!   slow work through [`PhoneEvent`]s; ends with a [`PhoneOutcome`]; shows
-//!   a [`PhoneStatus`] at any time (B14, B40).
+//!   a [`PhoneStatus`] at any time.
 //! * [`RetryPolicy`]: 3 more attempts, 30 s apart, after a communication
-//!   failure (B12).
+//!   failure.
 //! * [`PersistentState`]: the authentication mode kept across a power loss
-//!   and cleared when the operation completes (B13), with a line-based text
+//!   and cleared when the operation completes, with a line-based text
 //!   format.
 //!
 //! Decisions a reader may look for:

@@ -113,7 +113,7 @@ pub enum FailureCause {
     ConnectionLost,
     /// The server broke the protocol.
     ProtocolError(ProtocolViolation),
-    /// The user stopped the operation (B14).
+    /// The user stopped the operation.
     Aborted,
     /// The phone could not sign its authentication proofs.
     CredentialsUnusable(String),
@@ -217,7 +217,7 @@ impl PhoneOutcome {
     }
 
     /// Whether the phone holds an LSC after this session, given whether it
-    /// held one before (B41: "Installed" / "Not Installed").
+    /// held one before (shown as "Installed" / "Not Installed").
     #[must_use]
     pub fn lsc_installed_after(&self, before: bool) -> bool {
         match self.lsc_change() {
@@ -227,7 +227,7 @@ impl PhoneOutcome {
         }
     }
 
-    /// Whether this is a communication failure worth retrying (B12): a
+    /// Whether this is a communication failure worth retrying: a
     /// timeout or a lost connection. Answers from the server (refused,
     /// unknown device, nothing scheduled), protocol errors (the same server
     /// will break the protocol again), local failures and a user's abort

@@ -1,4 +1,4 @@
-//! B13: what the phone keeps in flash across a power loss, and its text
+//! What the phone keeps in flash across a power loss, and its text
 //! file format.
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //! and bad values are refused with the line number.
 //!
 //! The authentication string itself is never stored: a real phone keeps the
-//! mode, not the digits (B13), and the user types the string again (B40).
+//! mode, not the digits, and the user types the string again.
 //! The file is therefore not a secret.
 
 use std::fmt::Write as _;
@@ -35,11 +35,11 @@ use super::retry::RetryPolicy;
 pub struct PendingOperation {
     /// The authentication mode the operation runs with, kept so that the
     /// phone uses it after a reboot even when it cannot load a new
-    /// configuration (B13).
+    /// configuration.
     pub auth_mode: AuthMode,
     /// Sessions tried so far.
     pub attempts: u32,
-    /// When to try again after a communication failure (B12), if planned.
+    /// When to try again after a communication failure, if planned.
     /// Kept to whole seconds in the file.
     pub next_attempt: Option<SystemTime>,
 }
@@ -47,9 +47,9 @@ pub struct PendingOperation {
 /// The phone's persistent CAPF state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PersistentState {
-    /// The operation in progress; cleared once it completes (B13).
+    /// The operation in progress; cleared once it completes.
     pub pending: Option<PendingOperation>,
-    /// Whether the phone holds an LSC (B41).
+    /// Whether the phone holds an LSC.
     pub lsc_installed: bool,
 }
 
@@ -112,8 +112,8 @@ impl PersistentState {
 
     /// Records how a session ended at `now`: updates whether an LSC is
     /// installed, then either plans the next attempt (a communication
-    /// failure with retries left, B12; returned) or clears the pending
-    /// operation (B13).
+    /// failure with retries left; returned) or clears the pending
+    /// operation.
     pub fn record_outcome(
         &mut self,
         outcome: &PhoneOutcome,

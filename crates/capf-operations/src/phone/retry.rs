@@ -1,4 +1,4 @@
-//! B12: after a communication failure the phone retries 3 more times, 30
+//! After a communication failure the phone retries 3 more times, 30
 //! seconds apart.
 
 use std::time::{Duration, SystemTime};
@@ -7,7 +7,7 @@ use super::outcome::PhoneOutcome;
 
 /// When a phone tries again after a failed session.
 ///
-/// The phone's numbers are fixed (B12): [`RetryPolicy::PHONE`], also the
+/// The phone's numbers are fixed: [`RetryPolicy::PHONE`], also the
 /// [`Default`]. Other values are for tests and simulators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -18,7 +18,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// What a Cisco phone does: 3 retries, 30 seconds apart (B12).
+    /// What a Cisco phone does: 3 retries, 30 seconds apart.
     pub const PHONE: RetryPolicy = RetryPolicy {
         retries: 3,
         interval: Duration::from_secs(30),

@@ -24,7 +24,7 @@ use crate::transmit::Transmit;
 /// ([`poll_timeout`](Self::poll_timeout)). After every call, drain
 /// `poll_transmit` and `poll_event`, then re-read `poll_timeout`.
 ///
-/// The flow is protocol 8.1-8.5: AUTH_REQUEST (its session id is adopted),
+/// The flow: AUTH_REQUEST (its session id is adopted),
 /// AUTH_RESPONSE, then exactly one of install (KEY_GENERATE_REQUEST,
 /// REQUEST_IN_PROGRESS, KEY_GENERATE_RESPONSE, STORE_CERTIFICATE_REQUEST,
 /// STORE_CERTIFICATE_RESPONSE), fetch, delete or nothing, and END_SESSION,
@@ -131,7 +131,7 @@ impl PhoneSession {
 
     /// When to call [`handle_timeout`](Self::handle_timeout): the deadline
     /// of the current wait for the server. `None` while the runtime works
-    /// (key generation may take 30 minutes or more, B15) and once finished.
+    /// (key generation may take 30 minutes or more) and once finished.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
         self.deadline
@@ -177,7 +177,7 @@ impl PhoneSession {
         }
     }
 
-    /// The user stops the operation (B14): nothing more is sent (messages
+    /// The user stops the operation: nothing more is sent (messages
     /// not yet polled are dropped) and the session ends as aborted. When the
     /// runtime is storing or deleting the certificate, the session ends when
     /// it answers, so the outcome says what changed.
@@ -187,7 +187,7 @@ impl PhoneSession {
     }
 
     /// The runtime lost the connection (or the server closed it) before
-    /// END_SESSION: a communication failure (B12). Harmless once finished.
+    /// END_SESSION: a communication failure. Harmless once finished.
     pub fn connection_lost(&mut self, now: SystemTime) {
         if !self.is_finished() {
             self.io.transmits.clear();
@@ -196,7 +196,7 @@ impl PhoneSession {
     }
 
     /// What the phone shows: pending (at which step, which operation), or
-    /// how it ended (B14, B40).
+    /// how it ended.
     #[must_use]
     pub fn status(&self) -> PhoneStatus {
         match (&self.outcome, self.state.step()) {

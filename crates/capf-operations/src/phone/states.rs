@@ -1,5 +1,5 @@
 //! The phone's side of the conversation, one type per thing it waits for
-//! (protocol 8.5). Each state consumes itself to produce the next, so a
+//! Each state consumes itself to produce the next, so a
 //! stale state cannot be reused.
 
 use std::collections::VecDeque;

@@ -1,4 +1,4 @@
-//! Where a phone session is, as the phone's user sees it (B14, B40).
+//! Where a phone session is, as the phone's user sees it.
 
 use std::fmt;
 
@@ -60,7 +60,7 @@ impl fmt::Display for PhoneOperation {
     }
 }
 
-/// What the phone shows while and after a session runs (B14, B40):
+/// What the phone shows while and after a session runs:
 /// "Pending" after Submit, then success or failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PhoneStatus {

@@ -19,7 +19,7 @@ pub enum OutcomeKind {
         subject: String,
     },
     /// Troubleshoot done: the certificates the phone returned, by kind
-    /// (B30: one trace file each).
+    /// (one trace file each).
     Retrieved(Vec<(RetrievedKind, CertificateRecord)>),
     /// Delete done.
     Deleted,

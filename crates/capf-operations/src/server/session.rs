@@ -186,3 +186,18 @@ impl ServerSession {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_session_id;
+
+    #[test]
+    fn session_ids_are_random_and_never_zero() {
+        let ids: std::collections::HashSet<u32> = (0..64).map(|_| new_session_id()).collect();
+        assert!(!ids.contains(&0));
+        // A counter from 1 would give 1..=64; random ids almost never
+        // repeat among 64 (the chance is below one in a million).
+        assert!(ids.len() >= 63, "{ids:?}");
+        assert!(ids.iter().any(|&id| id > 1_000), "{ids:?}");
+    }
+}

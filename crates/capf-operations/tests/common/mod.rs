@@ -113,7 +113,7 @@ pub fn device(n: &str, mode: AuthMode, operation: Operation, string: Option<&str
         d.policy.rearm(s.parse::<AuthString>().unwrap());
     }
     if operation != Operation::None {
-        d.policy.certificates.lsc = true; // let B29 allow delete/troubleshoot
+        d.policy.certificates.lsc = true; // delete/troubleshoot need a certificate on record
         d.schedule(operation, None).unwrap();
     }
     d

@@ -1,5 +1,5 @@
-//! Running the phone: credentials, attempts with retries (B12), the state
-//! file (B13), Ctrl-C (B14), progress (B40) and the final LSC status (B41).
+//! Running the phone: credentials, attempts with retries, the state file,
+//! Ctrl-C, progress and the final LSC status.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -65,7 +65,7 @@ pub(super) async fn run(expected: Expected, args: PhoneArgs) -> Result<Outcome, 
             if stored != flag_mode {
                 eprintln!(
                     "resuming the pending operation with the stored authentication mode {} \
-                     (B13; the flags ask for {})",
+                     (kept until the operation completes; the flags ask for {})",
                     stored.name(),
                     flag_mode.name()
                 );
@@ -176,8 +176,8 @@ fn credentials_for(
 }
 
 /// Runs sessions until one is final: retrying communication failures per
-/// `policy` (B12), keeping `state` in the state file before and after each
-/// attempt (B13), and stopping on Ctrl-C (B14).
+/// `policy`, keeping `state` in the state file before and after each
+/// attempt, and stopping on Ctrl-C.
 async fn attempts(
     client: &PhoneClient,
     server: &str,
@@ -331,8 +331,8 @@ fn operation_name(success: &PhoneSuccess) -> Option<&'static str> {
     }
 }
 
-/// Prints the result: "Succeeded: ..." / "Failed: ..." (B40) on stderr,
-/// then "LSC: Installed" / "LSC: Not Installed" (B41) and details on
+/// Prints the result: "Succeeded: ..." / "Failed: ..." on stderr,
+/// then "LSC: Installed" / "LSC: Not Installed" and details on
 /// stdout (or JSON).
 fn report(expected: Expected, args: &PhoneArgs, ending: &Ending, lsc_before: bool) -> Outcome {
     let outcome = &ending.outcome;

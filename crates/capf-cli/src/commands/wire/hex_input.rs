@@ -1,5 +1,5 @@
 //! Reading a hex dump: bytes, direction labels, comments and command names
-//! (the transcript format of testdata/vectors and capf-protocol.md 9).
+//! (the transcript format of testdata/vectors).
 
 use capf_wire::Command;
 
