@@ -7,10 +7,11 @@ use std::time::SystemTime;
 use capf_operations::{CertificateRecord, DeviceName, RetrievedKind, escape_text};
 use tracing::{info, warn};
 
-/// Writes `<dir>/<device>-<lsc|mic|unverified>-<unix seconds>.pem` for
-/// each certificate. Text from the certificate (subject, issuer) is
+/// Writes `<dir>/<device>-<lsc|mic|unverified>-<unix seconds>-<serial>.pem`
+/// for each certificate. Text from the certificate (subject, issuer) is
 /// escaped in the comment lines: a name holding a line break or a PEM
-/// block cannot forge lines of the file.
+/// block can neither forge lines of the file nor a PEM boundary that a
+/// reader would stop at (a run of five dashes is written `\u{2d}----`).
 pub(crate) async fn write(
     dir: &Path,
     device: &DeviceName,
@@ -24,7 +25,13 @@ pub(crate) async fn write(
         return;
     }
     for (kind, cert) in certs {
-        let path = dir.join(format!("{device}-{}-{stamp}.pem", kind.as_str()));
+        let serial: String = cert
+            .serial_hex
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(40)
+            .collect();
+        let path = dir.join(format!("{device}-{}-{stamp}-{serial}.pem", kind.as_str()));
         let text = format!(
             "# troubleshoot trace: {} of {device}\n# subject: {}\n# issuer: {}\n# serial: {}\n# SHA-256: {}\n{}",
             match kind {
@@ -32,9 +39,9 @@ pub(crate) async fn write(
                 RetrievedKind::Mic => "MIC (verified)",
                 RetrievedKind::Unverified => "UNVERIFIED certificate (not recorded)",
             },
-            escape_text(&cert.subject),
-            escape_text(&cert.issuer),
-            escape_text(&cert.serial_hex),
+            comment(&cert.subject),
+            comment(&cert.issuer),
+            comment(&cert.serial_hex),
             cert.fingerprint_sha256(),
             cert.pem()
         );
@@ -43,4 +50,9 @@ pub(crate) async fn write(
             Err(e) => warn!("cannot write {}: {e}", path.display()),
         }
     }
+}
+
+/// Certificate text made safe for a comment line of a trace file.
+fn comment(text: &str) -> String {
+    escape_text(text).replace("-----", "\\u{2d}----")
 }
