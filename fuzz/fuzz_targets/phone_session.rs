@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         match codec.decode(&mut buf) {
             Ok(Some(frame)) => match Message::from_frame(&frame) {
                 Ok(m) => phone.handle_message(now, frame.session_id, m),
-                Err(e) => phone.malformed_message(now, &e),
+                Err(e) => phone.handle_malformed(now, &e),
             },
             Ok(None) => match phone.poll_timeout() {
                 Some(deadline) => {
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 None => break,
             },
             Err(e) => {
-                phone.malformed_message(now, &e);
+                phone.handle_malformed(now, &e);
                 buf.clear();
             }
         }

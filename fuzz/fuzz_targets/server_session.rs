@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use capf_auth::{AuthMode, AuthString, Operation};
 use capf_ca::{CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, TrustStore};
 use capf_operations::{
-    Device, DeviceName, DeviceStore, MemoryStore, ServerConfig, ServerSession, ServiceParameters,
+    Device, DeviceName, MemoryStore, OperatorStore, ServerConfig, ServerSession, ServiceParameters,
     SessionDriver,
 };
 use capf_wire::{FrameCodec, Message};
@@ -54,7 +54,7 @@ fn store() -> MemoryStore {
         d.policy.rearm("123456".parse::<AuthString>().expect("string"));
         d.policy.certificates.lsc = true;
         let _ = d.schedule(op, None);
-        let _ = store.insert(&d);
+        let _ = store.insert(&d, SystemTime::UNIX_EPOCH);
     }
     store
 }

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use capf_ca::{EcCurve, Issuer, KeySpec, SigningBackend};
 use capf_operations::{
     Lease, OperationsError, OutcomeKind, Reply, ServerEvent, ServerSession, SessionOutcome,
+    escape_text,
 };
 use capf_wire::{FrameCodec, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -127,8 +128,16 @@ where
         release(&shared, lease).await;
     }
     match &outcome {
-        Some(o) if o.is_success() => info!(outcome = %o.kind, "session done"),
-        Some(o) => info!(outcome = %o.kind, reason = %o.end_reason, "session ended"),
+        // An outcome may quote the phone's certificate (a protocol error
+        // naming its subject): escaped, it cannot forge log lines.
+        Some(o) if o.is_success() => {
+            info!(outcome = %escape_text(&o.kind.to_string()), "session done")
+        }
+        Some(o) => info!(
+            outcome = %escape_text(&o.kind.to_string()),
+            reason = %o.end_reason,
+            "session ended"
+        ),
         None => info!(
             waiting_for = session.waiting_for(),
             "connection closed mid-session"
