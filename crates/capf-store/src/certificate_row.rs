@@ -46,6 +46,20 @@ pub(crate) fn load_for(
     Ok(out)
 }
 
+/// Every certificate, oldest first.
+pub(crate) fn load_all(conn: &Connection) -> Result<Vec<CertificateHistory>, StoreError> {
+    let context = "reading every issued certificate";
+    let mut stmt = conn
+        .prepare_cached("SELECT * FROM issued_certificates ORDER BY id")
+        .map_err(StoreError::sqlite(context))?;
+    let mut rows = stmt.query([]).map_err(StoreError::sqlite(context))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(StoreError::sqlite(context))? {
+        out.push(from_row(row)?);
+    }
+    Ok(out)
+}
+
 /// Inserts a certificate, or updates what can change of it (delivered,
 /// superseded, deleted, revoked); what it is never changes.
 pub(crate) fn save(conn: &Connection, history: &CertificateHistory) -> Result<(), StoreError> {

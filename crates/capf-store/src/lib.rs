@@ -15,7 +15,7 @@ mod schema;
 mod store;
 mod time;
 
-pub use backup::ExistingTarget;
+pub use backup::{ExistingTarget, Restored};
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;

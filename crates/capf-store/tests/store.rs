@@ -658,6 +658,8 @@ fn backup_then_restore_gives_the_same_devices_and_certificates() {
     let target = dir.path().join("restored").join("capf.db");
     std::fs::create_dir(target.parent().unwrap()).unwrap();
     let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
+    assert!(restored.ignored.is_empty(), "{:?}", restored.ignored);
+    let restored = restored.store;
     let q = DeviceQuery::default();
     assert_eq!(restored.find(&q).unwrap(), store.find(&q).unwrap());
     assert_eq!(
@@ -681,7 +683,9 @@ fn backup_then_restore_gives_the_same_devices_and_certificates() {
         SqliteStore::restore_from(&backup, dir.path().join("capf.db"), ExistingTarget::Refuse),
         Err(StoreError::RestoreTargetNotEmpty { .. })
     ));
-    let replaced = SqliteStore::restore_from(&backup, &target, ExistingTarget::Replace).unwrap();
+    let replaced = SqliteStore::restore_from(&backup, &target, ExistingTarget::Replace)
+        .unwrap()
+        .store;
     assert_eq!(replaced.load(&d.name).unwrap(), Some(d));
 
     // An empty, freshly initialised database may be restored over.
@@ -797,4 +801,107 @@ fn stale_leases_are_cleared_for_a_restarted_server() {
             .map(|(lease, _)| lease)
             .is_ok()
     );
+}
+
+/// A restore copies rows into a database of our own schema: what else the
+/// backup holds (a trigger that would switch devices to the null string on
+/// any update, a view, another table, a parameter this version does not
+/// know) is named and left behind, and never fires.
+#[test]
+fn restore_copies_rows_and_leaves_everything_else_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("evil.db");
+    let d = device(
+        "SEP001122334455",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+        Some("123456"),
+    );
+    {
+        let store = SqliteStore::open(dir.path().join("source.db")).unwrap();
+        store.insert(&d, at(1)).unwrap();
+        store.save_parameter("auth_failure_limit", "3").unwrap();
+        store.backup_to(&backup).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER evil AFTER UPDATE ON devices BEGIN \
+                 UPDATE devices SET auth_mode = 'null-string' WHERE name = NEW.name; END;\
+             CREATE VIEW strings AS SELECT name, auth_string FROM devices;\
+             CREATE TABLE extra (x INTEGER);\
+             INSERT INTO service_parameters (name, value) VALUES ('lsc_first_mic_fallback', 'true');",
+        )
+        .unwrap();
+    }
+    let target = dir.path().join("capf.db");
+    let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
+    let ignored = restored.ignored.join("; ");
+    for what in [
+        "trigger \"evil\"",
+        "view \"strings\"",
+        "table \"extra\"",
+        "lsc_first_mic_fallback",
+    ] {
+        assert!(ignored.contains(what), "{what} in {ignored}");
+    }
+    let store = restored.store;
+    assert_eq!(store.load(&d.name).unwrap().as_ref(), Some(&d));
+    assert_eq!(store.load_parameters().unwrap().auth_failure_limit, 3);
+    // An update after the restore: nothing switches the mode.
+    let edit = capf_operations::DeviceEdit {
+        description: Some("after restore".into()),
+        ..capf_operations::DeviceEdit::default()
+    };
+    store.modify(&d.name, &edit, at(2)).unwrap();
+    let after = store.load(&d.name).unwrap().unwrap();
+    assert_eq!(after.policy.auth_mode, AuthMode::AuthString);
+    drop(store);
+    let conn = rusqlite::Connection::open(&target).unwrap();
+    let extra: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type IN ('trigger', 'view') OR name = 'extra'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(extra, 0, "nothing but our schema");
+}
+
+/// A value of the wrong type in a known column fails the restore, which
+/// then changes nothing.
+#[test]
+fn restore_refuses_a_value_of_the_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("bad.db");
+    {
+        let store = SqliteStore::open(dir.path().join("source.db")).unwrap();
+        store
+            .insert(
+                &device(
+                    "SEP001122334455",
+                    AuthMode::NullString,
+                    Operation::None,
+                    None,
+                ),
+                at(1),
+            )
+            .unwrap();
+        store.backup_to(&backup).unwrap();
+    }
+    {
+        // A copy of the table without its types, holding text where a
+        // count belongs.
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE d2 AS SELECT * FROM devices; DROP TABLE devices; \
+             ALTER TABLE d2 RENAME TO devices; \
+             UPDATE devices SET failed_attempts = 'many';",
+        )
+        .unwrap();
+    }
+    let target = dir.path().join("capf.db");
+    let err = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidBackup { .. }), "{err}");
+    assert!(!target.exists(), "nothing written");
 }

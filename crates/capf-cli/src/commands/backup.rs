@@ -86,7 +86,12 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
         ExistingTarget::Refuse
     };
     let store = match SqliteStore::restore_from(&args.file, &target, existing) {
-        Ok(store) => store,
+        Ok(restored) => {
+            for what in &restored.ignored {
+                eprintln!("capf: not restored: {what}");
+            }
+            restored.store
+        }
         Err(StoreError::RestoreTargetNotEmpty { path }) => {
             return Err(Failure::new(format!(
                 "{} already holds data. Stop `capf serve`, then run `capf restore {} --force` \
