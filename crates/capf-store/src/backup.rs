@@ -92,6 +92,17 @@ fn holds_data(path: &Path) -> Result<bool, StoreError> {
 }
 
 impl SqliteStore {
+    /// Whether the database file at `path` holds data a restore would
+    /// destroy: devices, issued certificates, audit entries or service
+    /// parameters (a missing or empty file, or a fresh database, does not;
+    /// a file that is not a CAPF database does).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the file cannot be inspected.
+    pub fn holds_data(path: impl AsRef<Path>) -> Result<bool, StoreError> {
+        holds_data(path.as_ref())
+    }
+
     /// Copies the whole database to a new file `path` (mode 0600), as one
     /// consistent snapshot, while the store stays in use. The copy is a
     /// self-contained file (rollback journal, not WAL).
