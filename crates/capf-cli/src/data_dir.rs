@@ -213,6 +213,16 @@ impl DataDir {
         }
     }
 
+    /// Creates the directory (mode 0700) if it does not exist.
+    pub(crate) fn create_dir(&self) -> Result<(), DataDirError> {
+        create_private_dir(&self.root)
+    }
+
+    /// Creates a folder of the directory (mode 0700) if it does not exist.
+    pub(crate) fn create_subdir(&self, name: &str) -> Result<(), DataDirError> {
+        create_private_dir(&self.path(name))
+    }
+
     /// Opens the database (creating it if missing).
     pub(crate) fn open_store(&self) -> Result<SqliteStore, DataDirError> {
         Ok(SqliteStore::open(self.path(Self::DATABASE))?)

@@ -2,11 +2,14 @@
 //! wire decoder. `capf --help` lists the commands; each has `--help` with
 //! examples.
 
+mod archive;
 mod cli;
 mod commands;
 mod data_dir;
 mod device_view;
 mod failure;
+mod output;
+mod passphrase;
 mod time_text;
 
 use std::process::ExitCode;

@@ -452,6 +452,8 @@ async fn backup_then_restore_gives_the_same_devices_and_certificates() {
     let restored_dir = tempfile::tempdir().unwrap();
     let target = restored_dir.path().join(DATABASE);
     let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
+    assert!(restored.ignored.is_empty(), "{:?}", restored.ignored);
+    let restored = restored.store;
     assert_eq!(
         restored.find(&DeviceQuery::default()).unwrap().devices,
         devices

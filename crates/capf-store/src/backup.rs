@@ -212,9 +212,8 @@ impl SqliteStore {
         let fresh = sibling(target, "restoring");
         remove_database_files(&fresh)?;
         drop(SqliteStore::open(&fresh)?);
-        let ignored = copy_rows(backup, &fresh).map_err(|e| {
+        let ignored = copy_rows(backup, &fresh).inspect_err(|_| {
             let _ = remove_database_files(&fresh);
-            e
         })?;
         // Closed cleanly, its log is checkpointed: no file of it but the
         // database itself is moved into place.
@@ -223,10 +222,10 @@ impl SqliteStore {
         }
         // The old database (if any) is checkpointed and closed, so that
         // no write-ahead log of it is left to be replayed into the new one.
-        if nonempty_file(target)? {
-            if let Ok(old) = Connection::open(target) {
-                let _ = old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            }
+        if nonempty_file(target)?
+            && let Ok(old) = Connection::open(target)
+        {
+            let _ = old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
         for suffix in ["-wal", "-shm"] {
             remove_if_exists(&with_suffix(target, suffix))?;

@@ -1,122 +1,392 @@
-//! `capf backup` and `capf restore`: the database (devices, issued
-//! certificates, audit log, parameters) to and from one file. The
-//! CAPF key and certificate are files of the data directory: back them up
-//! with it.
+//! `capf backup` and `capf restore`: the whole CAPF (database and CA
+//! identity) to and from one file encrypted with a passphrase, so that a
+//! lost server is rebuilt on a new host with the same CAPF certificate and
+//! every phone's LSC still authenticates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use capf_ca::{CaCertificate, CapfIdentity, Issuer};
 use capf_operations::{DeviceQuery, OperatorStore};
-use capf_store::{ExistingTarget, SqliteStore, StoreError};
+use capf_store::{ExistingTarget, SqliteStore};
 use clap::Args;
 
 use super::device::open;
+use crate::archive::{self, Contents};
 use crate::data_dir::DataDir;
-use crate::{Failure, Outcome};
+use crate::output::{self, Output, Replace};
+use crate::passphrase::{self, Purpose};
+use crate::{Failure, Outcome, time_text};
 
 /// Arguments of `capf backup`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The copy is one consistent snapshot, safe to take while `capf serve` runs. \
-    It is written with mode 0600 (it holds authentication strings). It does not hold the \
-    CAPF key and certificate: keep a copy of the data directory's capf-key.pem and capf.pem too.\n\n\
+    after_help = "The backup is one file holding the database (devices, issued \
+    certificates, audit log, service parameters) and the CA identity (CAPF key and \
+    certificate, a separate issuer's key and certificate if any, the manufacturer CAs \
+    trusted for MICs), encrypted with a passphrase (age, scrypt). It is a consistent \
+    snapshot, safe to take while `capf serve` runs. It is created new (an existing file is \
+    never replaced), mode 0600.\n\n\
+    The passphrase comes from --passphrase-file, else the environment variable \
+    CAPF_BACKUP_PASSPHRASE, else it is asked on the terminal. Without it the backup cannot \
+    be opened: keep it apart from the backup.\n\n\
     Examples:\n  \
-    capf backup /var/backups/capf-$(date +%F).sqlite3\n  \
-    capf --data-dir /srv/capf backup capf.bak"
+    capf backup /var/backups/capf-$(date +%F).capf-backup\n  \
+    capf backup capf.bak --passphrase-file /root/capf-backup.pass\n  \
+    capf backup devices-only.bak --no-keys      the database only, no keys"
 )]
 pub(crate) struct BackupArgs {
-    /// The new backup file (must not exist, or be empty).
+    /// The new backup file (must not exist).
     file: PathBuf,
+    /// Leave the private keys out: a database-only backup, which cannot
+    /// recreate the CAPF on its own.
+    #[arg(long)]
+    no_keys: bool,
+    /// Read the passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
 }
 
 /// Arguments of `capf restore`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Stop `capf serve` first: a running server keeps using the old database. \
-    A database that already holds devices, certificates, audit entries or parameters is \
-    replaced only with --force; its contents are then saved next to it first \
-    (capf.sqlite3.before-restore-<time>).\n\n\
+    after_help = "Restores into the data directory (--data-dir): a missing or empty \
+    one becomes the whole CAPF of the backup (same CAPF certificate, same devices and \
+    certificates), so phones keep working. Stop `capf serve` first.\n\n\
+    A directory whose CAPF certificate is not the backup's is refused unless --force (the \
+    message names both fingerprints; the replaced identity files are kept as \
+    NAME.before-restore). A database that holds data is replaced only with --force; the \
+    replaced one is kept as capf.sqlite3.before-restore (the latest only, mode 0600).\n\n\
+    The restore copies the rows of the known tables into a fresh database; anything else \
+    in the backup (triggers, views, other tables) is left behind and named.\n\n\
     Examples:\n  \
-    capf restore capf.bak                  into a fresh data directory (after `capf init`)\n  \
-    capf restore capf.bak --force          replace the current database"
+    capf --data-dir /srv/capf restore capf.bak          on a new host\n  \
+    capf restore capf.bak --force                       replace what is here\n  \
+    capf restore capf.bak --identity-only               only the CA identity (a second server)"
 )]
 pub(crate) struct RestoreArgs {
     /// The backup file.
     file: PathBuf,
-    /// Replace a database that holds data.
+    /// Replace a database that holds data, or a different CAPF identity.
     #[arg(long)]
     force: bool,
+    /// Take only the CA identity from the backup (keys, certificates, MIC
+    /// trust), not the database.
+    #[arg(long)]
+    identity_only: bool,
+    /// Read the passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
 }
 
 fn device_count(store: &SqliteStore) -> Result<usize, Failure> {
     Ok(store.find(&DeviceQuery::default())?.total)
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+}
+
+/// The identity files of the data directory, by their name in the
+/// archive's `identity/` folder.
+fn identity_files(data: &DataDir, keys: bool) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let mut files = vec![(
+        capf_ca::CERT_FILE.to_owned(),
+        read(&data.path(capf_ca::CERT_FILE))?,
+    )];
+    if keys {
+        files.push((
+            capf_ca::KEY_FILE.to_owned(),
+            read(&data.path(capf_ca::KEY_FILE))?,
+        ));
+    }
+    let optional = [(DataDir::ISSUER_CERT, true), (DataDir::ISSUER_KEY, keys)];
+    for (name, wanted) in optional {
+        let path = data.path(name);
+        if wanted && path.exists() {
+            files.push((name.to_owned(), read(&path)?));
+        }
+    }
+    let trust = data.path(DataDir::MIC_TRUST);
+    if let Ok(entries) = std::fs::read_dir(&trust) {
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".pem"))
+            .collect();
+        names.sort();
+        for name in names {
+            let bytes = read(&trust.join(&name))?;
+            files.push((format!("{}/{name}", DataDir::MIC_TRUST), bytes));
+        }
+    }
+    Ok(files)
+}
+
 pub(crate) fn run_backup(data: &DataDir, args: BackupArgs) -> Result<Outcome, Failure> {
     let store = open(data)?;
-    store.backup_to(&args.file)?;
+    let identity = data.identity()?;
+    let out = Output {
+        secret: true,
+        replace: Replace::Refuse,
+    };
+    // Refused paths and a missing passphrase are refused before any work.
+    output::check(&args.file, &out)?;
+    let passphrase = passphrase::get(args.passphrase_file.as_deref(), Purpose::Seal)?;
+
+    // A consistent snapshot of the database, through a private file of
+    // the data directory that is removed at once.
+    let snapshot = data.path(&format!(".backup-{}.sqlite3", std::process::id()));
+    let _ = std::fs::remove_file(&snapshot);
+    let database = store
+        .backup_to(&snapshot)
+        .map_err(Failure::new)
+        .and_then(|()| read(&snapshot));
+    let _ = std::fs::remove_file(&snapshot);
+    let database = database?;
+
+    let keys = !args.no_keys;
+    let manifest = archive::Manifest {
+        format: archive::FORMAT.to_owned(),
+        version: archive::VERSION,
+        created: time_text::format(SystemTime::now()),
+        keys,
+        capf_sha256: identity.certificate().fingerprint_sha256_hex(),
+        schema_version: store.schema_version()?,
+        devices: device_count(&store)?,
+    };
+    let mut files = vec![
+        (
+            archive::MANIFEST.to_owned(),
+            serde_json::to_vec_pretty(&manifest).map_err(Failure::new)?,
+        ),
+        (archive::DATABASE.to_owned(), database),
+    ];
+    for (name, bytes) in identity_files(data, keys)? {
+        files.push((format!("{}{name}", archive::IDENTITY), bytes));
+    }
+    let sealed = archive::seal(&files, passphrase)?;
+    output::write_file(&args.file, &sealed, &out)?;
     println!(
-        "backed up {} device(s) to {}",
-        device_count(&store)?,
+        "backed up {} device(s) and the CAPF identity (certificate SHA-256 {}) to {}",
+        manifest.devices,
+        manifest.capf_sha256,
         args.file.display()
     );
+    if keys {
+        println!(
+            "  the private keys are in it, encrypted: keep the passphrase apart from the file"
+        );
+    } else {
+        println!(
+            "  DATABASE ONLY: no private keys; it cannot recreate the CAPF on its own \
+             (a whole backup can: capf backup without --no-keys)"
+        );
+    }
     Ok(Outcome::Done)
 }
 
-pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, Failure> {
-    if !data.root().is_dir() {
-        return Err(Failure::new(format!(
-            "{} does not exist: run `capf init` first (the backup holds the database, not the CAPF key)",
-            data.root().display()
-        )));
-    }
-    let target = data.path(DataDir::DATABASE);
-    let mut saved = None;
-    if args.force && target.exists() {
-        let secs = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let copy = data.path(&format!("{}.before-restore-{secs}", DataDir::DATABASE));
-        data.open_store()?.backup_to(&copy)?;
-        saved = Some(copy);
-    }
-    let existing = if args.force {
-        ExistingTarget::Replace
-    } else {
-        ExistingTarget::Refuse
+/// The CA identity a backup holds, checked: the key matches the
+/// certificate, the issuer's key its certificate, every MIC trust file
+/// holds certificates.
+struct BackupIdentity<'a> {
+    certificate: CaCertificate,
+    /// `None` in a backup made with `--no-keys`.
+    identity: Option<CapfIdentity>,
+    files: Vec<(&'a str, &'a [u8])>,
+}
+
+fn backup_identity(contents: &Contents) -> Result<BackupIdentity<'_>, Failure> {
+    let text = |name: &str| -> Result<Option<&str>, Failure> {
+        contents
+            .identity_file(name)
+            .map(|bytes| {
+                std::str::from_utf8(bytes)
+                    .map_err(|_| Failure::new(format!("the backup's {name} is not text")))
+            })
+            .transpose()
     };
-    let store = match SqliteStore::restore_from(&args.file, &target, existing) {
-        Ok(restored) => {
-            for what in &restored.ignored {
-                eprintln!("capf: not restored: {what}");
-            }
-            restored.store
+    let cert_pem = text(capf_ca::CERT_FILE)?
+        .ok_or_else(|| Failure::new("the backup holds no CAPF certificate"))?;
+    let certificate = CaCertificate::from_pem(cert_pem, "the backup's CAPF certificate")?;
+    let identity = match text(capf_ca::KEY_FILE)? {
+        Some(key_pem) => Some(CapfIdentity::from_pem(cert_pem, key_pem)?),
+        None => None,
+    };
+    if let (Some(cert), Some(key)) = (text(DataDir::ISSUER_CERT)?, text(DataDir::ISSUER_KEY)?) {
+        Issuer::from_pem(cert, key)?;
+    }
+    for (name, bytes) in contents.identity_files() {
+        if name.starts_with(DataDir::MIC_TRUST) {
+            let pem = std::str::from_utf8(bytes)
+                .map_err(|_| Failure::new(format!("the backup's {name} is not text")))?;
+            CaCertificate::all_from_pem(pem, name)?;
         }
-        Err(StoreError::RestoreTargetNotEmpty { path }) => {
+    }
+    Ok(BackupIdentity {
+        certificate,
+        identity,
+        files: contents.identity_files().collect(),
+    })
+}
+
+/// Writes a new file `path` of the data directory (a file it replaces was
+/// moved aside first) through a temporary file renamed into place.
+fn put(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Failure> {
+    output::write_file(
+        path,
+        bytes,
+        &Output {
+            secret,
+            replace: Replace::Refuse,
+        },
+    )
+}
+
+/// Keeps the current file at `path` as `path.before-restore` (the latest
+/// only), if there is one.
+fn keep_previous(path: &Path) -> Result<Option<PathBuf>, Failure> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".before-restore");
+    let kept = PathBuf::from(name);
+    std::fs::rename(path, &kept).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    Ok(Some(kept))
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, Failure> {
+    // Everything is decrypted, read and checked before anything is written.
+    let passphrase = passphrase::get(args.passphrase_file.as_deref(), Purpose::Open)?;
+    let contents = archive::open(&read(&args.file)?, passphrase)?;
+    let manifest = contents.manifest()?;
+    let backup = backup_identity(&contents)?;
+    let theirs = backup.certificate.fingerprint_sha256_hex();
+    if theirs != manifest.capf_sha256 {
+        return Err(Failure::new(
+            "the backup's CAPF certificate is not the one its manifest names: the backup is damaged",
+        ));
+    }
+    let database = if args.identity_only {
+        None
+    } else {
+        Some(
+            contents
+                .files
+                .get(archive::DATABASE)
+                .ok_or_else(|| Failure::new("the backup holds no database"))?,
+        )
+    };
+
+    let root = data.root();
+    let fresh = !root.exists() || is_empty_dir(root);
+    let ours = if data.is_initialised() {
+        Some(data.identity()?.certificate().fingerprint_sha256_hex())
+    } else {
+        None
+    };
+    let replace_identity = match &ours {
+        Some(ours) if *ours == theirs => false,
+        Some(ours) if !args.force => {
             return Err(Failure::new(format!(
-                "{} already holds data. Stop `capf serve`, then run `capf restore {} --force` \
-                 to replace it (the current contents are saved next to it first).",
-                path.display(),
-                args.file.display()
+                "{} holds another CAPF (certificate SHA-256 {ours}) than the backup \
+                 (SHA-256 {theirs}); phones trust the one they enrolled with. \
+                 Use --force to replace it (its files are kept as NAME.before-restore).",
+                root.display()
             )));
         }
-        Err(e) => return Err(e.into()),
+        Some(_) => true,
+        None => true,
     };
-    if let Some(copy) = saved {
-        println!("the previous database was saved to {}", copy.display());
+    if replace_identity && backup.identity.is_none() && args.identity_only {
+        return Err(Failure::new(
+            "this backup holds no private keys (made with --no-keys): it has no identity to restore",
+        ));
     }
-    println!(
-        "restored {} device(s) from {} into {}",
-        device_count(&store)?,
-        args.file.display(),
-        target.display()
-    );
-    if !data.is_initialised() {
+    let target = data.path(DataDir::DATABASE);
+    if database.is_some() && !args.force && SqliteStore::holds_data(&target)? {
+        return Err(Failure::new(format!(
+            "{} already holds data. Stop `capf serve`, then run `capf restore {} --force` \
+             to replace it (the current database is kept as {}.before-restore).",
+            target.display(),
+            args.file.display(),
+            DataDir::DATABASE
+        )));
+    }
+
+    if fresh {
+        data.create_dir()?;
+    }
+    let _lock = data.lock_exclusive()?;
+
+    // The identity.
+    if replace_identity {
+        match &backup.identity {
+            Some(identity) => {
+                let mut kept = Vec::new();
+                for (name, bytes) in &backup.files {
+                    let path = data.path(name);
+                    if name.starts_with(DataDir::MIC_TRUST) {
+                        data.create_subdir(DataDir::MIC_TRUST)?;
+                    }
+                    kept.extend(keep_previous(&path)?);
+                    put(&path, bytes, name.ends_with("-key.pem"))?;
+                }
+                identity.write_hashed_copy(root)?;
+                println!("restored the CAPF identity: certificate SHA-256 {theirs}");
+                for path in kept {
+                    println!("  the replaced file is kept as {}", path.display());
+                }
+            }
+            None => println!(
+                "note: this backup holds no private keys: {} has no CAPF identity. Restore one \
+                 from a whole backup (capf restore WHOLE --identity-only), or `capf init` a new \
+                 CAPF (phones must then trust its certificate).",
+                root.display()
+            ),
+        }
+    } else {
+        println!("the CAPF identity here is the backup's (certificate SHA-256 {theirs})");
+    }
+
+    // The database.
+    if let Some(database) = database {
+        let staged = data.path(&format!(".restore-{}.sqlite3", std::process::id()));
+        let _ = std::fs::remove_file(&staged);
+        put(&staged, database, true)?;
+        let previous = if SqliteStore::holds_data(&target)? {
+            let copy = data.path(&format!("{}.before-restore", DataDir::DATABASE));
+            let temp = data.path(&format!(".before-restore-{}.sqlite3", std::process::id()));
+            let _ = std::fs::remove_file(&temp);
+            data.open_store()?.backup_to(&temp)?;
+            std::fs::rename(&temp, &copy)
+                .map_err(|e| Failure::new(format!("{}: {e}", copy.display())))?;
+            Some(copy)
+        } else {
+            None
+        };
+        let restored = SqliteStore::restore_from(&staged, &target, ExistingTarget::Replace);
+        let _ = std::fs::remove_file(&staged);
+        let restored = restored?;
+        for what in &restored.ignored {
+            eprintln!("capf: not restored (not part of a CAPF database): {what}");
+        }
         println!(
-            "note: {} has no CAPF key and certificate: restore capf-key.pem and capf.pem too, \
-             or phones that trust the old certificate will refuse this server",
-            data.root().display()
+            "restored {} device(s) from {} (made {}) into {}",
+            device_count(&restored.store)?,
+            args.file.display(),
+            manifest.created,
+            target.display()
         );
+        if let Some(copy) = previous {
+            println!("  the replaced database is kept as {}", copy.display());
+        }
     }
     Ok(Outcome::Done)
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::device::open;
 use crate::data_dir::DataDir;
+use crate::output::{self, Output, Replace};
 use crate::{Failure, Outcome, time_text};
 
 /// Certificate encodings for `capf ca export`.
@@ -40,7 +41,14 @@ pub(crate) enum CaCommand {
     #[command(after_help = "Examples:\n  \
         capf ca export                              PEM on stdout\n  \
         capf ca export --format der --out capf.der\n  \
-        capf ca export --hashed-dir /etc/capf/trust writes /etc/capf/trust/<subject-hash>.0")]
+        capf ca export --out capf.pem --force       replace an older export\n  \
+        capf ca export --hashed-dir /etc/capf/trust writes /etc/capf/trust/<subject-hash>.0\n\n\
+        Files: an existing FILE is replaced only with --force, and never when it holds a \
+        private key (capf-key.pem, issuer-key.pem). A symbolic link is never written \
+        through. The file is written whole or not at all (mode 0644: the certificate is \
+        public). --hashed-dir leaves a <hash>.N file or link that already holds this \
+        certificate as it is, and takes the next free number when another certificate \
+        has the same subject hash.")]
     Export {
         /// Encoding.
         #[arg(long, value_enum, default_value_t = Format::Pem)]
@@ -51,6 +59,9 @@ pub(crate) enum CaCommand {
         /// Write DIR/<subject-hash>.0 (PEM), as `openssl rehash` names CA files.
         #[arg(long, value_name = "DIR")]
         hashed_dir: Option<PathBuf>,
+        /// Replace FILE if it exists (never a file holding a private key).
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Issue an LSC offline for a device, from its public key (manual enrollment, testing).
     #[command(
@@ -61,7 +72,10 @@ pub(crate) enum CaCommand {
         capf ca issue --device SEP001122334455 --public-key phone.pub\n  \
         capf ca issue --device SEP001122334455 --public-key phone.der --out lsc.pem --key p256\n\n\
         The LSC's validity is the service parameter lsc_validity_years; the issuance\n\
-        is recorded in the device's audit log."
+        is recorded in the device's audit log.\n\n\
+        --out FILE: an existing FILE is replaced only with --force, and never when it holds a\n\
+        private key; a symbolic link is never written through. FILE is checked before the\n\
+        certificate is issued."
     )]
     Issue {
         /// Device name (the certificate's CN).
@@ -73,6 +87,9 @@ pub(crate) enum CaCommand {
         /// Write the certificate (PEM) to FILE instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Replace FILE if it exists (never a file holding a private key).
+        #[arg(long, requires = "out")]
+        force: bool,
         /// Require this key kind: rsa1024..rsa4096, p256, p384, p521.
         #[arg(long, value_name = "KEY")]
         key: Option<String>,
@@ -215,27 +232,52 @@ fn read_public_key(path: &Path) -> Result<Vec<u8>, Failure> {
 
 /// Writes `DIR/<hash>.N`: `.0` unless another certificate with the same
 /// subject hash holds it (then the next free number, as `openssl rehash`).
+/// An existing file or link to this certificate is left as it is (`openssl
+/// rehash` makes such links); a link that points nowhere, or to something
+/// other than a file, is refused: nothing is written through a link.
 fn write_hashed(dir: &Path, cert: &CaCertificate) -> Result<PathBuf, Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
     let name = cert.hashed_file_name()?;
     let stem = name.strip_suffix(".0").unwrap_or(&name).to_owned();
     let pem = cert.pem();
+    let holds_this = |path: &Path| -> Result<bool, Failure> {
+        let existing =
+            std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+        Ok(std::str::from_utf8(&existing)
+            .ok()
+            .and_then(|text| CaCertificate::from_pem(text, "existing").ok())
+            .is_some_and(|c| c.der() == cert.der()))
+    };
     for n in 0..100 {
         let path = dir.join(format!("{stem}.{n}"));
-        match std::fs::read_to_string(&path) {
-            Ok(existing) => {
-                let same = CaCertificate::from_pem(&existing, "existing")
-                    .is_ok_and(|c| c.der() == cert.der());
-                if same {
-                    return Ok(path);
-                }
-            }
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::write(&path, &pem)
-                    .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+                let how = Output {
+                    secret: false,
+                    replace: Replace::Refuse,
+                };
+                output::write_file(&path, pem.as_bytes(), &how)?;
                 return Ok(path);
             }
             Err(e) => return Err(Failure::new(format!("{}: {e}", path.display()))),
+        };
+        let is_file = if meta.file_type().is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(target) if target.is_file() => true,
+                _ => {
+                    return Err(Failure::new(format!(
+                        "{} is a symbolic link that points nowhere or not to a file: capf does \
+                         not write through links; remove it or choose another directory",
+                        path.display()
+                    )));
+                }
+            }
+        } else {
+            meta.is_file()
+        };
+        if is_file && holds_this(&path)? {
+            return Ok(path);
         }
     }
     Err(Failure::new(format!(
@@ -281,6 +323,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             format,
             out,
             hashed_dir,
+            force,
         } => {
             if let Some(dir) = hashed_dir {
                 if format == Format::Der {
@@ -295,8 +338,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
                 Format::Der => cert.der().to_vec(),
             };
             match out {
-                Some(path) => std::fs::write(&path, &bytes)
-                    .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?,
+                Some(path) => output::write_file(&path, &bytes, &Output::public(force))?,
                 None => {
                     let mut stdout = std::io::stdout();
                     if format == Format::Der && stdout.is_terminal() {
@@ -312,6 +354,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             device,
             public_key,
             out,
+            force,
             key,
         } => {
             let name = DeviceName::parse(&device).map_err(Failure::usage)?;
@@ -320,6 +363,12 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
                 .map(str::parse)
                 .transpose()
                 .map_err(Failure::usage)?;
+            // The file is checked before the certificate is issued and
+            // recorded, so that a refused path leaves no issued record.
+            let written = Output::public(force);
+            if let Some(path) = &out {
+                output::check(path, &written)?;
+            }
             let spki = read_public_key(&public_key)?;
             let spec = validate_phone_key(&spki, &KeyPolicy::default(), requested)
                 .map_err(|e| Failure::new(format!("{}: {e}", public_key.display())))?;
@@ -340,8 +389,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             let pem = lsc.pem();
             match out {
                 Some(path) => {
-                    std::fs::write(&path, &pem)
-                        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+                    output::write_file(&path, pem.as_bytes(), &written)?;
                     eprintln!(
                         "issued {} for {name} ({spec}, serial {}) to {}",
                         lsc.subject,

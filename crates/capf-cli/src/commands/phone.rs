@@ -28,7 +28,9 @@ Files:
                  authentication mode it started with, and a later run uses that mode
                  whatever the flags say (the credentials still come from the flags,
                  or the LSC from --cert-out); cleared when the operation completes.
-                 Delete the file to start afresh.
+                 Delete the file to start afresh. Mode 0600.
+  Both files are rewritten whole, in one step, by design (no --force needed); a
+  symbolic link is never written through (refused before the session starts).
 
 Retries: after a communication failure (no connection, timeout, connection
 lost) the phone tries --retries more times, --retry-interval seconds apart.
@@ -114,7 +116,7 @@ pub(crate) struct PhoneArgs {
     /// The phone's LSC file: current LSC in, new LSC out (certificate + PKCS#8 key, mode 0600).
     #[arg(long, value_name = "FILE")]
     cert_out: Option<PathBuf>,
-    /// The phone's persistent state: pending authentication mode and attempts.
+    /// The phone's persistent state: pending authentication mode and attempts (mode 0600).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Seconds to wait for each server message (and for connect + TLS handshake).

@@ -1,9 +1,13 @@
 //! `capf report`: the CAPF report as CSV, for every device or those
 //! matching the `capf find` criteria. It holds the authentication strings
-//! in clear, so the file is created with mode 0600.
+//! in clear, so the file is written with mode 0600.
+//!
+//! The report is meant to be opened in a spreadsheet, edited and given back
+//! to `capf device import`, so its cells are written to be safe there (see
+//! [`spreadsheet_cell`]) and the import reads them back unchanged.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use capf_operations::{Device, OperatorStore};
 use clap::Args;
@@ -11,6 +15,7 @@ use clap::Args;
 use super::device::open;
 use super::find::Criteria;
 use crate::data_dir::DataDir;
+use crate::output::{self, Output};
 use crate::{Failure, Outcome, time_text};
 
 /// Arguments of `capf report`.
@@ -18,9 +23,19 @@ use crate::{Failure, Outcome, time_text};
 #[command(
     after_help = "Columns: Device Name, Description, Security Mode, Authentication String, \
     Authentication Mode, LSC Status, Certificate Operation, Operation Status, Completes By.\n\
-    The authentication strings are in clear: the file is written with mode 0600.\n\n\
+    The authentication strings are in clear: the file is written with mode 0600 (a new \
+    file, whatever stood there before). An existing FILE is replaced only with --force, \
+    never when it holds a private key; a symbolic link is never written through.\n\n\
+    Spreadsheets: a cell that begins with =, +, -, @, a tab, a carriage return or an \
+    apostrophe is written with a leading apostrophe ('), so that a spreadsheet shows it as \
+    text and never runs it as a formula. An authentication string that begins with 0 gets \
+    the apostrophe too, so that its leading zeros stay (other strings are plain digits, \
+    which a spreadsheet shows as they are). Some spreadsheets show the apostrophe; it is \
+    not part of the value. `capf device import` takes the report's columns and removes \
+    the apostrophe: a report, edited and imported, changes what was edited.\n\n\
     Examples:\n  \
     capf report --output capf-report.csv\n  \
+    capf report --output capf-report.csv --force          replace last week's report\n  \
     capf report --output pending.csv --status pending --operation install\n  \
     capf report --output - --lsc-status not-installed | column -s, -t"
 )]
@@ -28,8 +43,38 @@ pub(crate) struct ReportArgs {
     /// Where to write the CSV (`-` for standard output).
     #[arg(long, short, value_name = "FILE")]
     output: PathBuf,
+    /// Replace FILE if it exists (never a file holding a private key).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     criteria: Criteria,
+}
+
+/// The first characters that make a spreadsheet read a cell as a formula
+/// (OWASP's CSV injection list), and the apostrophe, which a spreadsheet
+/// reads as "text follows" and the import removes.
+const NEUTRALISED: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// A cell as the report writes it: with a leading apostrophe when a
+/// spreadsheet would otherwise run it as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) or drop its leading zeros (an
+/// authentication string that begins with `0`), and when it begins with an
+/// apostrophe itself. `capf device import` removes one leading apostrophe
+/// from every cell ([`from_spreadsheet_cell`]), so every value reads back
+/// as it was.
+pub(crate) fn spreadsheet_cell(value: &str, digits: bool) -> String {
+    let neutralise = value.starts_with(NEUTRALISED) || digits && value.starts_with('0');
+    if neutralise {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// A cell as written by [`spreadsheet_cell`] (or typed in a spreadsheet),
+/// read back: one leading apostrophe removed.
+pub(crate) fn from_spreadsheet_cell(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
 }
 
 /// The report's header row.
@@ -45,9 +90,12 @@ const HEADER: [&str; 9] = [
     "Completes By",
 ];
 
+/// The column of authentication strings.
+const AUTH_STRING_COLUMN: usize = 3;
+
 fn row(device: &Device) -> [String; 9] {
     let p = &device.policy;
-    [
+    let mut cells = [
         device.name.as_str().to_owned(),
         device.description.clone(),
         p.security_mode.name().to_owned(),
@@ -60,36 +108,20 @@ fn row(device: &Device) -> [String; 9] {
         p.operation.label().to_owned(),
         device.status_label(),
         p.completes_by.map(time_text::format).unwrap_or_default(),
-    ]
-}
-
-/// Writes `bytes` to `path`, creating or truncating it with mode 0600 (an
-/// existing file is narrowed to 0600 too).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::new(format!("{}: {e}", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path).map_err(fail)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(fail)?;
-        let mut file = file;
-        file.write_all(bytes).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
+    ];
+    for (column, cell) in cells.iter_mut().enumerate() {
+        *cell = spreadsheet_cell(cell, column == AUTH_STRING_COLUMN);
     }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path).map_err(fail)?;
-        file.write_all(bytes).map_err(fail)?;
-    }
-    Ok(())
+    cells
 }
 
 pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> {
     let query = args.criteria.query()?;
+    let to_stdout = args.output.as_os_str() == "-";
+    let written = Output::secret(args.force);
+    if !to_stdout {
+        output::check(&args.output, &written)?;
+    }
     let store = open(data)?;
     let page = store.find(&query)?;
     let mut csv = csv::Writer::from_writer(Vec::new());
@@ -101,10 +133,10 @@ pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> 
     let bytes = csv
         .into_inner()
         .map_err(|e| Failure::new(format!("writing the report: {e}")))?;
-    if args.output.as_os_str() == "-" {
+    if to_stdout {
         std::io::stdout().write_all(&bytes)?;
     } else {
-        write_private(&args.output, &bytes)?;
+        output::write_file(&args.output, &bytes, &written)?;
         eprintln!(
             "wrote {} device(s) to {} (mode 0600: it holds authentication strings in clear)",
             page.devices.len(),
@@ -112,4 +144,30 @@ pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> 
         );
     }
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{from_spreadsheet_cell, spreadsheet_cell};
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_or_change_are_neutralised() {
+        for (value, digits, written) in [
+            ("=HYPERLINK(\"x\")", false, "'=HYPERLINK(\"x\")"),
+            ("+1", false, "'+1"),
+            ("-1", false, "'-1"),
+            ("@SUM(A1)", false, "'@SUM(A1)"),
+            ("\tx", false, "'\tx"),
+            ("\rx", false, "'\rx"),
+            ("'quoted'", false, "''quoted'"),
+            ("Lobby = east", false, "Lobby = east"),
+            ("0123", false, "0123"),
+            ("01234567", true, "'01234567"),
+            ("12345678", true, "12345678"),
+            ("", true, ""),
+        ] {
+            assert_eq!(spreadsheet_cell(value, digits), written, "{value:?}");
+            assert_eq!(from_spreadsheet_cell(written), value, "{written:?}");
+        }
+    }
 }

@@ -2,13 +2,28 @@
 //! files (LSC, MIC, SUDI, and the LSC store), and the persistent state.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use capf_ca::{CaCertificate, PrivateKey};
 use capf_operations::phone::PersistentState;
 
 use crate::Failure;
+use crate::output::{self, Output, Replace};
+
+/// The phone's LSC store (`--cert-out`): its own certificate and private
+/// key, rewritten by design (never through a symbolic link, never over a
+/// file holding a key and no certificate), mode 0600.
+const LSC_STORE: Output = Output {
+    secret: true,
+    replace: Replace::Always,
+};
+
+/// The phone's state file (`--state`): rewritten by design, mode 0600 like
+/// the rest of the phone's flash.
+const STATE: Output = Output {
+    secret: true,
+    replace: Replace::Always,
+};
 
 /// A certificate and its private key, as `--cert-out` writes them.
 pub(super) struct KeyedCertificate {
@@ -140,8 +155,11 @@ fn parse_keyed_certificate(text: &str) -> Result<KeyedCertificate, String> {
     }
 }
 
-/// The phone's current LSC from its LSC store, if the file exists.
+/// The phone's current LSC from its LSC store, if the file exists. A path
+/// the new LSC could not be written to is refused now, before the session.
 pub(super) fn read_lsc_store(path: &Path) -> Result<Option<KeyedCertificate>, Failure> {
+    output::check(path, &LSC_STORE)
+        .map_err(|f| Failure::new(format!("--cert-out: {}", f.message)))?;
     if !path.exists() {
         return Ok(None);
     }
@@ -152,40 +170,6 @@ pub(super) fn read_lsc_store(path: &Path) -> Result<Option<KeyedCertificate>, Fa
     parse_keyed_certificate(&text)
         .map(Some)
         .map_err(|e| Failure::new(format!("--cert-out {}: {e}", path.display())))
-}
-
-/// Writes `contents` to `path` through a temporary file in the same
-/// directory created with `mode` (so the key is never readable by others,
-/// not even briefly), then renames it into place.
-fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "capf".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(contents)?;
-        file.sync_all()
-    });
-    match written.and_then(|()| fs::rename(&temp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = fs::remove_file(&temp);
-            Err(e)
-        }
-    }
 }
 
 /// Stores a new LSC: certificate PEM then PKCS#8 key PEM, mode 0600.
@@ -202,8 +186,7 @@ pub(super) fn write_lsc_store(
         contents.push('\n');
     }
     contents.push_str(&key_pem);
-    write_atomically(path, contents.as_bytes(), 0o600)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    output::write_file(path, contents.as_bytes(), &LSC_STORE).map_err(|f| f.message)
 }
 
 /// Deletes the LSC store; whether there was an LSC in it.
@@ -215,8 +198,10 @@ pub(super) fn delete_lsc_store(path: &Path) -> Result<bool, String> {
     }
 }
 
-/// The state file's contents; `None` when it does not exist yet.
+/// The state file's contents; `None` when it does not exist yet. A path
+/// the state could not be written to is refused now, before the session.
 pub(super) fn read_state(path: &Path) -> Result<Option<PersistentState>, Failure> {
+    output::check(path, &STATE).map_err(|f| Failure::new(format!("--state: {}", f.message)))?;
     if !path.exists() {
         return Ok(None);
     }
@@ -229,8 +214,8 @@ pub(super) fn read_state(path: &Path) -> Result<Option<PersistentState>, Failure
 /// Saves the state file (atomically: a power loss leaves the old or the new
 /// state, never half of one).
 pub(super) fn write_state(path: &Path, state: &PersistentState) -> Result<(), Failure> {
-    write_atomically(path, state.to_text().as_bytes(), 0o644)
-        .map_err(|e| Failure::new(format!("cannot write --state {}: {e}", path.display())))
+    output::write_file(path, state.to_text().as_bytes(), &STATE)
+        .map_err(|f| Failure::new(format!("--state: {}", f.message)))
 }
 
 #[cfg(test)]
