@@ -324,6 +324,20 @@ fn identities_are_never_replaced_by_surprise() {
     capf(&data, &["init", "--key", "p256"]);
     capf(&data, &["device", "add", PHONE]);
     let whole = tmp.path().join("whole.bak");
+    // An existing file, even empty and 0666, is never written over.
+    std::fs::write(&whole, b"").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&whole, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let out = run(
+        &data,
+        &["backup", whole.to_str().unwrap(), "--passphrase-file", pass],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(std::fs::read(&whole).unwrap(), b"");
+    std::fs::remove_file(&whole).unwrap();
     capf(
         &data,
         &["backup", whole.to_str().unwrap(), "--passphrase-file", pass],
