@@ -73,6 +73,25 @@ impl Refusal {
         }
     }
 
+    /// A short stable name, for metrics and machine-readable logs:
+    /// `unknown-device`, `no-pending-operation`, `locked-out`,
+    /// `deadline-passed`, `no-string-armed`, `string-missing`,
+    /// `wrong-string`, `certificate-rejected`, `no-certificate`.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Refusal::UnknownDevice => "unknown-device",
+            Refusal::NoPendingOperation => "no-pending-operation",
+            Refusal::LockedOut => "locked-out",
+            Refusal::DeadlinePassed { .. } => "deadline-passed",
+            Refusal::NoAuthStringArmed => "no-string-armed",
+            Refusal::AuthStringMissing => "string-missing",
+            Refusal::WrongAuthString { .. } => "wrong-string",
+            Refusal::CertificateRejected { .. } => "certificate-rejected",
+            Refusal::NoCertificate => "no-certificate",
+        }
+    }
+
     /// The failure to record on the operation, for refusals that nothing
     /// but the operator can change: lockout, deadline, no string armed, no
     /// certificate presented. `None` leaves the operation pending (a wrong

@@ -131,7 +131,7 @@ fn sigkill_after_issuing_then_the_retry_completes_the_install_exactly_once() {
 
     let (status, lines) = serve.sigterm();
     assert!(status.success(), "{status:?}; log:\n{}", serve.log());
-    assert!(lines.iter().any(|l| l == "stopped"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("stopped")), "{lines:?}");
 
     // Exactly one install: two certificates issued, the second delivered.
     let store = open_store(&data);
@@ -187,7 +187,7 @@ fn sigterm_stops_serve_cleanly() {
     let (status, lines) = serve.sigterm();
     assert!(status.success(), "{status:?}; log:\n{}", serve.log());
     assert_eq!(status.code(), Some(0));
-    assert!(lines.iter().any(|l| l == "stopped"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("stopped")), "{lines:?}");
 }
 
 #[test]
@@ -204,6 +204,61 @@ fn sigterm_right_after_listening_on_stops_serve_cleanly() {
             "start {i}: {status:?}; log:\n{}",
             serve.log()
         );
-        assert!(lines.iter().any(|l| l == "stopped"), "start {i}: {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.ends_with("stopped")),
+            "start {i}: {lines:?}"
+        );
+    }
+}
+
+/// `--log-format json` writes one JSON object per line on standard error,
+/// and `--metrics-listen` serves metrics and a health check.
+#[test]
+fn serve_logs_json_and_serves_metrics_and_health() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    capf(&data, &["init", "--key", "p256"]);
+    let mut serve = Serve::start_env(
+        &data,
+        tmp.path().join("serve.log"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        "info",
+    );
+    let line = serve.wait_for_line("metrics on http://");
+    let at = line.find("http://").unwrap() + "http://".len();
+    let observer: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
+        .collect();
+    let get = |path: &str| {
+        let mut tcp = std::net::TcpStream::connect(&observer).unwrap();
+        tcp.set_read_timeout(Some(LIMIT)).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: capf\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(get("/health").starts_with("HTTP/1.1 200"));
+    let metrics = get("/metrics");
+    assert!(metrics.contains("capf_connections_open"), "{metrics}");
+    let (status, _) = serve.sigterm();
+    assert!(status.success());
+    let log = serve.log();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["timestamp"].is_string(), "{line}");
     }
 }

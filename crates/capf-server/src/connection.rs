@@ -14,15 +14,20 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use crate::admission::Ticket;
 use crate::clock::SessionClock;
 use crate::server::Shared;
 
-/// Runs one CAPF session on an established TLS stream.
-pub(crate) async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>)
+/// Runs one CAPF session on an established TLS stream. The session ends
+/// early if the server evicts the connection (it has not said who it is
+/// while the server is full).
+pub(crate) async fn serve_connection<S>(mut stream: S, shared: Arc<Shared>, ticket: &Ticket)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let clock = SessionClock::start();
+    let started = std::time::Instant::now();
+    let mut identified = false;
     let session_id = capf_operations::new_session_id();
     tracing::Span::current().record("session", session_id);
     let mut session = ServerSession::new(session_id, shared.config.clone(), clock.now());
@@ -89,6 +94,12 @@ where
                     Ok(message) => {
                         debug!(command = %frame.command, "received");
                         session.handle_message(clock.now(), frame.session_id, message);
+                        // Past AUTH_RESPONSE: the phone said who it is, and
+                        // is never evicted now.
+                        if !identified && session.waiting_for() != "AUTH_RESPONSE" {
+                            identified = true;
+                            ticket.identified();
+                        }
                     }
                     Err(e) => session.handle_malformed(clock.now(), &e),
                 }
@@ -119,6 +130,10 @@ where
                 Ok(_) => {}
             },
             () = tokio::time::sleep(sleep) => session.handle_timeout(clock.now()),
+            () = ticket.evicted() => {
+                debug!("evicted before saying who it is");
+                break;
+            }
         }
     }
     // The phone may close without close_notify; so do we (as capfd does):
@@ -127,11 +142,30 @@ where
     if let Some(lease) = lease.take() {
         release(&shared, lease).await;
     }
+    if let Some(o) = &outcome {
+        record_outcome(&shared, &session, o, started.elapsed());
+    }
     match &outcome {
         // An outcome may quote the phone's certificate (a protocol error
         // naming its subject): escaped, it cannot forge log lines.
         Some(o) if o.is_success() => {
             info!(outcome = %escape_text(&o.kind.to_string()), "session done")
+        }
+        // Guessing at strings is what an operator must see.
+        Some(o)
+            if matches!(
+                o.kind,
+                OutcomeKind::Refused(
+                    capf_operations::capf_auth::Refusal::WrongAuthString { .. }
+                        | capf_operations::capf_auth::Refusal::LockedOut
+                )
+            ) =>
+        {
+            warn!(
+                outcome = %escape_text(&o.kind.to_string()),
+                reason = %o.end_reason,
+                "session refused"
+            )
         }
         Some(o) => info!(
             outcome = %escape_text(&o.kind.to_string()),
@@ -173,10 +207,12 @@ async fn handle_event(
             // store call (and, with SQLite, one write) fewer per session.
             let result = match lease.as_ref() {
                 Some(held) => {
+                    let asked = std::time::Instant::now();
                     let result = store_call(|reply| {
                         shared.store.commit(held, &change, release_lease, reply)
                     })
                     .await;
+                    shared.metrics.store_commit(asked.elapsed());
                     match result {
                         Ok(_) => {
                             if release_lease {
@@ -221,7 +257,10 @@ async fn handle_event(
                         tokio::task::spawn_blocking(issue).await
                     };
                     match issued {
-                        Ok(Ok(lsc)) => Ok(lsc),
+                        Ok(Ok(lsc)) => {
+                            shared.metrics.issued(&lsc.key_spec.to_string());
+                            Ok(lsc)
+                        }
                         Ok(Err(source)) => Err(OperationsError::Issuance {
                             name: device.to_string(),
                             source: Box::new(source),
@@ -244,6 +283,30 @@ async fn handle_event(
             }
             *outcome = Some(done);
         }
+    }
+}
+
+/// Counts how a session ended.
+fn record_outcome(
+    shared: &Shared,
+    session: &ServerSession,
+    outcome: &SessionOutcome,
+    took: Duration,
+) {
+    let operation = session.device().map_or("none", |d| d.operation().name());
+    shared.metrics.session_ended(operation, outcome.kind.name());
+    match &outcome.kind {
+        OutcomeKind::Installed { .. } => shared.metrics.enrollment(took),
+        OutcomeKind::Refused(refusal) => {
+            shared.metrics.refused(refusal.name());
+            if matches!(
+                refusal,
+                capf_operations::capf_auth::Refusal::WrongAuthString { locked: true, .. }
+            ) {
+                shared.metrics.lockout();
+            }
+        }
+        _ => {}
     }
 }
 

@@ -16,19 +16,21 @@ pub struct ServerOptions {
     /// suites, OpenSSL at security level 0) for 7900-series phones. Needs
     /// the `legacy-tls` feature. Default: none.
     pub legacy_listen: Vec<SocketAddr>,
-    /// Sessions (TLS done, CAPF running) at once. Default 256.
+    /// Sessions (TLS done, CAPF running) at once. When all are taken, a
+    /// new one evicts the session that has waited longest without saying
+    /// who it is, else waits (`queue_timeout`). Default 256.
     pub max_sessions: usize,
     /// Certificates being signed at once. Default: the number of CPUs.
     pub max_issuing: usize,
-    /// Connections still in their TLS handshake at once; more are closed
-    /// at once. Default 1024.
+    /// Connections still in their TLS handshake at once; a new one evicts
+    /// the oldest. Default 1024.
     pub max_handshakes: usize,
     /// Connections from one IP address at once, handshaking or in session;
-    /// more are closed at once. Bounds what one client (a slowloris, a
-    /// script guessing strings) can hold: with the defaults one address
-    /// takes at most a quarter of the handshake slots. Default 256, as
-    /// many as `max_sessions`: a site of phones behind one NAT address may
-    /// enroll all at once after a bulk change.
+    /// a new one evicts the oldest of that address still in its handshake,
+    /// else the one waiting longest before authenticating, else is closed.
+    /// Bounds what one client (a slowloris, a script guessing strings) can
+    /// hold. Default 64, a quarter of `max_sessions`: phones behind one NAT
+    /// address share it, so raise it for a large site behind one address.
     pub max_per_address: usize,
     /// Longest TLS handshake. Default 10 s.
     pub handshake_timeout: Duration,
@@ -55,7 +57,7 @@ impl Default for ServerOptions {
             max_sessions: 256,
             max_issuing: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_handshakes: 1024,
-            max_per_address: 256,
+            max_per_address: 64,
             handshake_timeout: Duration::from_secs(10),
             queue_timeout: Duration::from_secs(10),
             max_frame_body: 16 * 1024,

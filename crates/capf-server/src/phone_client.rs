@@ -52,6 +52,7 @@ pub struct PhoneClient {
     transport: Transport,
     connect_timeout: Duration,
     key_source: Option<KeySource>,
+    local_address: Option<std::net::IpAddr>,
 }
 
 impl PhoneClient {
@@ -61,6 +62,7 @@ impl PhoneClient {
             transport: Transport::Modern(TlsConnector::from(Arc::new(tls))),
             connect_timeout: Duration::from_secs(10),
             key_source: None,
+            local_address: None,
         }
     }
 
@@ -73,12 +75,20 @@ impl PhoneClient {
             transport: Transport::Legacy(trusted),
             connect_timeout: Duration::from_secs(10),
             key_source: None,
+            local_address: None,
         }
     }
 
     /// Sets the TCP connect and TLS handshake timeout (default 10 s).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects from this local address (e.g. another address of
+    /// 127.0.0.0/8, to look like another host in a test).
+    pub fn with_local_address(mut self, address: std::net::IpAddr) -> Self {
+        self.local_address = Some(address);
         self
     }
 
@@ -310,12 +320,35 @@ impl PhoneClient {
     }
 
     /// TCP connect and TLS handshake, each within the connect timeout.
+    /// A TCP connection to `server`, from the local address if one is set.
+    async fn tcp(&self, server: &str) -> std::io::Result<TcpStream> {
+        let Some(local) = self.local_address else {
+            return TcpStream::connect(server).await;
+        };
+        let mut last = None;
+        for addr in tokio::net::lookup_host(server).await? {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+            match socket.connect(addr).await {
+                Ok(tcp) => return Ok(tcp),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address to connect to")
+        }))
+    }
+
     async fn connect(&self, server: &str) -> Result<Box<dyn ClientStream>, ServerError> {
         let connect_err = |why: String| ServerError::Connect {
             server: server.to_owned(),
             why,
         };
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(server))
+        let tcp = tokio::time::timeout(self.connect_timeout, self.tcp(server))
             .await
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;

@@ -1,10 +1,11 @@
-//! The listener: accepts TCP, bounds handshakes and sessions, spawns one
-//! task per connection, shuts down gracefully.
+//! The listener: accepts TCP, admits connections (evicting idle ones when
+//! full, see `admission.rs`), spawns one task per connection, shuts down
+//! gracefully.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use capf_ca::{CapfIdentity, Issuer};
 use capf_operations::{ServerConfig, SessionStore};
@@ -12,9 +13,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
+use crate::admission::{Admission, Limits, Ticket};
 use crate::connection::serve_connection;
+use crate::metrics::Metrics;
+use crate::summary::{HandshakeFailure, Kind, Summary};
 use crate::{ServerError, ServerOptions};
 
 /// What every connection task shares.
@@ -23,10 +27,12 @@ pub(crate) struct Shared {
     pub(crate) issuer: Arc<Issuer>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) options: ServerOptions,
-    pub(crate) sessions: Arc<Semaphore>,
     pub(crate) issuing: Arc<Semaphore>,
-    pub(crate) handshakes: Arc<Semaphore>,
-    per_address: PerAddress,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) summary: Arc<Summary>,
+    /// Whether the listeners run (for the health check).
+    pub(crate) listening: AtomicBool,
 }
 
 /// A CAPF server bound to its addresses, ready to run.
@@ -77,14 +83,27 @@ impl CapfServer {
                     .into(),
             ));
         }
+        raise_open_file_limit();
+        let metrics = Arc::new(Metrics::new());
+        let summary = Arc::new(Summary::new());
+        let admission = Arc::new(Admission::new(
+            Limits {
+                handshakes: options.max_handshakes,
+                sessions: options.max_sessions,
+                per_address: options.max_per_address,
+            },
+            metrics.clone(),
+            summary.clone(),
+        ));
         let shared = Arc::new(Shared {
             store,
             issuer: Arc::new(issuer),
             config: Arc::new(config),
-            sessions: Arc::new(Semaphore::new(options.max_sessions.max(1))),
             issuing: Arc::new(Semaphore::new(options.max_issuing.max(1))),
-            handshakes: Arc::new(Semaphore::new(options.max_handshakes.max(1))),
-            per_address: PerAddress::new(options.max_per_address),
+            admission,
+            metrics,
+            summary,
+            listening: AtomicBool::new(false),
             options,
         });
         Ok(CapfServer { listeners, shared })
@@ -113,6 +132,12 @@ impl CapfServer {
             .collect()
     }
 
+    /// The server's metrics and health, for an operator's probe (see
+    /// [`serve_observer`](crate::serve_observer)).
+    pub fn observer(&self) -> crate::Observer {
+        crate::Observer::new(self.shared.clone())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and lets
     /// in-flight sessions finish within the grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
@@ -123,10 +148,24 @@ impl CapfServer {
             let stop = stop_rx.clone();
             accept_tasks.spawn(accept_loop(listener, acceptor, shared, stop));
         }
+        self.shared.listening.store(true, Ordering::SeqCst);
+        let summaries = {
+            let summary = self.shared.summary.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::summary::PERIOD / 2);
+                loop {
+                    tick.tick().await;
+                    summary.flush(false);
+                }
+            })
+        };
         shutdown.await;
         info!("shutting down: no new connections");
+        self.shared.listening.store(false, Ordering::SeqCst);
         let _ = stop_tx.send(true);
         while accept_tasks.join_next().await.is_some() {}
+        summaries.abort();
+        self.shared.summary.flush(true);
         Ok(())
     }
 }
@@ -149,24 +188,15 @@ async fn accept_loop(
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let Some(address_slot) = shared.per_address.try_take(peer.ip()) else {
-                        warn!(%peer, "too many connections from this address: closed");
-                        continue;
-                    };
-                    let Ok(slot) = shared.handshakes.clone().try_acquire_owned() else {
-                        warn!(%peer, "too many connections in their handshake: closed");
+                    // Full? The oldest idle connection makes room; only when
+                    // there is none is this one closed (counted, summarised).
+                    let Ok(ticket) = shared.admission.admit(peer.ip()) else {
                         continue;
                     };
                     let acceptor = acceptor.clone();
                     let shared = shared.clone();
                     let span = info_span!("conn", %peer, session = tracing::field::Empty, device = tracing::field::Empty);
-                    connections.spawn(
-                        async move {
-                            handle(tcp, peer, acceptor, shared, slot).await;
-                            drop(address_slot);
-                        }
-                        .instrument(span),
-                    );
+                    connections.spawn(handle(tcp, peer, acceptor, shared, ticket).instrument(span));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -185,104 +215,99 @@ async fn accept_loop(
     }
 }
 
+/// A handshake that failed: counted, summarised.
+fn handshake_failed(shared: &Shared, peer: SocketAddr, failure: HandshakeFailure) {
+    shared.metrics.handshake(failure.name(), "-");
+    shared.summary.note(Kind::Handshake(failure), peer.ip());
+}
+
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: Handshaker,
     shared: Arc<Shared>,
-    handshake_slot: tokio::sync::OwnedSemaphorePermit,
+    ticket: Ticket,
 ) {
     let _ = tcp.set_nodelay(true);
     let timeout = shared.options.handshake_timeout;
+    // Until the client sends its first bytes it is evicted before anyone
+    // who has started a handshake.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut first = [0u8; 1];
+    tokio::select! {
+        spoke = tokio::time::timeout_at(deadline, tcp.peek(&mut first)) => match spoke {
+            Ok(Ok(n)) if n > 0 => ticket.spoke(),
+            Ok(_) => return handshake_failed(&shared, peer, HandshakeFailure::NoClientHello),
+            Err(_) => return handshake_failed(&shared, peer, HandshakeFailure::TimedOut),
+        },
+        () = ticket.evicted() => return,
+    }
+    let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
     match acceptor {
         Handshaker::Modern(acceptor) => {
-            let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
-            drop(handshake_slot);
+            let handshake = tokio::select! {
+                h = tokio::time::timeout(timeout, acceptor.accept(tcp)) => h,
+                () = ticket.evicted() => return,
+            };
             match handshake {
-                Ok(Ok(tls)) => admit(tls, peer, shared).await,
-                Ok(Err(e)) => debug!("TLS handshake failed: {e}"),
-                Err(_) => debug!("TLS handshake timed out"),
+                Ok(Ok(tls)) => {
+                    let version = tls
+                        .get_ref()
+                        .1
+                        .protocol_version()
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:?}"));
+                    shared.metrics.handshake("ok", &version);
+                    admit(tls, peer, shared, ticket).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake failed: {e:?}");
+                    handshake_failed(&shared, peer, HandshakeFailure::of(&e))
+                }
+                Err(_) => handshake_failed(&shared, peer, HandshakeFailure::TimedOut),
             }
         }
         #[cfg(feature = "legacy-tls")]
         Handshaker::Legacy(acceptor) => {
-            let handshake =
-                tokio::time::timeout(timeout, crate::legacy_tls::accept(&acceptor, tcp)).await;
-            drop(handshake_slot);
+            let handshake = tokio::select! {
+                h = tokio::time::timeout(timeout, crate::legacy_tls::accept(&acceptor, tcp)) => h,
+                () = ticket.evicted() => return,
+            };
             match handshake {
-                Ok(Ok(tls)) => admit(tls, peer, shared).await,
-                Ok(Err(e)) => debug!("legacy TLS handshake failed: {e}"),
-                Err(_) => debug!("legacy TLS handshake timed out"),
+                Ok(Ok(tls)) => {
+                    shared.metrics.handshake("ok", "legacy");
+                    admit(tls, peer, shared, ticket).await;
+                }
+                Ok(Err(_)) => handshake_failed(&shared, peer, HandshakeFailure::Other),
+                Err(_) => handshake_failed(&shared, peer, HandshakeFailure::TimedOut),
             }
         }
     }
 }
 
-/// Waits (bounded) for a session slot, then runs the session.
-async fn admit<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+/// Takes a session slot (evicting a connection that never said who it is
+/// if all are taken, else waiting a bounded time), then runs the session.
+async fn admit<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, ticket: Ticket)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let permit = match tokio::time::timeout(
-        shared.options.queue_timeout,
-        shared.sessions.clone().acquire_owned(),
-    )
-    .await
+    if ticket
+        .enter_session(shared.options.queue_timeout)
+        .await
+        .is_err()
     {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            warn!(%peer, "server busy: session refused");
-            return;
-        }
-    };
-    serve_connection(stream, shared).await;
-    drop(permit);
-}
-
-/// Connections per peer IP address (handshaking or in session), bounded.
-struct PerAddress {
-    max: usize,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One connection's place in its address's count; given back on drop.
-struct AddressSlot {
-    ip: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl PerAddress {
-    fn new(max: usize) -> Self {
-        PerAddress {
-            max: max.max(1),
-            counts: Arc::new(Mutex::new(HashMap::new())),
-        }
+        tracing::debug!(%peer, "no session slot: closed");
+        return;
     }
-
-    /// A slot for one more connection from `ip`, or `None` if it already
-    /// holds the maximum.
-    fn try_take(&self, ip: IpAddr) -> Option<AddressSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            ip,
-            counts: self.counts.clone(),
-        })
-    }
+    serve_connection(stream, shared, &ticket).await;
 }
 
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
+/// Raises the open-file soft limit to the hard limit: each connection is a
+/// file descriptor, and a flood should meet the admission policy, not the
+/// process's limit.
+fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(limit, "open-file limit"),
+        Err(e) => warn!("cannot raise the open-file limit: {e}"),
+    });
 }

@@ -127,6 +127,9 @@ async fn idle_connections_do_not_delay_an_enrollment_and_are_closed_after_the_ha
         dir.path(),
         capf_server::ServerOptions {
             handshake_timeout,
+            // Room for them all: this is about timeouts, not eviction
+            // (admission.rs has that).
+            max_per_address: 256,
             ..options(dir.path())
         },
     )

@@ -104,4 +104,26 @@ impl StoreBackend for SqliteStore {
         let conn = self.read()?;
         read(&mut Rows(&conn))
     }
+
+    /// The database file must still exist and be writable by its mode
+    /// (an open connection keeps writing to a file whose permissions were
+    /// taken away, but the next start would fail: say so now).
+    fn check_writable(&self) -> Result<(), OperationsError> {
+        let Some(path) = self.path() else {
+            return Ok(());
+        };
+        let meta = std::fs::metadata(path).map_err(|source| {
+            OperationsError::from(StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        if meta.permissions().readonly() {
+            return Err(OperationsError::store(format!(
+                "{} is not writable",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
 }

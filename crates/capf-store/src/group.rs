@@ -60,7 +60,12 @@ struct Shared {
     /// The committer sleeps on this when the queue is empty.
     work: Condvar,
     conn: Arc<Mutex<Connection>>,
+    /// Told the size of each batch (metrics).
+    observer: Mutex<Option<BatchObserver>>,
 }
+
+/// What a store reports each batch's size to.
+pub(crate) type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind: go on.
@@ -94,6 +99,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             conn,
+            observer: Mutex::new(None),
         });
         let committer = {
             let shared = shared.clone();
@@ -161,6 +167,11 @@ impl GroupCommit {
         self.queue(job);
     }
 
+    /// Reports each batch's size to `observer` from now on.
+    pub(crate) fn set_observer(&self, observer: BatchObserver) {
+        *lock(&self.shared.observer) = Some(observer);
+    }
+
     fn queue(&self, job: Job) {
         let mut queue = lock(&self.shared.queue);
         queue.jobs.push_back(job);
@@ -202,6 +213,9 @@ fn commit_loop(shared: &Shared) {
             let n = queue.jobs.len().min(MAX_BATCH);
             queue.jobs.drain(..n).collect()
         };
+        if let Some(observe) = lock(&shared.observer).as_ref() {
+            observe(batch.len());
+        }
         let mut runs = Vec::with_capacity(batch.len());
         let mut finishes = Vec::with_capacity(batch.len());
         for job in batch {

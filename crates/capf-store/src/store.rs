@@ -107,6 +107,13 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
+    /// Reports the number of changes in each committed batch (group
+    /// commit) to `observer`, e.g. a metrics histogram. It runs on the
+    /// store's committer thread: it must be quick.
+    pub fn set_batch_observer(&self, observer: Arc<dyn Fn(usize) + Send + Sync>) {
+        self.group.set_observer(observer);
+    }
+
     /// The schema version of the open database.
     ///
     /// # Errors

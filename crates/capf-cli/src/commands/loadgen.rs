@@ -396,7 +396,7 @@ fn key_pool(spec: KeySpec, phones: u32) -> Result<Vec<PrivateKey>, Failure> {
 }
 
 /// Runs `capf serve --listen 127.0.0.1:0` on the data directory and waits
-/// for its "listening on ADDR".
+/// for the "listening on ADDR" of its log (its warnings go on to ours).
 fn spawn_server(data: &DataDir, max_sessions: u32) -> Result<Spawned, Failure> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
@@ -408,23 +408,24 @@ fn spawn_server(data: &DataDir, max_sessions: u32) -> Result<Spawned, Failure> {
         .arg(max_sessions.to_string())
         .arg("--max-per-address")
         .arg(max_sessions.to_string())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,capf::commands::serve=info")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
-    let Some(stdout) = child.stdout.take() else {
+    let Some(log) = child.stderr.take() else {
         let _ = child.kill();
-        return Err(Failure::new("capf serve: no stdout"));
+        return Err(Failure::new("capf serve: no log"));
     };
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = BufReader::new(log).lines();
     let mut addr = None;
     for line in lines.by_ref() {
         let Ok(line) = line else { break };
-        if let Some(rest) = line.strip_prefix("listening on ") {
+        if let Some((_, rest)) = line.split_once("listening on ") {
             addr = rest.split_whitespace().next().map(str::to_owned);
             break;
         }
+        eprintln!("{line}");
     }
     let Some(addr) = addr else {
         let _ = child.kill();
@@ -433,8 +434,12 @@ fn spawn_server(data: &DataDir, max_sessions: u32) -> Result<Spawned, Failure> {
             "capf serve did not say where it listens (see its messages above)",
         ));
     };
-    // Keep draining its stdout so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Pass the rest of its log on, so that it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("{line}");
+        }
+    });
     eprintln!("started capf serve (pid {}) on {addr}", child.id());
     Ok(Spawned { child, addr })
 }

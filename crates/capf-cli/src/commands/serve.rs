@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use capf_ca::IdentityParams;
-use capf_operations::{DeviceStore, ServerConfig};
+use capf_operations::ServerConfig;
 use capf_server::{CapfServer, ServerOptions};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use tracing::info;
 
 use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
@@ -19,8 +20,16 @@ use crate::{Failure, Outcome};
     capf serve --listen [::]:3804 --listen 0.0.0.0:3804\n  \
     capf serve --listen 127.0.0.1:0              an ephemeral port (printed at start)\n  \
     capf serve --legacy-listen 0.0.0.0:3805      also TLS 1.0 for 7900-series phones (legacy-tls builds)\n  \
+    capf serve --metrics-listen 127.0.0.1:9804   Prometheus metrics and a health check\n  \
+    capf serve --log-format json                 one JSON object per log line\n  \
     RUST_LOG=debug capf serve                    more detail in the log\n\n\
-    Service parameters (capf params show) are read at start: restart to apply changes.")]
+    Service parameters (capf params show) are read at start: restart to apply changes.\n\n\
+    When full, the server makes room for new phones: a new connection evicts the oldest one \
+    still in its TLS handshake (of its own address first), then the one that has waited \
+    longest in session without saying who it is; a phone that authenticated is never \
+    evicted. Phones behind one NAT address share --max-per-address: raise it for a large \
+    site behind one address.\n\n\
+    Everything is logged on standard error, with timestamps.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (repeat for several; IPv4 and IPv6).
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3804")]
@@ -40,21 +49,38 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "KIND", default_value = "modern", value_parser = ["modern", "legacy"])]
     tls: String,
     /// Most connections from one IP address at once (handshaking or in
-    /// session); more are closed at once. Phones behind one NAT address
-    /// share it.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// session); a new one evicts an idle one of the same address, or is
+    /// closed. Phones behind one NAT address share it.
+    #[arg(long, default_value_t = 64, value_name = "N")]
     max_per_address: usize,
+    /// Serve Prometheus metrics (GET /metrics) and a health check
+    /// (GET /health: 200, or 503 with the reason) on this address. Off by
+    /// default; use a loopback or management address (no authentication).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log format: text (for people) or json (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Seconds a client has to complete its TLS handshake.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     handshake_timeout: u64,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Timestamped lines for people.
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
 pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
-    init_logging();
+    init_logging(args.log_format);
     if !data.is_initialised() {
         // The first start creates the CAPF identity without operator action.
         let report = data.init(&IdentityParams::default(), SystemTime::now())?;
-        println!(
+        info!(
             "initialised {} ({})",
             data.root().display(),
             report.identity.certificate().subject()
@@ -74,7 +100,7 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         );
     }
     let params = store.load_parameters()?;
-    let store: Arc<dyn DeviceStore> = Arc::new(store);
+    let store = Arc::new(store);
     let (listen, mut legacy_listen) = if args.tls == "legacy" {
         (Vec::new(), args.listen)
     } else {
@@ -103,37 +129,73 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         let server = CapfServer::bind(
             &identity,
             issuer,
-            store,
+            store.clone() as Arc<dyn capf_operations::SessionStore>,
             ServerConfig::new(params, trust),
             options,
         )
         .await?;
+        let observer = server.observer();
+        {
+            let metrics = observer.metrics();
+            store.set_batch_observer(Arc::new(move |size| metrics.store_batch(size)));
+        }
+        let (stop_observer, observer_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut metrics_at = None;
+        let observer_task = match args.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Failure::new(format!("cannot listen on {addr}: {e}")))?;
+                let bound = listener.local_addr()?;
+                metrics_at = Some(bound);
+                Some(tokio::spawn(capf_server::serve_observer(
+                    listener,
+                    observer,
+                    async move {
+                        let _ = observer_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
         for (addr, legacy) in server.listening() {
             if legacy {
-                println!("listening on {addr} (legacy TLS 1.0-1.2)");
+                info!("listening on {addr} (legacy TLS 1.0-1.2)");
             } else {
-                println!("listening on {addr}");
+                info!("listening on {addr}");
             }
         }
-        println!(
+        if let Some(bound) = metrics_at {
+            info!("metrics on http://{bound}/metrics, health on http://{bound}/health");
+        }
+        info!(
             "CAPF certificate {} ({})",
             data.path(capf_ca::CERT_FILE).display(),
             identity.certificate().subject()
         );
         server.run(shutdown).await?;
-        println!("stopped");
+        let _ = stop_observer.send(());
+        if let Some(task) = observer_task {
+            let _ = task.await;
+        }
+        info!("stopped");
         Ok::<_, Failure>(Outcome::Done)
     })
 }
 
-fn init_logging() {
+/// Everything on standard error, timestamped; `RUST_LOG` chooses what.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Registers the SIGINT and SIGTERM handlers now and returns the future

@@ -43,72 +43,84 @@ pub fn capf(data: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// A running `capf serve`, killed if the test ends early.
+/// A running `capf serve`, killed if the test ends early. Its log
+/// (standard error) is copied to a file and read line by line.
 pub struct Serve {
     child: Child,
     pub addr: String,
-    stdout: Receiver<String>,
+    lines: Receiver<String>,
     log: PathBuf,
 }
 
 impl Serve {
     /// Starts `capf serve --listen 127.0.0.1:0` and waits for the address it
-    /// prints. Its log (stderr) goes to `log`.
+    /// logs. Its log (stderr) goes to `log`.
     pub fn start(data: &Path, log: PathBuf) -> Serve {
         Self::start_with(data, log, &["--listen", "127.0.0.1:0"])
     }
 
     /// Starts `capf serve ARGS` (which name a `--listen` address on
-    /// 127.0.0.1) and waits for the address it prints. Its log (stderr) goes
+    /// 127.0.0.1) and waits for the address it logs. Its log (stderr) goes
     /// to `log`.
     pub fn start_with(data: &Path, log: PathBuf, args: &[&str]) -> Serve {
+        Self::start_env(data, log, args, "debug")
+    }
+
+    /// [`start_with`](Self::start_with) with this `RUST_LOG`.
+    pub fn start_env(data: &Path, log: PathBuf, args: &[&str], rust_log: &str) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_capf"))
             .arg("--data-dir")
             .arg(data)
             .arg("serve")
             .args(args)
             .env_remove("CAPF_DATA_DIR")
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, stdout) = channel();
-        let pipe = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        let pipe = child.stderr.take().unwrap();
+        let mut file = std::fs::File::create(&log).unwrap();
         std::thread::spawn(move || {
+            use std::io::Write as _;
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = writeln!(file, "{line}");
+                // The reader may be gone: keep copying to the file.
+                let _ = tx.send(line);
             }
         });
         let mut serve = Serve {
             child,
             addr: String::new(),
-            stdout,
+            lines,
             log,
         };
         let line = serve.wait_for_line("listening on ");
-        serve.addr = line.trim_start_matches("listening on ").trim().to_owned();
+        let at = line.find("listening on ").unwrap() + "listening on ".len();
+        serve.addr = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
         assert!(serve.addr.starts_with("127.0.0.1:"), "{line}");
         serve
     }
 
-    /// Waits (bounded) for a stdout line starting with `prefix`.
-    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+    /// Waits (bounded) for a log line holding `text`.
+    pub fn wait_for_line(&mut self, text: &str) -> String {
         let deadline = Instant::now() + SERVE_LIMIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("no {prefix:?} line from capf serve; log:\n{}", self.log())
+                    panic!("no {text:?} line from capf serve; log:\n{}", self.log())
                 }
                 Err(RecvTimeoutError::Disconnected) => panic!(
-                    "capf serve ended without printing {prefix:?}; log:\n{}",
+                    "capf serve ended without logging {text:?}; log:\n{}",
                     self.log()
                 ),
             }
@@ -142,7 +154,7 @@ impl Serve {
         self.wait()
     }
 
-    /// SIGTERM; returns the exit status and everything printed after the
+    /// SIGTERM; returns the exit status and every log line after the
     /// start.
     pub fn sigterm(&mut self) -> (ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
@@ -152,7 +164,7 @@ impl Serve {
         // The process is gone: the reader thread sees EOF and the channel
         // closes after the last line.
         let mut lines = Vec::new();
-        while let Ok(line) = self.stdout.recv_timeout(SERVE_LIMIT) {
+        while let Ok(line) = self.lines.recv_timeout(SERVE_LIMIT) {
             lines.push(line);
         }
         (status, lines)

@@ -50,6 +50,28 @@ pub enum OutcomeKind {
     ServerError(String),
 }
 
+impl OutcomeKind {
+    /// A short stable name, for metrics and machine-readable logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutcomeKind::Installed { .. } => "installed",
+            OutcomeKind::Retrieved(_) => "retrieved",
+            OutcomeKind::Deleted => "deleted",
+            OutcomeKind::NothingRetrieved => "nothing-retrieved",
+            OutcomeKind::NothingToDo => "nothing-to-do",
+            OutcomeKind::UnknownDevice => "unknown-device",
+            OutcomeKind::DeviceBusy => "device-busy",
+            OutcomeKind::Refused(_) => "refused",
+            OutcomeKind::KeyGenerationFailed(_) => "key-generation-failed",
+            OutcomeKind::PhoneDidNotStore(_) => "phone-did-not-store",
+            OutcomeKind::PhoneDidNotDelete(_) => "phone-did-not-delete",
+            OutcomeKind::TimedOut { .. } => "timed-out",
+            OutcomeKind::ProtocolError(_) => "protocol-error",
+            OutcomeKind::ServerError(_) => "server-error",
+        }
+    }
+}
+
 /// The final outcome of a server session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionOutcome {

@@ -92,6 +92,13 @@ pub trait StoreBackend: Send + Sync {
     where
         R: FnOnce(&mut dyn StoreReads) -> Result<T, OperationsError>;
 
+    /// A quick check that changes can be written (for a health check,
+    /// before an empty change is tried): e.g. that the database file is
+    /// still writable. The default finds nothing wrong.
+    fn check_writable(&self) -> Result<(), OperationsError> {
+        Ok(())
+    }
+
     /// [`write`](Self::write), waiting for the answer. Must not be called
     /// from a `done` callback.
     fn write_and_wait<T, C>(&self, change: C) -> Result<T, OperationsError>

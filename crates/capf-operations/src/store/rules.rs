@@ -400,6 +400,13 @@ impl<B: StoreBackend> SessionStore for B {
         let lease = lease.clone();
         self.write(move |tx| release_in(tx, &lease), reply);
     }
+
+    fn health(&self, reply: Reply<()>) {
+        match self.check_writable() {
+            Ok(()) => self.write(|_| Ok(()), reply),
+            Err(e) => reply(Err(e)),
+        }
+    }
 }
 
 impl<B: StoreBackend> OperatorStore for B {

@@ -47,6 +47,14 @@ pub trait SessionStore: Send + Sync {
     /// taken over).
     fn release(&self, lease: &Lease, reply: Reply<()>);
 
+    /// Whether the store can take a session's changes now, for a health
+    /// check: `Ok` once an empty change went through. The default answers
+    /// `Ok` at once; every [`StoreBackend`](crate::StoreBackend) checks
+    /// for real.
+    fn health(&self, reply: Reply<()>) {
+        reply(Ok(()));
+    }
+
     /// [`begin`](Self::begin), waiting for the answer.
     fn begin_blocking(
         &self,

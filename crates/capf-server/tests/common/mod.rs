@@ -140,6 +140,7 @@ pub struct Server<S: DeviceStore + 'static = SqliteStore> {
     pub store: Arc<S>,
     pub addr: String,
     pub capf_certificate: CaCertificate,
+    observer: capf_server::Observer,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -181,6 +182,7 @@ impl<S: DeviceStore + 'static> Server<S> {
         )
         .await
         .unwrap();
+        let observer = server.observer();
         let addrs = server.local_addrs();
         assert_eq!(addrs.len(), 1);
         assert!(addrs[0].ip().is_loopback());
@@ -193,6 +195,7 @@ impl<S: DeviceStore + 'static> Server<S> {
             store,
             addr: addrs[0].to_string(),
             capf_certificate: identity.certificate().clone(),
+            observer,
             stop: Some(stop),
             task: Some(task),
         }
@@ -215,6 +218,11 @@ impl<S: DeviceStore + 'static> Server<S> {
 
     /// The client TLS configuration of a phone whose ITL holds this
     /// server's CAPF certificate.
+    /// The server's metrics and health.
+    pub fn observer(&self) -> capf_server::Observer {
+        self.observer.clone()
+    }
+
     pub fn tls(&self) -> Arc<rustls::ClientConfig> {
         Arc::new(capf_server::phone_client_config(vec![self.capf_certificate.clone()]).unwrap())
     }
