@@ -101,6 +101,17 @@ pub enum OperationsError {
         /// The device the lease holds.
         lease: String,
     },
+    /// A stored row that does not decode into the model (hand-edited or
+    /// damaged).
+    #[error("corrupt row in {table} ({key}): {why}")]
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row's key (device name, serial).
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A time the store cannot represent (a lease expiry far in the future).
     #[error("{what}: time out of range")]
     TimeOutOfRange {

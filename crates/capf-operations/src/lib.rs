@@ -35,6 +35,7 @@ pub use server::{
     IssueRequest, OutcomeKind, ServerConfig, ServerEvent, ServerSession, SessionOutcome,
     new_session_id,
 };
+pub use store::rows;
 pub use store::{
     AuditEntry, CertificateHistory, DeviceStore, Lease, OperatorStore, Reply, SessionStore,
     StoreBackend, StoreReads, StoreTransaction,

@@ -5,7 +5,7 @@ use capf_operations::{AuditEntry, DeviceName};
 use rusqlite::Connection;
 
 use crate::StoreError;
-use crate::time::{from_nanos, to_nanos};
+use capf_operations::rows::{from_nanos, nanos as to_nanos};
 
 pub(crate) fn append(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     let at = to_nanos(entry.at, "audit time")?;

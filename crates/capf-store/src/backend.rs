@@ -8,7 +8,7 @@ use capf_operations::{
 };
 use rusqlite::Connection;
 
-use crate::device_row::{self, Save};
+use crate::device_row;
 use crate::{SqliteStore, StoreError, audit_row, certificate_row, lease_row};
 
 /// A connection inside a transaction (or, for reads, the reader
@@ -49,7 +49,7 @@ impl StoreReads for Rows<'_> {
 
 impl StoreTransaction for Rows<'_> {
     fn put_device(&mut self, device: &Device) -> Result<(), OperationsError> {
-        Ok(device_row::save(self.0, device, Save::Upsert)?)
+        Ok(device_row::save(self.0, device)?)
     }
 
     fn delete_device(&mut self, name: &DeviceName) -> Result<bool, OperationsError> {

@@ -1,15 +1,12 @@
-//! A [`Device`] as one row of `devices`, and back.
+//! A [`Device`] as one row of `devices`, and back, through the shared
+//! column mapping ([`DeviceRow`]).
 
-use capf_operations::capf_auth::{
-    AuthMode, AuthString, Certificates, DevicePolicy, FailureReason, Operation, OperationStatus,
-    SecurityMode,
-};
-use capf_operations::capf_ca::KeySpec;
-use capf_operations::{CertificateRecord, Device, DeviceName, LastError, Revocation};
+use capf_operations::rows::{CertificateColumns, DeviceRow};
+use capf_operations::{Device, DeviceName};
+use rusqlite::types::Value;
 use rusqlite::{Connection, Row, named_params};
 
 use crate::StoreError;
-use crate::time::{from_nanos, from_secs, to_nanos, to_secs};
 
 /// Every column of `devices`, in schema order; the statements below are
 /// built from this list, and [`save`] binds one parameter per column.
@@ -76,165 +73,57 @@ fn statements() -> (&'static str, &'static str) {
     (update, insert)
 }
 
-/// How a row is written.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Save {
-    /// Insert, or replace every field of the existing row.
-    Upsert,
-}
-
-fn reason_name(reason: FailureReason) -> &'static str {
-    match reason {
-        FailureReason::LockedOut => "locked-out",
-        FailureReason::DeadlinePassed => "deadline-passed",
-        FailureReason::KeyGenerationFailed => "key-generation-failed",
-        FailureReason::NoCertificate => "no-certificate",
-        FailureReason::NoAuthString => "no-auth-string",
-    }
-}
-
-fn reason_from_name(name: &str) -> Option<FailureReason> {
-    match name {
-        "locked-out" => Some(FailureReason::LockedOut),
-        "deadline-passed" => Some(FailureReason::DeadlinePassed),
-        "key-generation-failed" => Some(FailureReason::KeyGenerationFailed),
-        "no-certificate" => Some(FailureReason::NoCertificate),
-        "no-auth-string" => Some(FailureReason::NoAuthString),
-        _ => None,
-    }
-}
-
-/// The columns of one certificate (LSC or MIC).
-struct CertColumns {
-    der: Option<Vec<u8>>,
-    subject: Option<String>,
-    issuer: Option<String>,
-    serial: Option<String>,
-    not_before: Option<i64>,
-    not_after: Option<i64>,
-}
-
-impl CertColumns {
-    fn of(cert: Option<&CertificateRecord>) -> Result<Self, StoreError> {
-        Ok(match cert {
-            None => CertColumns {
-                der: None,
-                subject: None,
-                issuer: None,
-                serial: None,
-                not_before: None,
-                not_after: None,
-            },
-            Some(c) => CertColumns {
-                der: Some(c.der.clone()),
-                subject: Some(c.subject.clone()),
-                issuer: Some(c.issuer.clone()),
-                serial: Some(c.serial_hex.clone()),
-                not_before: Some(to_secs(c.not_before, "certificate notBefore")?),
-                not_after: Some(to_secs(c.not_after, "certificate notAfter")?),
-            },
-        })
-    }
-}
-
-/// Writes a device. The certificate flags the policy decides with are
-/// brought in step with the records first, as `MemoryStore` does.
-pub(crate) fn save(conn: &Connection, device: &Device, how: Save) -> Result<(), StoreError> {
-    // Destructured without `..`: a field added to the model stops this from
-    // compiling until the store keeps it too.
-    let Device {
-        name,
-        description,
-        key,
-        policy,
-        lsc,
-        lsc_revoked,
-        mic,
-        key_generation_failures,
-        last_error,
-    } = device;
-    let DevicePolicy {
-        auth_mode,
-        auth_string,
-        failed_attempts,
-        locked,
-        operation,
-        completes_by,
-        status,
-        security_mode,
-        // Kept in step with the records, as MemoryStore does on insert and
-        // update: `has_lsc` and `has_mic` below.
-        certificates: _,
-    } = policy;
-    let (status_kind, status_operation, status_reason, status_at) = match *status {
-        OperationStatus::Idle => ("idle", None, None, None),
-        OperationStatus::Pending => ("pending", None, None, None),
-        OperationStatus::Succeeded { operation, at } => (
-            "succeeded",
-            Some(operation.name()),
-            None,
-            Some(to_nanos(at, "status time")?),
-        ),
-        OperationStatus::Failed {
-            operation,
-            reason,
-            at,
-        } => (
-            "failed",
-            Some(operation.name()),
-            Some(reason_name(reason)),
-            Some(to_nanos(at, "status time")?),
-        ),
+/// Writes a device: replaces the row, or inserts it. The certificate flags
+/// follow the records (`has_lsc`, `has_mic`).
+pub(crate) fn save(conn: &Connection, device: &Device) -> Result<(), StoreError> {
+    let row = DeviceRow::from_device(device)?;
+    let context = || format!("saving device {}", row.name);
+    let cert = |c: &Option<CertificateColumns>| {
+        (
+            c.as_ref().map(|c| c.der.clone()),
+            c.as_ref().map(|c| c.subject.clone()),
+            c.as_ref().map(|c| c.issuer.clone()),
+            c.as_ref().map(|c| c.serial.clone()),
+            c.as_ref().map(|c| c.not_before_secs),
+            c.as_ref().map(|c| c.not_after_secs),
+        )
     };
-    let completes_by = completes_by
-        .map(|t| to_nanos(t, "operation completes by"))
-        .transpose()?;
-    let last_error_at = last_error
-        .as_ref()
-        .map(|e| to_nanos(e.at, "last error time"))
-        .transpose()?;
-    let revoked_at = lsc_revoked
-        .as_ref()
-        .map(|r| to_nanos(r.at, "revocation time"))
-        .transpose()?;
-    let lsc_columns = CertColumns::of(lsc.as_ref())?;
-    let mic_columns = CertColumns::of(mic.as_ref())?;
-    let Save::Upsert = how;
-    let context = || format!("saving device {name}");
+    let lsc = cert(&row.lsc);
+    let mic = cert(&row.mic);
     let params = named_params! {
-        ":name": name.as_str(),
-        ":description": description,
-        ":key_spec": key.map(|k| k.to_string()),
-        ":auth_mode": auth_mode.name(),
-        ":auth_string": auth_string.as_ref().map(AuthString::expose),
-        ":failed_attempts": failed_attempts,
-        ":locked": locked,
-        ":operation": operation.name(),
-        ":completes_by_ns": completes_by,
-        ":status_kind": status_kind,
-        ":status_operation": status_operation,
-        ":status_reason": status_reason,
-        ":status_at_ns": status_at,
-        ":security_mode": security_mode.name(),
-        ":has_lsc": lsc.is_some(),
-        ":has_mic": mic.is_some(),
-        ":lsc_der": lsc_columns.der,
-        ":lsc_subject": lsc_columns.subject,
-        ":lsc_issuer": lsc_columns.issuer,
-        ":lsc_serial": lsc_columns.serial,
-        ":lsc_not_before_secs": lsc_columns.not_before,
-        ":lsc_not_after_secs": lsc_columns.not_after,
-        ":mic_der": mic_columns.der,
-        ":mic_subject": mic_columns.subject,
-        ":mic_issuer": mic_columns.issuer,
-        ":mic_serial": mic_columns.serial,
-        ":mic_not_before_secs": mic_columns.not_before,
-        ":mic_not_after_secs": mic_columns.not_after,
-        ":key_generation_failures": key_generation_failures,
-        ":last_error": last_error.as_ref().map(|e| e.reason.as_str()),
-        ":last_error_at_ns": last_error_at,
-        ":lsc_revoked_at_ns": revoked_at,
-        ":lsc_revoked_reason": lsc_revoked.as_ref().map(|r| r.reason.as_str()),
+        ":name": row.name,
+        ":description": row.description,
+        ":key_spec": row.key_spec,
+        ":auth_mode": row.auth_mode,
+        ":auth_string": row.auth_string,
+        ":failed_attempts": row.failed_attempts,
+        ":locked": row.locked,
+        ":operation": row.operation,
+        ":completes_by_ns": row.completes_by_ns,
+        ":status_kind": row.status_kind,
+        ":status_operation": row.status_operation,
+        ":status_reason": row.status_reason,
+        ":status_at_ns": row.status_at_ns,
+        ":security_mode": row.security_mode,
+        ":has_lsc": row.has_lsc,
+        ":has_mic": row.has_mic,
+        ":lsc_der": lsc.0,
+        ":lsc_subject": lsc.1,
+        ":lsc_issuer": lsc.2,
+        ":lsc_serial": lsc.3,
+        ":lsc_not_before_secs": lsc.4,
+        ":lsc_not_after_secs": lsc.5,
+        ":mic_der": mic.0,
+        ":mic_subject": mic.1,
+        ":mic_issuer": mic.2,
+        ":mic_serial": mic.3,
+        ":mic_not_before_secs": mic.4,
+        ":mic_not_after_secs": mic.5,
+        ":key_generation_failures": row.key_generation_failures,
+        ":last_error": row.last_error,
+        ":last_error_at_ns": row.last_error_at_ns,
+        ":lsc_revoked_at_ns": row.lsc_revoked_at_ns,
+        ":lsc_revoked_reason": row.lsc_revoked_reason,
     };
     // The row is nearly always there (every session's commit saves it):
     // an UPDATE, and an INSERT only when it changed nothing. An upsert
@@ -282,28 +171,30 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Device>, StoreError> {
     Ok(out)
 }
 
+/// Reads the columns, each of its exact SQLite type, then the model checks
+/// the values.
 fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
     let raw_name: String = row
         .get("name")
         .map_err(StoreError::sqlite("reading a device row"))?;
     let key = raw_name.as_str();
     let bad = |why: String| StoreError::corrupt("devices", key, why);
-    let get = |column: &str| -> Result<rusqlite::types::Value, StoreError> {
+    let get = |column: &str| -> Result<Value, StoreError> {
         row.get(column).map_err(StoreError::sqlite(format!(
             "reading {column} of device {key}"
         )))
     };
     let text = |column: &str| -> Result<Option<String>, StoreError> {
         match get(column)? {
-            rusqlite::types::Value::Null => Ok(None),
-            rusqlite::types::Value::Text(s) => Ok(Some(s)),
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
             other => Err(bad(format!("{column}: expected text, found {other:?}"))),
         }
     };
     let int = |column: &str| -> Result<Option<i64>, StoreError> {
         match get(column)? {
-            rusqlite::types::Value::Null => Ok(None),
-            rusqlite::types::Value::Integer(n) => Ok(Some(n)),
+            Value::Null => Ok(None),
+            Value::Integer(n) => Ok(Some(n)),
             other => Err(bad(format!(
                 "{column}: expected an integer, found {other:?}"
             ))),
@@ -311,17 +202,16 @@ fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
     };
     let blob = |column: &str| -> Result<Option<Vec<u8>>, StoreError> {
         match get(column)? {
-            rusqlite::types::Value::Null => Ok(None),
-            rusqlite::types::Value::Blob(b) => Ok(Some(b)),
+            Value::Null => Ok(None),
+            Value::Blob(b) => Ok(Some(b)),
             other => Err(bad(format!("{column}: expected a blob, found {other:?}"))),
         }
     };
     let required_text = |column: &str| -> Result<String, StoreError> {
         text(column)?.ok_or_else(|| bad(format!("{column} is missing")))
     };
-    let count = |column: &str| -> Result<u32, StoreError> {
-        let n = int(column)?.ok_or_else(|| bad(format!("{column} is missing")))?;
-        u32::try_from(n).map_err(|_| bad(format!("{column}: {n} out of range")))
+    let required_int = |column: &str| -> Result<i64, StoreError> {
+        int(column)?.ok_or_else(|| bad(format!("{column} is missing")))
     };
     let flag = |column: &str| -> Result<bool, StoreError> {
         match int(column)? {
@@ -330,112 +220,45 @@ fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
             other => Err(bad(format!("{column}: expected 0 or 1, found {other:?}"))),
         }
     };
-    let instant = |column: &str| -> Result<Option<std::time::SystemTime>, StoreError> {
-        int(column)?
-            .map(|n| from_nanos(n).ok_or_else(|| bad(format!("{column}: {n} out of range"))))
-            .transpose()
-    };
-    let required_instant = |column: &str| -> Result<std::time::SystemTime, StoreError> {
-        instant(column)?.ok_or_else(|| bad(format!("{column} is missing")))
-    };
-    let operation = |value: &str| -> Result<Operation, StoreError> {
-        value.parse().map_err(|e| bad(format!("operation: {e}")))
-    };
-    let certificate = |prefix: &str| -> Result<Option<CertificateRecord>, StoreError> {
+    let certificate = |prefix: &str| -> Result<Option<CertificateColumns>, StoreError> {
         let Some(der) = blob(&format!("{prefix}_der"))? else {
             return Ok(None);
         };
-        let secs = |column: String| -> Result<std::time::SystemTime, StoreError> {
-            let n = int(&column)?.ok_or_else(|| bad(format!("{column} is missing")))?;
-            from_secs(n).ok_or_else(|| bad(format!("{column}: {n} out of range")))
-        };
-        Ok(Some(CertificateRecord {
+        Ok(Some(CertificateColumns {
             der,
             subject: required_text(&format!("{prefix}_subject"))?,
             issuer: required_text(&format!("{prefix}_issuer"))?,
-            serial_hex: required_text(&format!("{prefix}_serial"))?,
-            not_before: secs(format!("{prefix}_not_before_secs"))?,
-            not_after: secs(format!("{prefix}_not_after_secs"))?,
+            serial: required_text(&format!("{prefix}_serial"))?,
+            not_before_secs: required_int(&format!("{prefix}_not_before_secs"))?,
+            not_after_secs: required_int(&format!("{prefix}_not_after_secs"))?,
         }))
     };
-
-    let name = DeviceName::parse(key).map_err(|e| bad(e.to_string()))?;
-    let auth_mode: AuthMode = required_text("auth_mode")?
-        .parse()
-        .map_err(|e| bad(format!("auth_mode: {e}")))?;
-    let auth_string = text("auth_string")?
-        .map(|s| AuthString::from_digits(s.as_bytes()))
-        .transpose()
-        .map_err(|e| bad(format!("auth_string: {e}")))?;
-    let security_mode: SecurityMode = required_text("security_mode")?
-        .parse()
-        .map_err(|e| bad(format!("security_mode: {e}")))?;
-    let status_operation = || -> Result<Operation, StoreError> {
-        operation(
-            &text("status_operation")?.ok_or_else(|| bad("status_operation is missing".into()))?,
-        )
-    };
-    let status = match required_text("status_kind")?.as_str() {
-        "idle" => OperationStatus::Idle,
-        "pending" => OperationStatus::Pending,
-        "succeeded" => OperationStatus::Succeeded {
-            operation: status_operation()?,
-            at: required_instant("status_at_ns")?,
-        },
-        "failed" => {
-            let reason = required_text("status_reason")?;
-            OperationStatus::Failed {
-                operation: status_operation()?,
-                reason: reason_from_name(&reason)
-                    .ok_or_else(|| bad(format!("status_reason: unknown {reason:?}")))?,
-                at: required_instant("status_at_ns")?,
-            }
-        }
-        other => return Err(bad(format!("status_kind: unknown {other:?}"))),
-    };
-    let key_spec = text("key_spec")?
-        .map(|s| s.parse::<KeySpec>())
-        .transpose()
-        .map_err(|e| bad(format!("key_spec: {e}")))?;
-    let last_error = match text("last_error")? {
-        None => None,
-        Some(reason) => Some(LastError {
-            reason,
-            at: required_instant("last_error_at_ns")?,
-        }),
-    };
-    let lsc_revoked = match instant("lsc_revoked_at_ns")? {
-        None => None,
-        Some(at) => Some(Revocation {
-            at,
-            reason: text("lsc_revoked_reason")?.unwrap_or_default(),
-        }),
-    };
-    // Struct literals, not constructors: a field added to the model stops
-    // this from compiling until the store keeps it too.
-    let policy = DevicePolicy {
-        auth_mode,
-        auth_string,
-        failed_attempts: count("failed_attempts")?,
-        locked: flag("locked")?,
-        operation: operation(&required_text("operation")?)?,
-        completes_by: instant("completes_by_ns")?,
-        status,
-        security_mode,
-        certificates: Certificates {
-            lsc: flag("has_lsc")?,
-            mic: flag("has_mic")?,
-        },
-    };
-    Ok(Device {
-        name,
+    // A struct literal: a column added to the row stops this from
+    // compiling until it is read.
+    let columns = DeviceRow {
+        name: raw_name.clone(),
         description: required_text("description")?,
-        key: key_spec,
-        policy,
+        key_spec: text("key_spec")?,
+        auth_mode: required_text("auth_mode")?,
+        auth_string: text("auth_string")?,
+        failed_attempts: required_int("failed_attempts")?,
+        locked: flag("locked")?,
+        operation: required_text("operation")?,
+        completes_by_ns: int("completes_by_ns")?,
+        status_kind: required_text("status_kind")?,
+        status_operation: text("status_operation")?,
+        status_reason: text("status_reason")?,
+        status_at_ns: int("status_at_ns")?,
+        security_mode: required_text("security_mode")?,
+        has_lsc: flag("has_lsc")?,
+        has_mic: flag("has_mic")?,
         lsc: certificate("lsc")?,
-        lsc_revoked,
         mic: certificate("mic")?,
-        key_generation_failures: count("key_generation_failures")?,
-        last_error,
-    })
+        key_generation_failures: required_int("key_generation_failures")?,
+        last_error: text("last_error")?,
+        last_error_at_ns: int("last_error_at_ns")?,
+        lsc_revoked_at_ns: int("lsc_revoked_at_ns")?,
+        lsc_revoked_reason: text("lsc_revoked_reason")?,
+    };
+    Ok(columns.into_device()?)
 }

@@ -50,13 +50,6 @@ pub enum StoreError {
         /// What is wrong.
         why: String,
     },
-    /// A time outside what the store can represent (nanoseconds since
-    /// 1970 in a signed 64-bit integer: years 1677 to 2262).
-    #[error("{what}: time out of the storable range (years 1677 to 2262)")]
-    TimeOutOfRange {
-        /// Which time.
-        what: &'static str,
-    },
     /// A stored service parameter no longer validates.
     #[error("stored service parameter {name}: {source}")]
     StoredParameter {

@@ -5,7 +5,7 @@ use capf_operations::{DeviceName, Lease, OperationsError};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::StoreError;
-use crate::time::{from_nanos, to_nanos_saturating};
+use capf_operations::rows::{from_nanos, nanos_saturating as to_nanos_saturating};
 
 /// The lease row of a device, expired or not.
 pub(crate) fn load(conn: &Connection, name: &DeviceName) -> Result<Option<Lease>, StoreError> {

@@ -13,7 +13,6 @@ mod lease_row;
 mod params;
 mod schema;
 mod store;
-mod time;
 
 pub use backup::{ExistingTarget, Restored};
 pub use error::StoreError;

@@ -15,6 +15,7 @@
 mod backend;
 mod operator_store;
 mod records;
+pub mod rows;
 mod rules;
 mod session_store;
 
