@@ -60,6 +60,58 @@ macro_rules! store_conformance_tests {
     };
 }
 
+/// A conformance check: its name and the check.
+pub type Check = (&'static str, fn(&(dyn DeviceStore + 'static)));
+
+/// Every conformance check, for a backend whose tests run under their own
+/// harness (e.g. to make and drop a database around the whole suite). The
+/// same checks as [`store_conformance_tests!`](crate::store_conformance_tests);
+/// keep the two lists in step.
+pub fn checks() -> Vec<Check> {
+    vec![
+        ("begin_leases_and_loads", |s| begin_leases_and_loads(s)),
+        ("an_expired_lease_can_be_taken_over", |s| {
+            an_expired_lease_can_be_taken_over(s)
+        }),
+        ("release_gives_back_only_its_own_lease", |s| {
+            release_gives_back_only_its_own_lease(s)
+        }),
+        ("the_last_commit_gives_the_lease_back", |s| {
+            the_last_commit_gives_the_lease_back(s)
+        }),
+        ("install_records_delivers_and_supersedes", |s| {
+            install_records_delivers_and_supersedes(s)
+        }),
+        ("delete_retires_the_lsc", |s| delete_retires_the_lsc(s)),
+        ("a_serial_is_recorded_once", |s| {
+            a_serial_is_recorded_once(s)
+        }),
+        ("a_failed_change_leaves_nothing", |s| {
+            a_failed_change_leaves_nothing(s)
+        }),
+        ("refusals_are_recorded", |s| refusals_are_recorded(s)),
+        ("operators_insert_find_and_remove", |s| {
+            operators_insert_find_and_remove(s)
+        }),
+        ("edits_apply_to_the_current_row", |s| {
+            edits_apply_to_the_current_row(s)
+        }),
+        ("edits_that_a_session_depends_on_wait_for_it", |s| {
+            edits_that_a_session_depends_on_wait_for_it(s)
+        }),
+        ("an_edit_drops_an_expired_lease", |s| {
+            an_edit_drops_an_expired_lease(s)
+        }),
+        ("revoking_the_lsc", |s| revoking_the_lsc(s)),
+        ("offline_issuance_is_history_not_the_record", |s| {
+            offline_issuance_is_history_not_the_record(s)
+        }),
+        ("operator_edits_never_undo_sessions", |s| {
+            operator_edits_never_undo_sessions(s)
+        }),
+    ]
+}
+
 /// 2026-12-01T00:00:00Z.
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_200)
@@ -868,4 +920,152 @@ fn enroll_once(
         }
     }
     panic!("{device}: the session did not finish");
+}
+
+/// A check of two stores on one database (two nodes, or two processes on
+/// one SQLite file): its name and the check, given both.
+pub type SharedCheck = (
+    &'static str,
+    fn(&(dyn DeviceStore + 'static), &(dyn DeviceStore + 'static)),
+);
+
+/// The checks for backends that several processes share: run each on two
+/// stores opened on the same fresh, empty database.
+pub fn shared_checks() -> Vec<SharedCheck> {
+    vec![
+        ("nodes_exclude_each_other", |a, b| {
+            nodes_exclude_each_other(a, b)
+        }),
+        ("nodes_race_for_one_lease", |a, b| {
+            nodes_race_for_one_lease(a, b)
+        }),
+        ("serials_are_unique_across_nodes", |a, b| {
+            serials_are_unique_across_nodes(a, b)
+        }),
+        ("edits_on_one_node_wait_for_sessions_on_another", |a, b| {
+            edits_on_one_node_wait_for_sessions_on_another(a, b)
+        }),
+    ]
+}
+
+/// A device leased on one node is busy on the other until released or
+/// lapsed; a lease taken over on the other node can no longer commit.
+pub fn nodes_exclude_each_other(a: &dyn DeviceStore, b: &dyn DeviceStore) {
+    let d = add(
+        a,
+        "SEP0000000000A1",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let ttl = Duration::from_secs(10);
+    let (first, _) = a.begin_blocking(&d, t0(), ttl).unwrap();
+    assert!(matches!(
+        b.begin_blocking(&d, t0() + Duration::from_secs(1), ttl),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    a.release_blocking(&first).unwrap();
+    let (second, _) = b
+        .begin_blocking(&d, t0() + Duration::from_secs(2), ttl)
+        .unwrap();
+    // The node that holds it dies: the lease lapses, the other takes over.
+    let (third, _) = a
+        .begin_blocking(&d, t0() + Duration::from_secs(13), ttl)
+        .unwrap();
+    let change = SessionCommit::Failed {
+        reason: "stale".into(),
+        key_generation_failures: None,
+        operation_failed: None,
+        at: t0() + Duration::from_secs(14),
+    };
+    assert!(matches!(
+        b.commit_blocking(&second, &change, false),
+        Err(OperationsError::LeaseLost { .. })
+    ));
+    a.commit_blocking(&third, &change, true).unwrap();
+}
+
+/// Many sessions on both nodes begin one device at once: exactly one gets
+/// it.
+pub fn nodes_race_for_one_lease(a: &(dyn DeviceStore + 'static), b: &(dyn DeviceStore + 'static)) {
+    let d = add(
+        a,
+        "SEP0000000000A2",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let barrier = std::sync::Barrier::new(16);
+    let won = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let store: &dyn DeviceStore = if i % 2 == 0 { a } else { b };
+            let (barrier, won, d) = (&barrier, &won, &d);
+            scope.spawn(move || {
+                barrier.wait();
+                match store.begin_blocking(d, t0(), HOUR) {
+                    Ok(_) => {
+                        won.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(OperationsError::DeviceBusy { .. }) => {}
+                    Err(e) => panic!("begin failed: {e}"),
+                }
+            });
+        }
+    });
+    assert_eq!(won.load(Ordering::SeqCst), 1);
+}
+
+/// A serial recorded on one node cannot be recorded for another device on
+/// the other.
+pub fn serials_are_unique_across_nodes(a: &dyn DeviceStore, b: &dyn DeviceStore) {
+    let d = add(
+        a,
+        "SEP0000000000A3",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let e = add(
+        b,
+        "SEP0000000000A4",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = a.begin_blocking(&d, t0(), HOUR).unwrap();
+    let record = issued_record(&d, t0());
+    a.commit_blocking(&lease, &SessionCommit::Issued(record.clone()), false)
+        .unwrap();
+    let (other, _) = b.begin_blocking(&e, t0(), HOUR).unwrap();
+    let mut forged = issued_record(&e, t0());
+    forged.certificate.serial_hex = record.certificate.serial_hex.clone();
+    assert!(matches!(
+        b.commit_blocking(&other, &SessionCommit::Issued(forged), false),
+        Err(OperationsError::SerialConflict { .. })
+    ));
+    assert!(b.certificate_history(&e).unwrap().is_empty());
+    assert_eq!(b.certificate_history(&d).unwrap().len(), 1);
+}
+
+/// An operator's edit made on one node to what a session on the other
+/// node depends on waits for that session (the device is busy).
+pub fn edits_on_one_node_wait_for_sessions_on_another(a: &dyn DeviceStore, b: &dyn DeviceStore) {
+    let d = add(
+        a,
+        "SEP0000000000A5",
+        AuthMode::AuthString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = a.begin_blocking(&d, t0(), HOUR).unwrap();
+    let edit = DeviceEdit {
+        auth_string: Some("4711".parse().unwrap()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        b.modify(&d, &edit, t0()),
+        Err(OperationsError::DeviceBusy { .. })
+    ));
+    a.release_blocking(&lease).unwrap();
+    b.modify(&d, &edit, t0()).unwrap();
+    assert_eq!(
+        a.load(&d).unwrap().unwrap().policy.auth_string,
+        Some("4711".parse().unwrap())
+    );
 }

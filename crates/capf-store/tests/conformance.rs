@@ -16,3 +16,17 @@ mod on_disk {
 
     capf_operations::store_conformance_tests!(store());
 }
+
+/// Two stores on one file (two processes on one database): the checks of
+/// a shared database.
+#[test]
+fn two_stores_on_one_file() {
+    for (name, check) in capf_operations::testing::shared_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capf.db");
+        let a = capf_store::SqliteStore::open(&path).unwrap();
+        let b = capf_store::SqliteStore::open(&path).unwrap();
+        println!("shared check {name}");
+        check(&a, &b);
+    }
+}

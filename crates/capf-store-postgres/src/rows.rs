@@ -1,0 +1,497 @@
+//! The records as rows: devices, leases, issued certificates and the audit
+//! log, through the column mapping every SQL backend shares
+//! ([`capf_operations::rows`]).
+
+use std::collections::HashMap;
+
+use capf_operations::rows::{
+    CertificateColumns, DeviceRow, IssuedRow, from_nanos, nanos, nanos_saturating,
+};
+use capf_operations::{AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError};
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
+
+use crate::PostgresError;
+
+/// A connection with its prepared statements (each is parsed once per
+/// connection).
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: HashMap::new(),
+        }
+    }
+
+    fn statement(&mut self, sql: &'static str, context: &str) -> Result<Statement, PostgresError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .prepare(sql)
+            .map_err(PostgresError::query(context))?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        context: impl Fn() -> String,
+    ) -> Result<Vec<Row>, PostgresError> {
+        let statement = self.statement(sql, &context())?;
+        self.client
+            .query(&statement, params)
+            .map_err(PostgresError::query(context()))
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        context: impl Fn() -> String,
+    ) -> Result<u64, PostgresError> {
+        let statement = self.statement(sql, &context())?;
+        self.client
+            .execute(&statement, params)
+            .map_err(PostgresError::query(context()))
+    }
+}
+
+/// Every column of `devices`, in schema order (a macro, so that the
+/// statements below are built from it at compile time).
+macro_rules! device_columns {
+    () => {
+        "name, description, key_spec, auth_mode, auth_string, failed_attempts, locked, \
+         operation, completes_by_ns, status_kind, status_operation, status_reason, \
+         status_at_ns, security_mode, has_lsc, has_mic, lsc_der, lsc_subject, lsc_issuer, \
+         lsc_serial, lsc_not_before_secs, lsc_not_after_secs, mic_der, mic_subject, \
+         mic_issuer, mic_serial, mic_not_before_secs, mic_not_after_secs, \
+         key_generation_failures, last_error, last_error_at_ns, lsc_revoked_at_ns, \
+         lsc_revoked_reason"
+    };
+}
+
+const SELECT_DEVICE: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices WHERE name = $1"
+);
+
+const SELECT_DEVICES: &str = concat!("SELECT ", device_columns!(), " FROM devices ORDER BY name");
+
+const UPSERT_DEVICE: &str = concat!(
+    "INSERT INTO devices (",
+    device_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+    $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, \
+    $33) ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
+    key_spec = excluded.key_spec, auth_mode = excluded.auth_mode, \
+    auth_string = excluded.auth_string, failed_attempts = excluded.failed_attempts, \
+    locked = excluded.locked, operation = excluded.operation, \
+    completes_by_ns = excluded.completes_by_ns, status_kind = excluded.status_kind, \
+    status_operation = excluded.status_operation, status_reason = excluded.status_reason, \
+    status_at_ns = excluded.status_at_ns, security_mode = excluded.security_mode, \
+    has_lsc = excluded.has_lsc, has_mic = excluded.has_mic, lsc_der = excluded.lsc_der, \
+    lsc_subject = excluded.lsc_subject, lsc_issuer = excluded.lsc_issuer, \
+    lsc_serial = excluded.lsc_serial, lsc_not_before_secs = excluded.lsc_not_before_secs, \
+    lsc_not_after_secs = excluded.lsc_not_after_secs, mic_der = excluded.mic_der, \
+    mic_subject = excluded.mic_subject, mic_issuer = excluded.mic_issuer, \
+    mic_serial = excluded.mic_serial, mic_not_before_secs = excluded.mic_not_before_secs, \
+    mic_not_after_secs = excluded.mic_not_after_secs, \
+    key_generation_failures = excluded.key_generation_failures, \
+    last_error = excluded.last_error, last_error_at_ns = excluded.last_error_at_ns, \
+    lsc_revoked_at_ns = excluded.lsc_revoked_at_ns, \
+    lsc_revoked_reason = excluded.lsc_revoked_reason"
+);
+
+fn certificate_columns(
+    row: &Row,
+    prefix: &str,
+    present: bool,
+    name: &str,
+) -> Result<Option<CertificateColumns>, PostgresError> {
+    if !present {
+        return Ok(None);
+    }
+    let missing = |column: &str| {
+        PostgresError::corrupt("devices", name, format!("{prefix}_{column} is empty"))
+    };
+    let text = |column: &str| -> Result<String, PostgresError> {
+        row.try_get::<_, Option<String>>(format!("{prefix}_{column}").as_str())
+            .map_err(PostgresError::query(format!("reading device {name}")))?
+            .ok_or_else(|| missing(column))
+    };
+    let secs = |column: &str| -> Result<i64, PostgresError> {
+        row.try_get::<_, Option<i64>>(format!("{prefix}_{column}").as_str())
+            .map_err(PostgresError::query(format!("reading device {name}")))?
+            .ok_or_else(|| missing(column))
+    };
+    let der: Option<Vec<u8>> = row
+        .try_get(format!("{prefix}_der").as_str())
+        .map_err(PostgresError::query(format!("reading device {name}")))?;
+    Ok(Some(CertificateColumns {
+        der: der.ok_or_else(|| missing("der"))?,
+        subject: text("subject")?,
+        issuer: text("issuer")?,
+        serial: text("serial")?,
+        not_before_secs: secs("not_before_secs")?,
+        not_after_secs: secs("not_after_secs")?,
+    }))
+}
+
+fn device_from_row(row: &Row) -> Result<Device, PostgresError> {
+    let name: String = row
+        .try_get("name")
+        .map_err(PostgresError::query("reading a device"))?;
+    let context = || format!("reading device {name}");
+    macro_rules! col {
+        ($c:literal) => {
+            row.try_get($c).map_err(PostgresError::query(context()))?
+        };
+    }
+    let has_lsc: bool = col!("has_lsc");
+    let has_mic: bool = col!("has_mic");
+    let device_row = DeviceRow {
+        description: col!("description"),
+        key_spec: col!("key_spec"),
+        auth_mode: col!("auth_mode"),
+        auth_string: col!("auth_string"),
+        failed_attempts: col!("failed_attempts"),
+        locked: col!("locked"),
+        operation: col!("operation"),
+        completes_by_ns: col!("completes_by_ns"),
+        status_kind: col!("status_kind"),
+        status_operation: col!("status_operation"),
+        status_reason: col!("status_reason"),
+        status_at_ns: col!("status_at_ns"),
+        security_mode: col!("security_mode"),
+        has_lsc,
+        has_mic,
+        lsc: certificate_columns(row, "lsc", has_lsc, &name)?,
+        mic: certificate_columns(row, "mic", has_mic, &name)?,
+        key_generation_failures: col!("key_generation_failures"),
+        last_error: col!("last_error"),
+        last_error_at_ns: col!("last_error_at_ns"),
+        lsc_revoked_at_ns: col!("lsc_revoked_at_ns"),
+        lsc_revoked_reason: col!("lsc_revoked_reason"),
+        name,
+    };
+    Ok(device_row.into_device()?)
+}
+
+pub(crate) fn load_device(
+    conn: &mut Conn,
+    name: &DeviceName,
+) -> Result<Option<Device>, PostgresError> {
+    let rows = conn.query(SELECT_DEVICE, &[&name.as_str()], || {
+        format!("reading device {name}")
+    })?;
+    rows.first().map(device_from_row).transpose()
+}
+
+pub(crate) fn load_devices(conn: &mut Conn) -> Result<Vec<Device>, PostgresError> {
+    let rows = conn.query(SELECT_DEVICES, &[], || "reading the devices".to_owned())?;
+    rows.iter().map(device_from_row).collect()
+}
+
+pub(crate) fn save_device(conn: &mut Conn, device: &Device) -> Result<(), PostgresError> {
+    let r = DeviceRow::from_device(device)?;
+    let lsc = r.lsc.as_ref();
+    let mic = r.mic.as_ref();
+    let (lsc_der, lsc_subject, lsc_issuer, lsc_serial, lsc_nb, lsc_na) = (
+        lsc.map(|c| c.der.as_slice()),
+        lsc.map(|c| c.subject.as_str()),
+        lsc.map(|c| c.issuer.as_str()),
+        lsc.map(|c| c.serial.as_str()),
+        lsc.map(|c| c.not_before_secs),
+        lsc.map(|c| c.not_after_secs),
+    );
+    let (mic_der, mic_subject, mic_issuer, mic_serial, mic_nb, mic_na) = (
+        mic.map(|c| c.der.as_slice()),
+        mic.map(|c| c.subject.as_str()),
+        mic.map(|c| c.issuer.as_str()),
+        mic.map(|c| c.serial.as_str()),
+        mic.map(|c| c.not_before_secs),
+        mic.map(|c| c.not_after_secs),
+    );
+    let params: [&(dyn ToSql + Sync); 33] = [
+        &r.name,
+        &r.description,
+        &r.key_spec,
+        &r.auth_mode,
+        &r.auth_string,
+        &r.failed_attempts,
+        &r.locked,
+        &r.operation,
+        &r.completes_by_ns,
+        &r.status_kind,
+        &r.status_operation,
+        &r.status_reason,
+        &r.status_at_ns,
+        &r.security_mode,
+        &r.has_lsc,
+        &r.has_mic,
+        &lsc_der,
+        &lsc_subject,
+        &lsc_issuer,
+        &lsc_serial,
+        &lsc_nb,
+        &lsc_na,
+        &mic_der,
+        &mic_subject,
+        &mic_issuer,
+        &mic_serial,
+        &mic_nb,
+        &mic_na,
+        &r.key_generation_failures,
+        &r.last_error,
+        &r.last_error_at_ns,
+        &r.lsc_revoked_at_ns,
+        &r.lsc_revoked_reason,
+    ];
+    conn.execute(UPSERT_DEVICE, &params, || {
+        format!("saving device {}", r.name)
+    })?;
+    Ok(())
+}
+
+pub(crate) fn delete_device(conn: &mut Conn, name: &DeviceName) -> Result<bool, PostgresError> {
+    // The lease goes with it (ON DELETE CASCADE).
+    let n = conn.execute(
+        "DELETE FROM devices WHERE name = $1",
+        &[&name.as_str()],
+        || format!("removing device {name}"),
+    )?;
+    Ok(n > 0)
+}
+
+pub(crate) fn load_lease(
+    conn: &mut Conn,
+    name: &DeviceName,
+) -> Result<Option<Lease>, PostgresError> {
+    let rows = conn.query(
+        "SELECT token, expires_ns FROM leases WHERE device = $1",
+        &[&name.as_str()],
+        || format!("reading the lease on {name}"),
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let context = || format!("reading the lease on {name}");
+    let token: i64 = row.try_get(0).map_err(PostgresError::query(context()))?;
+    let expires: i64 = row.try_get(1).map_err(PostgresError::query(context()))?;
+    let bad = |why: &str| PostgresError::corrupt("leases", name.as_str(), why);
+    Ok(Some(Lease {
+        device: name.clone(),
+        token: u64::try_from(token).map_err(|_| bad("negative token"))?,
+        expires: from_nanos(expires).ok_or_else(|| bad("expiry out of range"))?,
+    }))
+}
+
+pub(crate) fn save_lease(conn: &mut Conn, lease: &Lease) -> Result<(), PostgresError> {
+    let token = i64::try_from(lease.token).map_err(|_| {
+        OperationsError::store(format!(
+            "lease token {} does not fit the leases table",
+            lease.token
+        ))
+    })?;
+    let expires = nanos_saturating(lease.expires);
+    conn.execute(
+        "INSERT INTO leases (device, token, expires_ns) VALUES ($1, $2, $3) \
+         ON CONFLICT (device) DO UPDATE SET token = excluded.token, expires_ns = excluded.expires_ns",
+        &[&lease.device.as_str(), &token, &expires],
+        || format!("taking the lease on {}", lease.device),
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_lease(conn: &mut Conn, name: &DeviceName) -> Result<(), PostgresError> {
+    conn.execute(
+        "DELETE FROM leases WHERE device = $1",
+        &[&name.as_str()],
+        || format!("releasing the lease on {name}"),
+    )?;
+    Ok(())
+}
+
+/// Every column of `issued_certificates` but `id`.
+macro_rules! issued_columns {
+    () => {
+        "device, serial, der, subject, issuer, not_before_secs, not_after_secs, issued_at_ns, \
+         delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, revoked_at_ns"
+    };
+}
+
+fn issued_from_row(row: &Row) -> Result<CertificateHistory, PostgresError> {
+    let serial: String = row
+        .try_get("serial")
+        .map_err(PostgresError::query("reading an issued certificate"))?;
+    let context = || format!("reading certificate {serial}");
+    macro_rules! col {
+        ($c:literal) => {
+            row.try_get($c).map_err(PostgresError::query(context()))?
+        };
+    }
+    let issued = IssuedRow {
+        device: col!("device"),
+        der: col!("der"),
+        subject: col!("subject"),
+        issuer: col!("issuer"),
+        not_before_secs: col!("not_before_secs"),
+        not_after_secs: col!("not_after_secs"),
+        issued_at_ns: col!("issued_at_ns"),
+        delivered: col!("delivered"),
+        delivered_at_ns: col!("delivered_at_ns"),
+        superseded_at_ns: col!("superseded_at_ns"),
+        deleted_at_ns: col!("deleted_at_ns"),
+        revoked_at_ns: col!("revoked_at_ns"),
+        serial,
+    };
+    Ok(issued.into_history()?)
+}
+
+pub(crate) fn load_certificate(
+    conn: &mut Conn,
+    serial_hex: &str,
+) -> Result<Option<CertificateHistory>, PostgresError> {
+    let rows = conn.query(
+        concat!(
+            "SELECT ",
+            issued_columns!(),
+            " FROM issued_certificates WHERE serial = $1"
+        ),
+        &[&serial_hex],
+        || format!("reading certificate {serial_hex}"),
+    )?;
+    rows.first().map(issued_from_row).transpose()
+}
+
+pub(crate) fn load_certificates(
+    conn: &mut Conn,
+    name: &DeviceName,
+) -> Result<Vec<CertificateHistory>, PostgresError> {
+    let rows = conn.query(
+        concat!(
+            "SELECT ",
+            issued_columns!(),
+            " FROM issued_certificates WHERE device = $1 ORDER BY id"
+        ),
+        &[&name.as_str()],
+        || format!("reading the certificates of {name}"),
+    )?;
+    rows.iter().map(issued_from_row).collect()
+}
+
+/// Inserts a certificate, or updates the history of one already recorded
+/// for the same device. A serial recorded for another device (another node
+/// issued it a moment ago) is a [`OperationsError::SerialConflict`].
+pub(crate) fn save_certificate(
+    conn: &mut Conn,
+    history: &CertificateHistory,
+) -> Result<(), PostgresError> {
+    let r = IssuedRow::from_history(history)?;
+    let changed = conn.execute(
+        concat!(
+            "INSERT INTO issued_certificates (",
+            issued_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (serial) DO UPDATE SET der = excluded.der, subject = excluded.subject, \
+         issuer = excluded.issuer, not_before_secs = excluded.not_before_secs, \
+         not_after_secs = excluded.not_after_secs, issued_at_ns = excluded.issued_at_ns, \
+         delivered = excluded.delivered, delivered_at_ns = excluded.delivered_at_ns, \
+         superseded_at_ns = excluded.superseded_at_ns, deleted_at_ns = excluded.deleted_at_ns, \
+         revoked_at_ns = excluded.revoked_at_ns \
+         WHERE issued_certificates.device = excluded.device"
+        ),
+        &[
+            &r.device,
+            &r.serial,
+            &r.der,
+            &r.subject,
+            &r.issuer,
+            &r.not_before_secs,
+            &r.not_after_secs,
+            &r.issued_at_ns,
+            &r.delivered,
+            &r.delivered_at_ns,
+            &r.superseded_at_ns,
+            &r.deleted_at_ns,
+            &r.revoked_at_ns,
+        ],
+        || format!("recording certificate {}", r.serial),
+    )?;
+    if changed == 0 {
+        let holder = load_certificate(conn, &r.serial)?
+            .map(|h| h.record.device.to_string())
+            .unwrap_or_default();
+        return Err(OperationsError::SerialConflict {
+            serial: r.serial,
+            device: holder,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+pub(crate) fn append_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<(), PostgresError> {
+    let at = nanos(entry.at, "audit time")?;
+    conn.execute(
+        "INSERT INTO audit_log (at_ns, device, event, detail) VALUES ($1, $2, $3, $4)",
+        &[&at, &entry.device.as_str(), &entry.event, &entry.detail],
+        || format!("auditing {}", entry.device),
+    )?;
+    Ok(())
+}
+
+pub(crate) fn load_audit(
+    conn: &mut Conn,
+    name: &DeviceName,
+) -> Result<Vec<AuditEntry>, PostgresError> {
+    let rows = conn.query(
+        "SELECT at_ns, event, detail FROM audit_log WHERE device = $1 ORDER BY id",
+        &[&name.as_str()],
+        || format!("reading the audit log of {name}"),
+    )?;
+    let context = || format!("reading the audit log of {name}");
+    rows.iter()
+        .map(|row| {
+            let at: i64 = row.try_get(0).map_err(PostgresError::query(context()))?;
+            Ok(AuditEntry {
+                at: from_nanos(at).ok_or_else(|| {
+                    PostgresError::corrupt("audit_log", name.as_str(), "time out of range")
+                })?,
+                device: name.clone(),
+                event: row.try_get(1).map_err(PostgresError::query(context()))?,
+                detail: row.try_get(2).map_err(PostgresError::query(context()))?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every column but the key is updated by the upsert (a column
+    /// added to the list and not there would never change).
+    #[test]
+    fn the_upsert_updates_every_column() {
+        let columns: Vec<&str> = device_columns!().split(", ").map(str::trim).collect();
+        assert_eq!(columns.len(), 33);
+        for column in columns.iter().skip(1) {
+            assert!(
+                UPSERT_DEVICE.contains(&format!("{column} = excluded.{column}")),
+                "{column} is not updated"
+            );
+        }
+        assert_eq!(issued_columns!().split(", ").count(), 13);
+    }
+}

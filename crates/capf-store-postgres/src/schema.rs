@@ -1,0 +1,189 @@
+//! Versioned schema: an ordered list of SQL scripts, recorded one row per
+//! version in `capf_schema_migrations`. Each runs in its own transaction
+//! under an advisory lock, so two nodes starting at once migrate once,
+//! and a crash leaves the database at the previous version.
+//!
+//! Never edit a published script: append a new one.
+
+use postgres::Client;
+
+use crate::PostgresError;
+
+/// The schema version this crate writes: the number of migrations.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The advisory lock that serialises migrations ('CAPF', 0).
+pub(crate) const LOCK_CLASS: i32 = 0x4341_5046;
+
+/// Version 1: the same records as the SQLite store's version 2. Times:
+/// `*_ns` nanoseconds since 1970, `*_secs` seconds.
+const V1: &str = r#"
+CREATE TABLE devices (
+    name                    TEXT PRIMARY KEY,
+    description             TEXT NOT NULL DEFAULT '',
+    key_spec                TEXT,
+    auth_mode               TEXT NOT NULL,
+    -- Clear text on purpose: the operator's report shows it. Restrict
+    -- who may read this table.
+    auth_string             TEXT,
+    failed_attempts         BIGINT NOT NULL DEFAULT 0,
+    locked                  BOOLEAN NOT NULL DEFAULT FALSE,
+    operation               TEXT NOT NULL DEFAULT 'none',
+    completes_by_ns         BIGINT,
+    status_kind             TEXT NOT NULL DEFAULT 'idle'
+                            CHECK (status_kind IN ('idle', 'pending', 'succeeded', 'failed')),
+    status_operation        TEXT,
+    status_reason           TEXT,
+    status_at_ns            BIGINT,
+    security_mode           TEXT NOT NULL DEFAULT 'non-secure',
+    has_lsc                 BOOLEAN NOT NULL DEFAULT FALSE,
+    has_mic                 BOOLEAN NOT NULL DEFAULT FALSE,
+    lsc_der                 BYTEA,
+    lsc_subject             TEXT,
+    lsc_issuer              TEXT,
+    lsc_serial              TEXT,
+    lsc_not_before_secs     BIGINT,
+    lsc_not_after_secs      BIGINT,
+    mic_der                 BYTEA,
+    mic_subject             TEXT,
+    mic_issuer              TEXT,
+    mic_serial              TEXT,
+    mic_not_before_secs     BIGINT,
+    mic_not_after_secs      BIGINT,
+    key_generation_failures BIGINT NOT NULL DEFAULT 0,
+    last_error              TEXT,
+    last_error_at_ns        BIGINT,
+    lsc_revoked_at_ns       BIGINT,
+    lsc_revoked_reason      TEXT
+);
+
+-- Every certificate CAPF issued, kept after its device is removed. The
+-- serial is unique across every node.
+CREATE TABLE issued_certificates (
+    id                  BIGSERIAL PRIMARY KEY,
+    device              TEXT NOT NULL,
+    serial              TEXT NOT NULL UNIQUE,
+    der                 BYTEA NOT NULL,
+    subject             TEXT NOT NULL,
+    issuer              TEXT NOT NULL,
+    not_before_secs     BIGINT NOT NULL,
+    not_after_secs      BIGINT NOT NULL,
+    issued_at_ns        BIGINT NOT NULL,
+    delivered           BOOLEAN NOT NULL DEFAULT FALSE,
+    delivered_at_ns     BIGINT,
+    superseded_at_ns    BIGINT,
+    deleted_at_ns       BIGINT,
+    revoked_at_ns       BIGINT
+);
+CREATE INDEX issued_certificates_by_device ON issued_certificates (device, id);
+
+-- Never a secret in here. Kept after the device is removed.
+CREATE TABLE audit_log (
+    id      BIGSERIAL PRIMARY KEY,
+    at_ns   BIGINT NOT NULL,
+    device  TEXT NOT NULL,
+    event   TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_device ON audit_log (device, id);
+
+-- Which node holds a device, until when: a dead node's leases lapse.
+CREATE TABLE leases (
+    device      TEXT PRIMARY KEY REFERENCES devices (name) ON DELETE CASCADE,
+    token       BIGINT NOT NULL,
+    expires_ns  BIGINT NOT NULL
+);
+
+-- Only values that differ from the defaults, as `capf params set` wrote them.
+CREATE TABLE service_parameters (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL
+);
+
+-- The CAPF this database belongs to: every node must hold its key.
+CREATE TABLE capf_identity (
+    only_one        BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_one),
+    fingerprint     TEXT NOT NULL,
+    certificate     BYTEA NOT NULL,
+    recorded_at_ns  BIGINT NOT NULL
+);
+"#;
+
+/// The database's schema version: 0 when it holds no CAPF tables.
+pub(crate) fn version(client: &mut Client) -> Result<u32, PostgresError> {
+    let context = "reading the schema version";
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('capf_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .map_err(PostgresError::query(context))?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let found: Option<i32> = client
+        .query_one("SELECT max(version) FROM capf_schema_migrations", &[])
+        .map_err(PostgresError::query(context))?
+        .get(0);
+    Ok(found.map_or(0, |v| v.unsigned_abs()))
+}
+
+/// Refuses a newer schema; applies the missing migrations in order.
+pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), PostgresError> {
+    let too_new = |found| PostgresError::SchemaTooNew {
+        target: target.to_owned(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    let found = version(client)?;
+    if found > SCHEMA_VERSION {
+        return Err(too_new(found));
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (from, script) in (0u32..).zip(MIGRATIONS) {
+        if from < found {
+            continue;
+        }
+        let to = from + 1;
+        let context = || format!("migrating the schema from version {from} to {to}");
+        let mut tx = client
+            .transaction()
+            .map_err(PostgresError::query(context()))?;
+        // Another node may be migrating: wait for it, then look again.
+        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
+            .map_err(PostgresError::query(context()))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS capf_schema_migrations (\
+                 version INTEGER PRIMARY KEY, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .map_err(PostgresError::query(context()))?;
+        let now: Option<i32> = tx
+            .query_one("SELECT max(version) FROM capf_schema_migrations", &[])
+            .map_err(PostgresError::query(context()))?
+            .get(0);
+        let now = now.map_or(0, |v| v.unsigned_abs());
+        if now > SCHEMA_VERSION {
+            return Err(too_new(now));
+        }
+        if now > from {
+            continue;
+        }
+        tx.batch_execute(script)
+            .map_err(PostgresError::query(context()))?;
+        let to_column = i32::try_from(to).map_err(|_| too_new(to))?;
+        tx.execute(
+            "INSERT INTO capf_schema_migrations (version) VALUES ($1)",
+            &[&to_column],
+        )
+        .map_err(PostgresError::query(context()))?;
+        tx.commit().map_err(PostgresError::query(context()))?;
+    }
+    Ok(())
+}

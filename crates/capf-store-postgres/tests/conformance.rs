@@ -1,0 +1,226 @@
+//! The store conformance suite on PostgreSQL, and the checks of two nodes
+//! on one database.
+//!
+//! Runs under its own harness: it makes a fresh database for the run
+//! (`capf_test_<pid>_<time>`), one schema per check inside it, and drops
+//! the database at the end, whatever happened.
+//!
+//! The server: `CAPF_TEST_DATABASE_URL` (any database on it; the test
+//! needs the right to create databases), else
+//! `postgres://postgres@127.0.0.1:5432/postgres`. When the variable is not
+//! set and nothing answers there, the suite says so and is skipped; CI
+//! sets the variable, so there it fails instead.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use capf_store_postgres::PostgresStore;
+use postgres::{Client, Config, NoTls};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `key=value` connection text for `config`, on database `dbname`, with
+/// `search_path` set to `schema`.
+fn address(config: &Config, dbname: &str, schema: Option<&str>) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let mut text = format!("host={host} port={port} dbname={dbname}");
+    if let Some(user) = config.get_user() {
+        text.push_str(&format!(" user={user}"));
+    }
+    if let Some(password) = config.get_password() {
+        text.push_str(&format!(
+            " password='{}'",
+            String::from_utf8_lossy(password).replace('\'', "\\'")
+        ));
+    }
+    if let Some(schema) = schema {
+        text.push_str(&format!(" options='-c search_path={schema}'"));
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let explicit = std::env::var("CAPF_TEST_DATABASE_URL").ok();
+    let url = explicit.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let config: Config = url.parse().expect("CAPF_TEST_DATABASE_URL does not parse");
+    let mut admin = match config.connect(NoTls) {
+        Ok(client) => client,
+        Err(e) if explicit.is_none() => {
+            println!(
+                "PostgreSQL conformance suite skipped: nothing answers at {DEFAULT_URL} ({e}); \
+                 set CAPF_TEST_DATABASE_URL to run it"
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => panic!("cannot reach the test database {url}: {e}"),
+    };
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let db = format!("capf_test_{}_{stamp}", std::process::id());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .expect("creating the test database");
+    let failures = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        run_all(&config, &db, filter.as_deref())
+    }));
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .expect("dropping the test database");
+    match failures {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            println!("\n{n} PostgreSQL conformance checks FAILED");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// Runs every check on its own schema; returns the number that failed.
+fn run_all(config: &Config, db: &str, filter: Option<&str>) -> usize {
+    let mut setup: Client = address(config, db, None)
+        .parse::<Config>()
+        .unwrap()
+        .connect(NoTls)
+        .unwrap();
+    let mut failed = 0;
+    let mut ran = 0;
+    let mut schema_number = 0;
+    let mut fresh_schema = |setup: &mut Client| {
+        schema_number += 1;
+        let schema = format!("check_{schema_number}");
+        setup
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let store_address = address(config, db, Some(&schema));
+        PostgresStore::create(&store_address, None).unwrap();
+        store_address
+    };
+    let mut outcome = |name: &str, result: std::thread::Result<()>| {
+        ran += 1;
+        match result {
+            Ok(()) => println!("test postgres::{name} ... ok"),
+            Err(_) => {
+                failed += 1;
+                println!("test postgres::{name} ... FAILED");
+            }
+        }
+    };
+    for (name, check) in capf_operations::testing::checks() {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let store_address = fresh_schema(&mut setup);
+        let result = std::panic::catch_unwind(|| {
+            let store = PostgresStore::open(&store_address, None).unwrap();
+            check(&store);
+        });
+        outcome(name, result);
+    }
+    for (name, check) in capf_operations::testing::shared_checks() {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let store_address = fresh_schema(&mut setup);
+        let result = std::panic::catch_unwind(|| {
+            let a = PostgresStore::open(&store_address, None).unwrap();
+            let b = PostgresStore::open(&store_address, None).unwrap();
+            check(&a, &b);
+        });
+        outcome(name, result);
+    }
+    for (name, check) in local_checks() {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let store_address = fresh_schema(&mut setup);
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| check(&store_address, &mut setup)));
+        outcome(name, result);
+    }
+    println!("\n{ran} PostgreSQL checks, {failed} failed");
+    failed
+}
+
+type LocalCheck = (&'static str, fn(&str, &mut Client));
+
+/// What only the PostgreSQL store does.
+fn local_checks() -> Vec<LocalCheck> {
+    vec![
+        ("identity_is_claimed_once", identity_is_claimed_once),
+        ("newer_schema_is_refused", newer_schema_is_refused),
+        ("empty_database_is_not_opened", empty_database_is_not_opened),
+        ("parameters_are_shared", parameters_are_shared),
+    ]
+}
+
+fn identity_is_claimed_once(address: &str, _: &mut Client) {
+    let a = PostgresStore::open(address, None).unwrap();
+    let b = PostgresStore::open(address, None).unwrap();
+    assert_eq!(a.identity().unwrap(), None);
+    a.claim_identity("AA:BB", b"first", SystemTime::now())
+        .unwrap();
+    // The same CAPF again: fine, on any node.
+    b.claim_identity("AA:BB", b"first", SystemTime::now())
+        .unwrap();
+    let refused = b
+        .claim_identity("CC:DD", b"second", SystemTime::now())
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(text.contains("AA:BB") && text.contains("CC:DD"), "{text}");
+    assert_eq!(a.identity().unwrap().unwrap().certificate, b"first");
+}
+
+fn newer_schema_is_refused(address: &str, setup: &mut Client) {
+    let schema = address
+        .split("search_path=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    setup
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.capf_schema_migrations (version) VALUES (999)"
+        ))
+        .unwrap();
+    let refused = PostgresStore::open(address, None).unwrap_err();
+    assert!(refused.to_string().contains("999"), "{refused}");
+}
+
+fn empty_database_is_not_opened(address: &str, setup: &mut Client) {
+    let address = address.replace("search_path=check_", "search_path=empty_");
+    let schema = address
+        .split("search_path=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    setup
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let refused = PostgresStore::open(&address, None).unwrap_err();
+    assert!(refused.to_string().contains("capf init"), "{refused}");
+}
+
+fn parameters_are_shared(address: &str, _: &mut Client) {
+    let a = PostgresStore::open(address, None).unwrap();
+    let b = PostgresStore::open(address, None).unwrap();
+    a.save_parameter("default_key", "p384").unwrap();
+    assert_eq!(
+        b.load_parameters().unwrap().get("default_key").as_deref(),
+        Some("p384")
+    );
+    b.reset_parameter("default_key").unwrap();
+    assert_ne!(
+        a.load_parameters().unwrap().get("default_key").as_deref(),
+        Some("p384")
+    );
+}
