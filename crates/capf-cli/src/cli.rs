@@ -19,7 +19,9 @@ use crate::commands;
         capf serve                                   serve phones on 0.0.0.0:3804\n  \
         capf device add SEP001122334455 --operation install --generate-string\n  \
         capf device show SEP001122334455\n\n\
-        Every command takes --data-dir DIR (default: $CAPF_DATA_DIR, else ./capf-data)."
+        Every command takes --data-dir DIR (default: $CAPF_DATA_DIR, else ./capf-data).\n\
+        Several servers on one PostgreSQL database: add --database postgres://... (or\n\
+        $CAPF_DATABASE_URL) to every command; the data directory still holds the CAPF key."
 )]
 pub(crate) struct Cli {
     /// The data directory: CAPF key and certificate, database, traces.
@@ -31,6 +33,23 @@ pub(crate) struct Cli {
         value_name = "DIR"
     )]
     pub(crate) data_dir: PathBuf,
+
+    /// Keep the devices in this PostgreSQL database instead of the data
+    /// directory's SQLite file, so that several servers share them:
+    /// postgres://USER@HOST:PORT/DBNAME (add ?sslmode=require for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "CAPF_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) database: Option<String>,
+
+    /// CA certificates (PEM) to check the database server's certificate
+    /// against with sslmode=require (default: the system's CA bundle).
+    #[arg(long, global = true, env = "CAPF_DATABASE_CA", value_name = "FILE")]
+    pub(crate) database_ca: Option<PathBuf>,
 
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -16,6 +16,9 @@ use std::time::SystemTime;
 
 use capf_ca::{CaCertificate, CaError, CapfIdentity, IdentityParams, Issuer, TrustStore};
 use capf_store::{SqliteStore, StoreError};
+use capf_store_postgres::{PostgresError, PostgresStore};
+
+use crate::store::{DatabaseAddress, Store};
 
 /// What can go wrong with the data directory.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +56,35 @@ pub(crate) enum DataDirError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL database could not be opened, or belongs to another
+    /// CAPF.
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
+    /// `capf init` with a database that already belongs to a CAPF: this
+    /// node must take that CAPF's identity instead of making one.
+    #[error(
+        "{database} already belongs to the CAPF whose certificate has fingerprint \
+         {fingerprint}: every server of one database must hold that CAPF's key. Copy it \
+         here: on a server that has it, `capf backup capf.backup`; here, \
+         `capf --data-dir {} --database URL restore --identity-only capf.backup`",
+        dir.display()
+    )]
+    DatabaseHasIdentity {
+        /// The database.
+        database: String,
+        /// The fingerprint it records.
+        fingerprint: String,
+        /// This node's data directory.
+        dir: PathBuf,
+    },
 }
 
 /// A CAPF data directory.
 #[derive(Clone, Debug)]
 pub(crate) struct DataDir {
     root: PathBuf,
+    /// A PostgreSQL database for the devices instead of the SQLite file.
+    database: Option<DatabaseAddress>,
 }
 
 /// The data directory's exclusive lock; released when dropped (or when the
@@ -79,8 +105,8 @@ pub(crate) struct InitReport {
     pub(crate) key: PathBuf,
     /// The `<hash>.0` copy.
     pub(crate) hashed_copy: PathBuf,
-    /// The database.
-    pub(crate) database: PathBuf,
+    /// The database (a file, or a PostgreSQL database).
+    pub(crate) database: String,
 }
 
 impl DataDir {
@@ -99,7 +125,21 @@ impl DataDir {
 
     /// A data directory at `root` (nothing is read or created yet).
     pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
-        DataDir { root: root.into() }
+        DataDir {
+            root: root.into(),
+            database: None,
+        }
+    }
+
+    /// The same directory, with the devices in a PostgreSQL database.
+    pub(crate) fn with_database(mut self, database: Option<DatabaseAddress>) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// The PostgreSQL database the devices are in, if not the SQLite file.
+    pub(crate) fn database(&self) -> Option<&DatabaseAddress> {
+        self.database.as_ref()
     }
 
     /// The directory.
@@ -129,12 +169,37 @@ impl DataDir {
                 path: self.root.clone(),
             });
         }
+        // A shared database that already belongs to a CAPF: this node
+        // takes that identity, it does not make a new one.
+        let postgres = match &self.database {
+            Some(address) => {
+                let store = PostgresStore::create(&address.url, address.ca_file.as_deref())?;
+                if let Some(recorded) = store.identity()? {
+                    return Err(DataDirError::DatabaseHasIdentity {
+                        database: store.database().to_owned(),
+                        fingerprint: recorded.fingerprint,
+                        dir: self.root.clone(),
+                    });
+                }
+                Some(store)
+            }
+            None => None,
+        };
         create_private_dir(&self.root)?;
         let identity = CapfIdentity::generate(params, now)?;
         identity.save(&self.root)?;
         let hashed_copy = identity.write_hashed_copy(&self.root)?;
-        let database = self.path(Self::DATABASE);
-        SqliteStore::open(&database)?;
+        let database = match postgres {
+            Some(store) => {
+                claim(&store, &identity, now)?;
+                store.database().to_owned()
+            }
+            None => {
+                let database = self.path(Self::DATABASE);
+                SqliteStore::open(&database)?;
+                database.display().to_string()
+            }
+        };
         Ok(InitReport {
             identity,
             certificate: self.path(capf_ca::CERT_FILE),
@@ -227,6 +292,36 @@ impl DataDir {
     pub(crate) fn open_store(&self) -> Result<SqliteStore, DataDirError> {
         Ok(SqliteStore::open(self.path(Self::DATABASE))?)
     }
+
+    /// Opens the device database: the SQLite file (created if missing), or
+    /// the PostgreSQL database given. A PostgreSQL database must have been
+    /// set up (`capf init --database`) and must belong to this directory's
+    /// CAPF (it records the certificate's fingerprint; the first node to
+    /// open it records its own).
+    pub(crate) fn open_database(&self) -> Result<Store, DataDirError> {
+        let Some(address) = &self.database else {
+            return Ok(Store::Sqlite(self.open_store()?));
+        };
+        let store = PostgresStore::open(&address.url, address.ca_file.as_deref())?;
+        if self.is_initialised() {
+            claim(&store, &self.identity()?, SystemTime::now())?;
+        }
+        Ok(Store::Postgres(Box::new(store)))
+    }
+}
+
+/// Records `identity` as the CAPF of the database, or checks that it is.
+fn claim(
+    store: &PostgresStore,
+    identity: &CapfIdentity,
+    now: SystemTime,
+) -> Result<(), DataDirError> {
+    let certificate = identity.certificate();
+    Ok(store.claim_identity(
+        &certificate.fingerprint_sha256_hex(),
+        certificate.der(),
+        now,
+    )?)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), DataDirError> {

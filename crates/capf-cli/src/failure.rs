@@ -42,6 +42,7 @@ failure_from!(
     capf_server::ServerError,
     crate::data_dir::DataDirError,
     capf_store::StoreError,
+    capf_store_postgres::PostgresError,
     capf_operations::OperationsError,
     capf_ca::CaError,
     capf_auth::AuthError,

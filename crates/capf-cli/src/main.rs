@@ -10,6 +10,7 @@ mod device_view;
 mod failure;
 mod output;
 mod passphrase;
+mod store;
 mod time_text;
 
 use std::process::ExitCode;

@@ -331,6 +331,9 @@ fn signs_inline(issuer: &Issuer) -> bool {
 }
 
 fn lease_ttl(shared: &Shared) -> Duration {
+    if let Some(ttl) = shared.options.lease_ttl {
+        return ttl;
+    }
     let p = &shared.config.params;
     // Longer than the longest session: key generation plus a few replies.
     p.key_generation_timeout + p.auth_timeout + 4 * p.reply_timeout + Duration::from_secs(60)

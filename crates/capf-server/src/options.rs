@@ -47,6 +47,14 @@ pub struct ServerOptions {
     /// How long in-flight sessions may finish after shutdown is asked.
     /// Default 10 s.
     pub shutdown_grace: Duration,
+    /// How long a session's hold on its device lasts. When a server dies
+    /// mid-session, another server sharing its database can take the
+    /// device over only after this. `None` (the default): longer than the
+    /// longest session the service parameters allow (key generation, the
+    /// authentication wait and a few replies, plus a minute). A shorter
+    /// value lets another server take over sooner, but a session that
+    /// outlasts it may lose its device to another server and fail.
+    pub lease_ttl: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +71,7 @@ impl Default for ServerOptions {
             max_frame_body: 16 * 1024,
             trace_dir: None,
             shutdown_grace: Duration::from_secs(10),
+            lease_ttl: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use capf_ca::{CaCertificate, CapfIdentity, Issuer};
 use capf_operations::{DeviceQuery, OperatorStore};
 use capf_store::{ExistingTarget, SqliteStore};
+
 use clap::Args;
 
 use super::device::open;
@@ -79,7 +80,7 @@ pub(crate) struct RestoreArgs {
     passphrase_file: Option<PathBuf>,
 }
 
-fn device_count(store: &SqliteStore) -> Result<usize, Failure> {
+fn device_count(store: &impl OperatorStore) -> Result<usize, Failure> {
     Ok(store.find(&DeviceQuery::default())?.total)
 }
 
@@ -136,15 +137,21 @@ pub(crate) fn run_backup(data: &DataDir, args: BackupArgs) -> Result<Outcome, Fa
     let passphrase = passphrase::get(args.passphrase_file.as_deref(), Purpose::Seal)?;
 
     // A consistent snapshot of the database, through a private file of
-    // the data directory that is removed at once.
-    let snapshot = data.path(&format!(".backup-{}.sqlite3", std::process::id()));
-    let _ = std::fs::remove_file(&snapshot);
-    let database = store
-        .backup_to(&snapshot)
-        .map_err(Failure::new)
-        .and_then(|()| read(&snapshot));
-    let _ = std::fs::remove_file(&snapshot);
-    let database = database?;
+    // the data directory that is removed at once. A PostgreSQL database
+    // is backed up with PostgreSQL's own tools.
+    let database = match store.sqlite() {
+        Some(sqlite) => {
+            let snapshot = data.path(&format!(".backup-{}.sqlite3", std::process::id()));
+            let _ = std::fs::remove_file(&snapshot);
+            let database = sqlite
+                .backup_to(&snapshot)
+                .map_err(Failure::new)
+                .and_then(|()| read(&snapshot));
+            let _ = std::fs::remove_file(&snapshot);
+            Some((database?, sqlite.schema_version()?))
+        }
+        None => None,
+    };
 
     let keys = !args.no_keys;
     let manifest = archive::Manifest {
@@ -153,27 +160,42 @@ pub(crate) fn run_backup(data: &DataDir, args: BackupArgs) -> Result<Outcome, Fa
         created: time_text::format(SystemTime::now()),
         keys,
         capf_sha256: identity.certificate().fingerprint_sha256_hex(),
-        schema_version: store.schema_version()?,
+        schema_version: database.as_ref().map_or(0, |(_, version)| *version),
         devices: device_count(&store)?,
     };
-    let mut files = vec![
-        (
-            archive::MANIFEST.to_owned(),
-            serde_json::to_vec_pretty(&manifest).map_err(Failure::new)?,
-        ),
-        (archive::DATABASE.to_owned(), database),
-    ];
+    let mut files = vec![(
+        archive::MANIFEST.to_owned(),
+        serde_json::to_vec_pretty(&manifest).map_err(Failure::new)?,
+    )];
+    let in_postgres = database.is_none();
+    if let Some((bytes, _)) = database {
+        files.push((archive::DATABASE.to_owned(), bytes));
+    }
     for (name, bytes) in identity_files(data, keys)? {
         files.push((format!("{}{name}", archive::IDENTITY), bytes));
     }
     let sealed = archive::seal(&files, passphrase)?;
     output::write_file(&args.file, &sealed, &out)?;
-    println!(
-        "backed up {} device(s) and the CAPF identity (certificate SHA-256 {}) to {}",
-        manifest.devices,
-        manifest.capf_sha256,
-        args.file.display()
-    );
+    if in_postgres {
+        println!(
+            "backed up the CAPF identity (certificate SHA-256 {}) to {}",
+            manifest.capf_sha256,
+            args.file.display()
+        );
+        println!(
+            "  IDENTITY ONLY: the {} device(s) are in the PostgreSQL database {}; back that up \
+             with pg_dump",
+            manifest.devices,
+            store.location()
+        );
+    } else {
+        println!(
+            "backed up {} device(s) and the CAPF identity (certificate SHA-256 {}) to {}",
+            manifest.devices,
+            manifest.capf_sha256,
+            args.file.display()
+        );
+    }
     if keys {
         println!(
             "  the private keys are in it, encrypted: keep the passphrase apart from the file"
@@ -273,15 +295,21 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
             "the backup's CAPF certificate is not the one its manifest names: the backup is damaged",
         ));
     }
+    if data.database().is_some() && !args.identity_only {
+        return Err(Failure::usage(
+            "with --database the devices are in PostgreSQL: restore them with PostgreSQL's \
+             tools (pg_restore), and only the CAPF identity here (--identity-only)",
+        ));
+    }
     let database = if args.identity_only {
         None
     } else {
-        Some(
-            contents
-                .files
-                .get(archive::DATABASE)
-                .ok_or_else(|| Failure::new("the backup holds no database"))?,
-        )
+        Some(contents.files.get(archive::DATABASE).ok_or_else(|| {
+            Failure::new(
+                "the backup holds no database (it was made by a server whose devices are \
+                 in PostgreSQL): restore its identity with --identity-only",
+            )
+        })?)
     };
 
     let root = data.root();
@@ -353,6 +381,15 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
         }
     } else {
         println!("the CAPF identity here is the backup's (certificate SHA-256 {theirs})");
+    }
+    // A shared database must belong to this CAPF (the first server to use
+    // it recorded its certificate).
+    if data.database().is_some() && data.is_initialised() {
+        let store = data.open_database()?;
+        println!(
+            "  {} belongs to this CAPF: this server can serve it",
+            store.location()
+        );
     }
 
     // The database.

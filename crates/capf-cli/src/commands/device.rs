@@ -5,10 +5,10 @@
 
 use std::time::SystemTime;
 
+use crate::store::Store;
 use capf_auth::{AuthMode, AuthString, Operation, SecurityMode};
 use capf_ca::KeySpec;
 use capf_operations::{Device, DeviceEdit, DeviceName, DeviceQuery, OperatorStore};
-use capf_store::SqliteStore;
 use clap::{Args, Subcommand};
 
 use crate::data_dir::DataDir;
@@ -197,14 +197,14 @@ pub(crate) fn edit_from_flags(flags: &DeviceFlags, now: SystemTime) -> Result<Fl
     })
 }
 
-pub(crate) fn open(data: &DataDir) -> Result<SqliteStore, Failure> {
+pub(crate) fn open(data: &DataDir) -> Result<Store, Failure> {
     if !data.is_initialised() {
         return Err(Failure::new(format!(
             "{} is not initialised: run `capf init` (or `capf serve`) first",
             data.root().display()
         )));
     }
-    Ok(data.open_store()?)
+    Ok(data.open_database()?)
 }
 
 fn name(text: &str) -> Result<DeviceName, Failure> {

@@ -16,7 +16,6 @@ use std::time::SystemTime;
 use capf_auth::{AuthMode, Operation};
 use capf_ca::KeySpec;
 use capf_operations::{Device, DeviceName, OperatorStore};
-use capf_store::SqliteStore;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -153,7 +152,7 @@ fn drop_unchanged(flags: &mut DeviceFlags, device: &Device) {
 
 /// Validates the whole row, then inserts or updates the device.
 fn import_row(
-    store: &SqliteStore,
+    store: &crate::store::Store,
     columns: &[Option<usize>; 9],
     record: &csv::StringRecord,
 ) -> Result<(DeviceName, RowResult), (Option<String>, String)> {

@@ -66,7 +66,7 @@ pub(crate) fn run(data: &DataDir, args: InitArgs) -> Result<Outcome, Failure> {
     );
     println!("  private key       {}  (mode 0600)", report.key.display());
     println!("  hashed copy       {}", report.hashed_copy.display());
-    println!("  database          {}", report.database.display());
+    println!("  database          {}", report.database);
     println!(
         "  SHA-256           {}",
         hex::encode(cert.fingerprint_sha256())

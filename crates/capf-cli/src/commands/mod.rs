@@ -19,7 +19,11 @@ use crate::{Failure, Outcome};
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let data = DataDir::new(&cli.data_dir);
+    let database = cli.database.map(|url| crate::store::DatabaseAddress {
+        url,
+        ca_file: cli.database_ca,
+    });
+    let data = DataDir::new(&cli.data_dir).with_database(database);
     match cli.command {
         Command::Init(args) => init::run(&data, args),
         Command::Serve(args) => serve::run(&data, args),

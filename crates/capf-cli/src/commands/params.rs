@@ -1,7 +1,6 @@
 //! `capf params show|set|reset`: the service parameters. They are
 //! stored in the database; `capf serve` reads them when it starts.
 
-use capf_store::StoreError;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -44,16 +43,6 @@ pub(crate) enum ParamsCommand {
     },
 }
 
-/// An unknown name or an invalid value is the operator's mistake (exit 2).
-fn classify(e: StoreError) -> Failure {
-    match e {
-        StoreError::Operations(inner) => {
-            Failure::usage(format!("{inner} (see `capf params show`)"))
-        }
-        other => Failure::new(other),
-    }
-}
-
 pub(crate) fn run(data: &DataDir, command: ParamsCommand) -> Result<Outcome, Failure> {
     let store = open(data)?;
     match command {
@@ -88,7 +77,7 @@ pub(crate) fn run(data: &DataDir, command: ParamsCommand) -> Result<Outcome, Fai
         }
         ParamsCommand::Set { name, value } => {
             let before = store.load_parameters()?.get(&name);
-            let params = store.save_parameter(&name, &value).map_err(classify)?;
+            let params = store.save_parameter(&name, &value)?;
             let now = params.get(&name).unwrap_or(value);
             match before {
                 Some(before) if before != now => {
@@ -98,7 +87,7 @@ pub(crate) fn run(data: &DataDir, command: ParamsCommand) -> Result<Outcome, Fai
             }
         }
         ParamsCommand::Reset { name } => {
-            let params = store.reset_parameter(&name).map_err(classify)?;
+            let params = store.reset_parameter(&name)?;
             let now = params.get(&name).unwrap_or_default();
             println!("{name} = {now} (default); {RESTART}");
         }

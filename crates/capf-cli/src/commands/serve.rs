@@ -64,6 +64,13 @@ pub(crate) struct ServeArgs {
     /// Seconds a client has to complete its TLS handshake.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     handshake_timeout: u64,
+    /// Seconds a session holds its device. With several servers on one
+    /// database, a device whose server died mid-session can be taken over
+    /// by another after this. Default: longer than the longest session the
+    /// service parameters allow (key generation included). A session that
+    /// outlasts it may lose its device and fail.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    lease_ttl: Option<u64>,
 }
 
 /// How log lines are written.
@@ -86,21 +93,33 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
             report.identity.certificate().subject()
         );
     }
-    // One server per data directory; then any lease in the database was
-    // left by a server that died, and must not keep its devices busy.
+    // One server per data directory. With the SQLite file, any lease in
+    // the database was left by a server that died, and must not keep its
+    // devices busy; a shared database's leases may be other servers'
+    // sessions, and lapse on their own.
     let _lock = data.lock_exclusive()?;
     let identity = data.identity()?;
     let issuer = data.issuer(&identity)?;
     let trust = data.trust_store(&issuer)?;
-    let store = data.open_store()?;
-    let stale = store.clear_stale_leases()?;
-    if stale > 0 {
-        tracing::warn!(
-            "dropped {stale} device lease(s) left by a server that did not stop cleanly"
+    let store = data.open_database()?;
+    if let Some(sqlite) = store.sqlite() {
+        let stale = sqlite.clear_stale_leases()?;
+        if stale > 0 {
+            tracing::warn!(
+                "dropped {stale} device lease(s) left by a server that did not stop cleanly"
+            );
+        }
+    } else {
+        info!(
+            "devices in {} (shared with other servers)",
+            store.location()
         );
     }
     let params = store.load_parameters()?;
     let store = Arc::new(store);
+    // The last hold on the store is given up here, after the runtime:
+    // closing a database client blocks.
+    let store_after_runtime = store.clone();
     let (listen, mut legacy_listen) = if args.tls == "legacy" {
         (Vec::new(), args.listen)
     } else {
@@ -119,10 +138,11 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     if let Some(n) = args.max_issuing {
         options.max_issuing = n;
     }
+    options.lease_ttl = args.lease_ttl.map(Duration::from_secs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         // Handlers first: a signal that comes as soon as we say we listen
         // must still stop the server gracefully.
         let shutdown = shutdown_signal()?;
@@ -180,7 +200,10 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         }
         info!("stopped");
         Ok::<_, Failure>(Outcome::Done)
-    })
+    });
+    drop(runtime);
+    drop(store_after_runtime);
+    outcome
 }
 
 /// Everything on standard error, timestamped; `RUST_LOG` chooses what.
