@@ -390,6 +390,117 @@ fn no_certificate_is_sent_without_its_record() {
     ));
 }
 
+/// A serial that another server recorded first is signed again with a
+/// new one (a few times at most); the phone only ever gets a recorded
+/// certificate.
+#[test]
+fn a_taken_serial_is_signed_again() {
+    let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
+    d.key = Some(KeySpec::Ec(EcCurve::P256));
+    let issuer = issuer();
+    let mut session = ServerSession::new(3, config(), vector_now());
+    let _ = session.poll_transmit();
+    session.handle_message(vector_now(), 3, auth(""));
+    let Some(ServerEvent::LoadDevice(_)) = session.poll_event() else {
+        panic!()
+    };
+    session.device_loaded(vector_now(), Ok(d));
+    let _ = session.poll_transmit();
+    session.handle_message(vector_now(), 3, key_response(p256_spki()));
+    let conflict = || OperationsError::SerialConflict {
+        serial: "01".into(),
+        device: "SEP0000000000FF".into(),
+    };
+    let mut signed = Vec::new();
+    for signing in 1..=3 {
+        let Some(ServerEvent::Issue(req)) = session.poll_event() else {
+            panic!("signing {signing} not asked for")
+        };
+        let lsc = issuer
+            .issue_lsc(
+                req.device.as_str(),
+                &req.public_key,
+                &Default::default(),
+                vector_now(),
+            )
+            .unwrap();
+        signed.push(lsc.serial_hex.clone());
+        session.issued(vector_now(), Ok(lsc));
+        let Some(ServerEvent::Commit {
+            change: SessionCommit::Issued(record),
+            ..
+        }) = session.poll_event()
+        else {
+            panic!()
+        };
+        assert_eq!(&record.certificate.serial_hex, signed.last().unwrap());
+        assert!(session.poll_transmit().is_none());
+        session.committed(vector_now(), Err(conflict()));
+    }
+    // The third taken serial in a row: give up, send nothing unrecorded.
+    assert!(!matches!(session.poll_event(), Some(ServerEvent::Issue(_))));
+    assert_eq!(
+        session.poll_transmit().unwrap().message,
+        end(Reason::InvalidElement)
+    );
+    assert!(matches!(
+        session.outcome().unwrap().kind,
+        OutcomeKind::ServerError(_)
+    ));
+    signed.dedup();
+    assert_eq!(signed.len(), 3, "each signing has a new serial");
+}
+
+/// One taken serial, then a free one: the phone gets the second.
+#[test]
+fn a_signing_after_a_taken_serial_is_delivered() {
+    let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
+    d.key = Some(KeySpec::Ec(EcCurve::P256));
+    let issuer = issuer();
+    let mut session = ServerSession::new(3, config(), vector_now());
+    let _ = session.poll_transmit();
+    session.handle_message(vector_now(), 3, auth(""));
+    let Some(ServerEvent::LoadDevice(_)) = session.poll_event() else {
+        panic!()
+    };
+    session.device_loaded(vector_now(), Ok(d));
+    let _ = session.poll_transmit();
+    session.handle_message(vector_now(), 3, key_response(p256_spki()));
+    let mut sign = |session: &mut ServerSession| {
+        let Some(ServerEvent::Issue(req)) = session.poll_event() else {
+            panic!()
+        };
+        let lsc = issuer
+            .issue_lsc(
+                req.device.as_str(),
+                &req.public_key,
+                &Default::default(),
+                vector_now(),
+            )
+            .unwrap();
+        let der = lsc.der.clone();
+        session.issued(vector_now(), Ok(lsc));
+        let Some(ServerEvent::Commit { .. }) = session.poll_event() else {
+            panic!()
+        };
+        der
+    };
+    sign(&mut session);
+    session.committed(
+        vector_now(),
+        Err(OperationsError::SerialConflict {
+            serial: "01".into(),
+            device: "SEP0000000000FF".into(),
+        }),
+    );
+    let second = sign(&mut session);
+    session.committed(vector_now(), Ok(()));
+    let Message::StoreCertificateRequest(request) = session.poll_transmit().unwrap().message else {
+        panic!()
+    };
+    assert_eq!(request, capf_wire::StoreCertificateRequest::lsc(second));
+}
+
 #[test]
 fn two_sessions_for_one_device_only_one_holds_the_lease() {
     let store = store_with(&[device(

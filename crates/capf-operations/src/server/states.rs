@@ -211,6 +211,8 @@ pub(super) enum AfterCommit {
         der: Vec<u8>,
         serial_hex: String,
         subject: String,
+        /// What was signed, to sign again if the serial turns out taken.
+        request: AwaitingIssuance,
     },
 }
 
@@ -381,6 +383,17 @@ impl AwaitingCommit {
         result: Result<(), OperationsError>,
     ) -> State {
         if let Err(e) = result {
+            // A serial another server recorded a moment before (a random
+            // 128-bit collision, or a second server with this CA): sign
+            // again, with a new serial, a few times.
+            if let (
+                OperationsError::SerialConflict { .. },
+                AfterCommit::SendCertificate { request, .. },
+            ) = (&e, &self.then)
+                && request.signings < AwaitingIssuance::MAX_SIGNINGS
+            {
+                return request.clone().sign_again(ctx);
+            }
             // Nothing more may be sent that depends on the change: in
             // particular no certificate without its record.
             return ctx.end(
@@ -395,6 +408,7 @@ impl AwaitingCommit {
                 der,
                 serial_hex,
                 subject,
+                request: _,
             } => {
                 ctx.send(Message::StoreCertificateRequest(
                     StoreCertificateRequest::lsc(der),
@@ -454,12 +468,16 @@ impl AwaitingPublicKey {
                 let Some(device) = ctx.device_name() else {
                     return ctx.internal(now, "no device in key generation");
                 };
-                ctx.events.push_back(ServerEvent::Issue(IssueRequest {
+                let request = IssueRequest {
                     device,
                     public_key: spki.to_vec(),
                     key,
-                }));
-                State::AwaitingIssuance(AwaitingIssuance)
+                };
+                ctx.events.push_back(ServerEvent::Issue(request.clone()));
+                State::AwaitingIssuance(AwaitingIssuance {
+                    request,
+                    signings: 1,
+                })
             }
             Err(e) => self.attempt_failed(ctx, now, e.to_string()),
         }
@@ -486,10 +504,27 @@ impl AwaitingPublicKey {
 }
 
 /// The signed LSC from the runtime.
-#[derive(Debug)]
-pub(super) struct AwaitingIssuance;
+#[derive(Clone, Debug)]
+pub(super) struct AwaitingIssuance {
+    /// What was asked to be signed.
+    request: IssueRequest,
+    /// How many times it was asked (a serial already recorded is signed
+    /// again).
+    signings: u32,
+}
 
 impl AwaitingIssuance {
+    /// Most signings for one key: a serial is 128 random bits, so a second
+    /// collision in a row means something else is wrong.
+    const MAX_SIGNINGS: u32 = 3;
+
+    fn sign_again(mut self, ctx: &mut Context) -> State {
+        self.signings += 1;
+        ctx.events
+            .push_back(ServerEvent::Issue(self.request.clone()));
+        State::AwaitingIssuance(self)
+    }
+
     pub(super) fn issued(
         self,
         ctx: &mut Context,
@@ -537,6 +572,7 @@ impl AwaitingIssuance {
                 der: issued.der,
                 serial_hex: issued.serial_hex,
                 subject: issued.subject,
+                request: self,
             },
         )
     }
