@@ -32,6 +32,7 @@ pub fn capf(data: &Path, args: &[&str]) -> Output {
         .arg(data)
         .args(args)
         .env_remove("CAPF_DATA_DIR")
+        .env_remove("CAPF_DATABASE_URL")
         .output()
         .unwrap();
     assert!(
@@ -74,6 +75,7 @@ impl Serve {
             .arg("serve")
             .args(args)
             .env_remove("CAPF_DATA_DIR")
+            .env_remove("CAPF_DATABASE_URL")
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
