@@ -1,41 +1,5 @@
-//! The CAPF device store on PostgreSQL, for several CAPF servers sharing
-//! one database.
-//!
-//! [`PostgresStore`] is a [`StoreBackend`]: the store contract of
-//! `capf-operations` (leases, session commits, operator edits) comes with
-//! it, the same rules as the embedded SQLite store, checked by the same
-//! conformance suite. What it adds is that those rules hold across nodes:
-//!
-//! * A device is leased by at most one node at a time: a change holds the
-//!   device it touches (a transaction-scoped advisory lock on its name)
-//!   until it commits, so the lease row a node takes is seen by every
-//!   other node; a dead node's leases lapse at their expiry.
-//! * Wrong-string counts and lockouts are counted in the device row, so
-//!   wrong strings sent to different nodes add up.
-//! * Serials are unique across nodes (a unique column); a collision is
-//!   answered [`OperationsError::SerialConflict`] and the server issues
-//!   again.
-//! * The database records the CAPF certificate it belongs to
-//!   ([`PostgresStore::claim_identity`]): a node with another key refuses
-//!   it.
-//!
-//! Changes are group-committed on one connection per node (the changes
-//! queued at one moment share a transaction and a `COMMIT`); reads use a
-//! second connection. The client blocks: call the store from plain
-//! threads or from a multi-threaded tokio runtime (not from a
-//! current-thread runtime: use `spawn_blocking` there).
-//!
-//! ```no_run
-//! use capf_operations::OperatorStore;
-//! use capf_store_postgres::PostgresStore;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = PostgresStore::create("postgres://capf@db.example/capf", None)?;
-//! let page = store.find(&Default::default())?;
-//! println!("{} devices", page.total);
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 
 mod committer;
 mod connect;
