@@ -240,7 +240,10 @@ fn main() -> Result<(), Error> {
     if let Some(outcome) = server.outcome() {
         println!(
             "  server: {} (END_SESSION {})",
-            outcome.kind, outcome.end_reason
+            outcome.kind,
+            outcome
+                .end_reason
+                .map_or_else(|| "not sent".to_owned(), |r| r.to_string())
         );
     }
     if let Some(outcome) = phone.outcome() {

@@ -82,7 +82,10 @@ fn run_session(
     if let Some(outcome) = server.outcome() {
         println!(
             "  server: {} (END_SESSION {})",
-            outcome.kind, outcome.end_reason
+            outcome.kind,
+            outcome
+                .end_reason
+                .map_or_else(|| "not sent".to_owned(), |r| r.to_string())
         );
     }
     if let Some(outcome) = phone.outcome() {

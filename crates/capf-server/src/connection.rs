@@ -163,13 +163,13 @@ where
         {
             warn!(
                 outcome = %escape_text(&o.kind.to_string()),
-                reason = %o.end_reason,
+                reason = ?o.end_reason,
                 "session refused"
             )
         }
         Some(o) => info!(
             outcome = %escape_text(&o.kind.to_string()),
-            reason = %o.end_reason,
+            reason = ?o.end_reason,
             "session ended"
         ),
         None => info!(

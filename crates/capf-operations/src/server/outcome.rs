@@ -79,8 +79,11 @@ pub struct SessionOutcome {
     pub device: Option<DeviceName>,
     /// What happened.
     pub kind: OutcomeKind,
-    /// The END_SESSION reason sent.
-    pub end_reason: Reason,
+    /// The END_SESSION reason sent; `None` when the server hung up without
+    /// one (the device is busy in another session, perhaps on another
+    /// server: the phone takes it as a lost connection and tries again,
+    /// the next server of its list first).
+    pub end_reason: Option<Reason>,
 }
 
 impl SessionOutcome {

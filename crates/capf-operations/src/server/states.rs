@@ -71,6 +71,20 @@ impl Context {
     /// Sends END_SESSION and finishes.
     pub(super) fn end(&mut self, reason: Reason, kind: OutcomeKind) -> State {
         self.send(Message::end_session(reason));
+        self.finish(Some(reason), kind)
+    }
+
+    /// Ends without END_SESSION: the runtime closes the connection, and
+    /// the phone retries as after any lost connection. For a device busy
+    /// in another session: END_SESSION would be the answer to a wrong
+    /// string too, which a phone must not retry; a device held by a
+    /// server that died is free again once its lease lapses, and the
+    /// phone's retry (the next server of its list first) then succeeds.
+    pub(super) fn hang_up(&mut self, kind: OutcomeKind) -> State {
+        self.finish(None, kind)
+    }
+
+    fn finish(&mut self, reason: Option<Reason>, kind: OutcomeKind) -> State {
         let outcome = SessionOutcome {
             device: self.device_name(),
             kind,
@@ -358,9 +372,7 @@ impl AwaitingDevice {
             Err(OperationsError::UnknownDevice { .. }) => {
                 ctx.end(Reason::UnknownDevice, OutcomeKind::UnknownDevice)
             }
-            Err(OperationsError::DeviceBusy { .. }) => {
-                ctx.end(Reason::InvalidElement, OutcomeKind::DeviceBusy)
-            }
+            Err(OperationsError::DeviceBusy { .. }) => ctx.hang_up(OutcomeKind::DeviceBusy),
             Err(e) => ctx.end(
                 Reason::InvalidElement,
                 OutcomeKind::ServerError(format!("loading the device: {e}")),

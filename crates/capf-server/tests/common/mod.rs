@@ -359,6 +359,16 @@ pub fn refused_reason(outcome: &PhoneOutcome) -> u8 {
     }
 }
 
+/// Whether the server hung up right after authentication, without
+/// END_SESSION (a device busy in another session): the phone takes it as a
+/// lost connection, and retries.
+pub fn hung_up(outcome: &PhoneOutcome) -> bool {
+    matches!(
+        outcome,
+        PhoneOutcome::Failed(f) if matches!(f.cause, FailureCause::ConnectionLost)
+    )
+}
+
 /// Runs `f` on a two-thread runtime, bounded to a minute.
 pub fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
     tokio::runtime::Builder::new_multi_thread()
