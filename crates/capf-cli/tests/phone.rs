@@ -600,6 +600,283 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// A CAPF server that completes the TLS handshake (with the CAPF identity
+/// in `data`) and then never says anything: a session that starts and
+/// breaks. Returns its address.
+fn mute_capf(data: &Path) -> String {
+    let identity = capf_ca::CapfIdentity::load(data).unwrap();
+    let config = std::sync::Arc::new(capf_server::server_config(&identity).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut tcp) = stream else { continue };
+            let Ok(mut tls) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+            held.push((tcp, tls));
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_dead_server_is_skipped_for_the_next_one() {
+    let lab = Lab::new();
+    let server = lab.serve();
+    let name = "SEP0011223344CC";
+    lab.schedule_install("add", name, "null-string", "p256");
+    // Nothing listens there: the connection is refused.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let lsc = lab.path("lsc.pem");
+    let started = Instant::now();
+    let out = lab.phone(
+        "install",
+        &dead,
+        name,
+        &["--server", &server.addr, "--cert-out", p(&lsc)],
+    );
+    let (stdout, stderr) = succeeded(&out);
+    assert!(
+        stderr.contains(&format!("connecting to {dead}: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("; trying {}", server.addr)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert!(stderr.contains("Succeeded: LSC installed"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("CAPF Server: {}", server.addr)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("LSC: Installed"), "{stdout}");
+    assert!(lsc_subject_and_key(&lsc).ends_with("p256"));
+
+    // Again, in JSON: the same attempt went on to the live server.
+    lab.schedule_install("set", name, "null-string", "p256");
+    let out = lab.phone(
+        "install",
+        &dead,
+        name,
+        &["--server", &server.addr, "--cert-out", p(&lsc), "--json"],
+    );
+    let (stdout, _) = succeeded(&out);
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["result"], "succeeded");
+    assert_eq!(result["operation"], "install");
+    assert_eq!(result["server"], server.addr.as_str());
+    assert_eq!(result["attempts"], 1);
+    assert_eq!(result["unreachable"][0]["server"], dead.as_str());
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_session_that_breaks_is_retried_on_the_next_server() {
+    let lab = Lab::new();
+    let server = lab.serve();
+    let name = "SEP0011223344DD";
+    lab.schedule_install("add", name, "null-string", "p256");
+    // The first server answers the TLS handshake, then goes silent: the
+    // phone times out, and its one retry must start with the second
+    // server (starting with the mute one again would fail for good).
+    let mute = mute_capf(&lab.data());
+    let lsc = lab.path("lsc.pem");
+    let state = lab.path("phone.state");
+    let out = lab.phone(
+        "install",
+        &mute,
+        name,
+        &[
+            "--server",
+            &server.addr,
+            "--timeout",
+            "2",
+            "--retries",
+            "1",
+            "--retry-interval",
+            "1",
+            "--cert-out",
+            p(&lsc),
+            "--state",
+            p(&state),
+            "--json",
+        ],
+    );
+    let (stdout, stderr) = succeeded(&out);
+    assert!(
+        stderr.contains(&format!(
+            "Failed on {mute}: timed out (waiting for AUTH_REQUEST); retrying in 1 s, from {} \
+             (attempt 2 of 2)",
+            server.addr
+        )),
+        "{stderr}"
+    );
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["result"], "succeeded");
+    assert_eq!(result["server"], server.addr.as_str());
+    assert_eq!(result["attempts"], 2);
+    // The state file is kept as with one server: the operation completed.
+    let kept = std::fs::read_to_string(&state).unwrap();
+    assert!(!kept.contains("auth_mode"), "{kept}");
+    assert!(kept.contains("lsc_installed=yes"), "{kept}");
+}
+
+#[test]
+fn more_than_five_servers_is_a_usage_error() {
+    let mut command = bare_phone("run", "127.0.0.1:1", "SEP001122334455");
+    for port in 2..=6 {
+        command.args(["--server", &format!("127.0.0.1:{port}")]);
+    }
+    let out = command
+        .args(["--capf-cert", "missing.pem", "--retries", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("at most 5 CAPF servers"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+/// `capf --data-dir DATA loadgen ARGS --json`, as JSON, and its exit code.
+fn loadgen(lab: &Lab, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = lab.capf(&[&["loadgen"], args, &["--json"]].concat());
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let report =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+#[test]
+fn loadgen_phones_walk_their_servers() {
+    let lab = Lab::new();
+    // A second CAPF with the same identity and, below, the same devices
+    // scheduled (one data directory serves one `capf serve`).
+    let other = lab.path("other");
+    std::fs::create_dir(&other).unwrap();
+    for entry in std::fs::read_dir(lab.data()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, other.join(path.file_name().unwrap())).unwrap();
+    }
+    // Devices 4 to 11 in both, for the phones that may go to either.
+    for dir in [lab.data(), other.clone()] {
+        for index in 4..12 {
+            let name = format!("SEP{index:012X}");
+            let out = capf()
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["device", "add", &name, "--operation", "install"])
+                .args(["--auth-mode", "null-string", "--key", "p256"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+    }
+    let mut one = lab.serve();
+    let two = Serve::start_with(
+        &other,
+        lab.path("serve-2.log"),
+        &["--listen", "127.0.0.1:0"],
+    );
+    let dead = format!("127.0.0.1:{}", free_port());
+    let common = [
+        "--phones",
+        "4",
+        "--concurrency",
+        "2",
+        "--auth",
+        "null-string",
+        "--timeout",
+        "10",
+        "--retry-interval",
+        "1",
+    ];
+
+    // Rotated: phones 0 and 2 start at the dead server and go on to the
+    // live one at once; 1 and 3 start there. (loadgen schedules devices 0
+    // to 3 in the data directory of the live server.)
+    let args = [&["--server", &dead, "--server", &one.addr][..], &common].concat();
+    let (code, report, stderr) = loadgen(&lab, &args);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["succeeded"], 4);
+    assert_eq!(report["servers"][0]["server"], dead.as_str());
+    assert_eq!(report["servers"][0]["unreachable"], 2);
+    assert_eq!(report["servers"][0]["enrolled"], 0);
+    assert_eq!(report["servers"][1]["enrolled"], 4);
+    assert_eq!(report["retried_attempts"], 0);
+
+    // Two live servers, rotated: half the phones each. (An uninitialised
+    // --data-dir: loadgen schedules nothing, devices 4 to 7 are ready.)
+    let elsewhere = lab.path("none");
+    let trust = lab.capf_cert();
+    let two_live = [
+        "--server",
+        &one.addr,
+        "--server",
+        &two.addr,
+        "--capf-cert",
+        p(&trust),
+    ];
+    let loadgen_elsewhere = |extra: &[&str]| {
+        let out = capf()
+            .arg("--data-dir")
+            .arg(&elsewhere)
+            .arg("loadgen")
+            .args(two_live)
+            .args(common)
+            .args(extra)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
+        report
+    };
+    let report = loadgen_elsewhere(&["--first-index", "4"]);
+    assert_eq!(report["servers"][0]["enrolled"], 2);
+    assert_eq!(report["servers"][1]["enrolled"], 2);
+
+    // The same order: every phone on the first.
+    let report = loadgen_elsewhere(&["--first-index", "8", "--server-order", "same"]);
+    assert_eq!(report["servers"][0]["enrolled"], 4);
+    assert_eq!(report["servers"][1]["enrolled"], 0);
+
+    // Only dead servers: every phone retries once, then fails; exit 1.
+    one.sigkill();
+    let started = Instant::now();
+    let args = [
+        &["--server", &dead, "--server", &one.addr, "--retries", "1"][..],
+        &common,
+    ]
+    .concat();
+    let (code, report, _) = loadgen(&lab, &args);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["succeeded"], 0);
+    assert_eq!(report["failed"], 4);
+    assert_eq!(report["retried_attempts"], 4);
+    assert_eq!(report["phones_retried"], 4);
+    assert_eq!(report["servers"][0]["unreachable"], 8);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // Six servers are a usage error.
+    let six: Vec<String> = (1..=6).map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for s in &six {
+        args.extend(["--server", s.as_str()]);
+    }
+    let out = lab.capf(&[&["loadgen"], &args[..], &common].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
 #[test]
 fn interrupted_install_resumes_with_the_stored_auth_mode() {
     let lab = Lab::new();

@@ -7,12 +7,17 @@
 //! * Given the server's data directory, it schedules its own devices there
 //!   first (SEP + 12 hex digits of an index, install, the chosen
 //!   authentication mode and key; with auth-string a fresh string each),
-//!   straight through `SqliteStore`: the server may be running (WAL).
+//!   straight through the store (the SQLite file, or `--database`): the
+//!   server may be running.
 //! * `--spawn-server` starts `capf serve` on 127.0.0.1 as a child and
 //!   reports its CPU seconds per enrollment and peak RSS (Linux /proc).
 //! * `--hold`: phones stop when asked for a key and keep their connections
 //!   open until every phone waits, to measure the memory of waiting
 //!   sessions.
+//! * Several `--server`s (up to five, like a phone's CAPF list): each
+//!   phone walks them as `capf phone` does (the same code), starting at
+//!   server i mod n with `--server-order rotate`; the report counts the
+//!   enrollments per server and the retried attempts.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -26,11 +31,10 @@ use bytes::BytesMut;
 use capf_auth::{AuthMode, AuthString, Operation};
 use capf_ca::{CaCertificate, IdentityParams, KeySpec, PrivateKey};
 use capf_operations::phone::{
-    Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess,
+    Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess, RetryPolicy,
 };
 use capf_operations::{Device, DeviceEdit, DeviceName, OperatorStore};
-use capf_server::{PhoneClient, phone_client_config};
-use capf_store::SqliteStore;
+use capf_server::{PhoneClient, ServerError, phone_client_config};
 use capf_wire::{FrameCodec, Message};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,6 +44,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::commands::phone::walk::{self, Attempt, ServerList, WalkingPhone};
 use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 
@@ -62,19 +67,43 @@ const REASONS_KEPT: usize = 5;
         --auth null-string --key rsa2048      against a running server on the same data directory\n  \
     capf --data-dir /tmp/lg loadgen --spawn-server --capf-key rsa2048 --phones 2000 --json\n  \
     capf --data-dir /tmp/lg loadgen --spawn-server --hold --phones 10000 --concurrency 2000\n      \
-        10,000 phones waiting in key generation at once: the server's RSS\n\n\
+        10,000 phones waiting in key generation at once: the server's RSS\n  \
+    capf --data-dir /srv/capf loadgen --server 10.0.0.5 --server 10.0.0.6 --phones 1000 \\\n      \
+        --retry-interval 5      two CAPF servers, each the first for half the phones\n\n\
     Devices are scheduled in --data-dir when it is initialised (or with --spawn-server);\n\
     otherwise the server must already have SEP<index> devices scheduled for install\n\
-    (with --auth null-string). Exit status: 0 when every enrollment succeeded, 1 otherwise.")]
+    (with --auth null-string).\n\n\
+    Several servers: give --server up to five times. Each phone walks the list like\n\
+    `capf phone`: a server that cannot be reached is skipped at once for the next; a\n\
+    session that broke (connection lost, no answer) is a failed attempt, retried\n\
+    --retry-interval seconds later on the next server, --retries times. Phone i starts\n\
+    at server i mod N (--server-order rotate) or every phone at the first (same).\n\
+    Latencies include the waits between attempts. --hold phones use their first\n\
+    server only, without retries.\n\n\
+    Exit status: 0 when every enrollment succeeded, 1 otherwise, 2 for a usage error.")]
 pub(crate) struct LoadgenArgs {
-    /// The CAPF server (HOST:PORT). Not with --spawn-server.
+    /// The CAPF server (HOST or HOST:PORT, port 3804 by default). Up to 5 times: each
+    /// phone walks them like `capf phone` (a server it cannot reach is skipped at once;
+    /// a session that broke is retried on the next server). Not with --spawn-server.
     #[arg(
         long,
-        value_name = "HOST:PORT",
+        value_name = "HOST[:PORT]",
         required_unless_present = "spawn_server",
         conflicts_with = "spawn_server"
     )]
-    server: Option<String>,
+    server: Vec<String>,
+    /// Where each phone starts the --server list: rotate (phone i at server i mod N)
+    /// or same (every phone at the first).
+    #[arg(long, default_value = "rotate", value_name = "ORDER",
+          value_parser = ["rotate", "same"])]
+    server_order: String,
+    /// Attempts after the first one fails to communicate (3 on a phone).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    retries: u32,
+    /// Seconds between attempts after a communication failure (30 on a phone); the
+    /// latencies include these waits.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    retry_interval: u64,
     /// The CAPF certificate to trust (PEM). Default: capf.pem of --data-dir.
     #[arg(long, value_name = "FILE")]
     capf_cert: Option<PathBuf>,
@@ -135,6 +164,70 @@ fn client_config(trusted: &[CaCertificate], resume: bool) -> Result<rustls::Clie
 struct Sample {
     latency: Duration,
     error: Option<String>,
+    /// The server it enrolled on (index in the list).
+    enrolled_on: Option<usize>,
+    /// Attempts it made (0 when it never started).
+    attempts: u32,
+}
+
+/// What happened on one server, counted by the phones.
+#[derive(Default)]
+struct ServerTally {
+    /// Sessions that ran there (however they ended).
+    sessions: AtomicUsize,
+    /// Times a phone could not reach it (and went on to the next).
+    unreachable: AtomicUsize,
+}
+
+/// A simulated phone as it walks the server list (the walk of
+/// `capf phone`), counting sessions and unreachable servers.
+struct LoadgenPhone<'a> {
+    client: &'a PhoneClient,
+    config: PhoneConfig,
+    policy: RetryPolicy,
+    tally: &'a [ServerTally],
+    /// A session stored a new LSC, even if it then broke (a server that
+    /// died after recording the install, before END_SESSION): a retry
+    /// that finds nothing scheduled then confirms the install.
+    stored_lsc: bool,
+}
+
+impl WalkingPhone for LoadgenPhone<'_> {
+    fn attempt_starts(&mut self, _number: u32) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    async fn session(&mut self, server: &str) -> Result<PhoneOutcome, ServerError> {
+        let run = self.client.run(server, self.config.clone()).await?;
+        self.stored_lsc |= run.installed.is_some();
+        Ok(run.outcome)
+    }
+
+    fn unreachable(&mut self, _server: &str, _error: &ServerError, _next: Option<&str>) {}
+
+    fn attempt_ended(&mut self, attempt: &Attempt) -> Result<bool, Failure> {
+        if let Some(t) = attempt
+            .server
+            .as_ref()
+            .and_then(|(i, _)| self.tally.get(*i))
+        {
+            t.sessions.fetch_add(1, Ordering::Relaxed);
+        }
+        for (i, _) in &attempt.unreachable {
+            if let Some(t) = self.tally.get(*i) {
+                t.unreachable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(self
+            .policy
+            .after(&attempt.outcome, attempt.number, SystemTime::now())
+            .is_some())
+    }
+
+    async fn pause(&mut self, _attempt: &Attempt, interval: Duration, _next: &str) -> bool {
+        tokio::time::sleep(interval).await;
+        true
+    }
 }
 
 /// A server started by loadgen.
@@ -167,9 +260,14 @@ impl Spawned {
 }
 
 pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure> {
-    if args.hold && !args.spawn_server && args.server.is_none() {
+    if args.hold && !args.spawn_server && args.server.is_empty() {
         return Err(Failure::usage("--hold needs --server or --spawn-server"));
     }
+    let given = if args.server.is_empty() {
+        None
+    } else {
+        Some(ServerList::parse(&args.server)?)
+    };
     let phone_key: KeySpec = args.key.parse().map_err(Failure::usage)?;
     let mode = match args.auth.as_str() {
         "null-string" => AuthMode::NullString,
@@ -235,15 +333,24 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
     } else {
         None
     };
-    let server = match (&spawned, &args.server) {
-        (Some(s), _) => s.addr.clone(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => return Err(Failure::usage("give --server or --spawn-server")),
+    let servers = match (&spawned, given) {
+        (Some(s), _) => ServerList::parse(std::slice::from_ref(&s.addr)),
+        (None, Some(list)) => Ok(list),
+        (None, None) => Err(Failure::usage("give --server or --spawn-server")),
+    };
+    let servers = match servers {
+        Ok(list) => list,
+        Err(e) => {
+            if let Some(s) = spawned {
+                s.stop();
+            }
+            return Err(e);
+        }
     };
 
     let result = drive(
         &args,
-        &server,
+        &servers,
         trusted,
         pool,
         strings,
@@ -265,7 +372,7 @@ fn schedule_devices(
     mode: AuthMode,
     key: KeySpec,
 ) -> Result<Vec<Option<AuthString>>, Failure> {
-    let store = data.open_store()?;
+    let store = data.open_database()?;
     let n = usize::try_from(args.phones).map_err(Failure::usage)?;
     let mut strings: Vec<Option<AuthString>> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -308,7 +415,7 @@ fn schedule_devices(
 }
 
 fn schedule_one(
-    store: &SqliteStore,
+    store: &crate::store::Store,
     name: DeviceName,
     mode: AuthMode,
     key: KeySpec,
@@ -399,7 +506,16 @@ fn key_pool(spec: KeySpec, phones: u32) -> Result<Vec<PrivateKey>, Failure> {
 /// for the "listening on ADDR" of its log (its warnings go on to ours).
 fn spawn_server(data: &DataDir, max_sessions: u32) -> Result<Spawned, Failure> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // The same database; through the environment, so that a password in
+    // the address is not on a command line for `ps` to show.
+    if let Some(database) = data.database() {
+        command.env("CAPF_DATABASE_URL", &database.url);
+        if let Some(ca) = &database.ca_file {
+            command.env("CAPF_DATABASE_CA", ca);
+        }
+    }
+    let mut child = command
         .arg("--data-dir")
         .arg(data.root())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -490,7 +606,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[allow(clippy::too_many_arguments)]
 fn drive(
     args: &LoadgenArgs,
-    server: &str,
+    servers: &ServerList,
     trusted: Vec<CaCertificate>,
     pool: Vec<PrivateKey>,
     strings: Vec<Option<AuthString>>,
@@ -523,6 +639,14 @@ fn drive(
     let client = Arc::new(client);
     let connector = TlsConnector::from(Arc::new(client_config(&trusted, args.resume_tls)?));
     let strings = Arc::new(strings);
+    let servers_shared = Arc::new(servers.clone());
+    let tally: Arc<Vec<ServerTally>> =
+        Arc::new((0..servers.len()).map(|_| ServerTally::default()).collect());
+    let policy = RetryPolicy {
+        retries: args.retries,
+        interval: Duration::from_secs(args.retry_interval),
+    };
+    let rotate = args.server_order == "rotate";
     let server_pid = spawned.map(|s| s.pid().to_string());
     let bar = ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX));
     bar.set_style(
@@ -546,13 +670,14 @@ fn drive(
         let (release_tx, release_rx) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
-            let (client, connector, strings, next, bar, server) = (
+            let (client, connector, strings, next, bar, servers, tally) = (
                 client.clone(),
                 connector.clone(),
                 strings.clone(),
                 next.clone(),
                 bar.clone(),
-                server.to_owned(),
+                servers_shared.clone(),
+                tally.clone(),
             );
             let (waiting, release_rx, hold) = (waiting.clone(), release_rx.clone(), args.hold);
             let gate = gate.clone();
@@ -565,8 +690,8 @@ fn drive(
                         break;
                     }
                     let begun = Instant::now();
-                    let error = match device_name(first, i) {
-                        Err(e) => Some(e),
+                    let (error, enrolled_on, attempts) = match device_name(first, i) {
+                        Err(e) => (Some(e), None, 0),
                         Ok(name) => {
                             let credentials = match (mode, strings.get(i).cloned().flatten()) {
                                 (AuthMode::AuthString, Some(s)) => Credentials::AuthString(s),
@@ -574,26 +699,51 @@ fn drive(
                             };
                             let config = PhoneConfig::new(name.as_str(), credentials)
                                 .with_reply_timeout(timeout);
+                            let start = walk::start_for(i, servers.len(), rotate);
                             if hold {
-                                hold_one(
+                                let error = hold_one(
                                     &connector,
-                                    &server,
+                                    servers.get(start),
                                     config,
                                     timeout,
                                     &waiting,
                                     release_rx.clone(),
                                     &gate,
                                 )
-                                .await
+                                .await;
+                                (error, None, 1)
                             } else {
-                                match client.run(&server, config).await {
-                                    Ok(run) => match run.outcome {
+                                let mut phone = LoadgenPhone {
+                                    client: &client,
+                                    config,
+                                    policy,
+                                    tally: &tally,
+                                    stored_lsc: false,
+                                };
+                                match walk::walk(&mut phone, &servers, start, policy.interval).await
+                                {
+                                    Ok(end) => match &end.last.outcome {
                                         PhoneOutcome::Succeeded(PhoneSuccess::Installed {
                                             ..
-                                        }) => None,
-                                        other => Some(format!("{name}: {other}")),
+                                        }) => (
+                                            None,
+                                            end.last.server.as_ref().map(|(i, _)| *i),
+                                            end.attempts,
+                                        ),
+                                        PhoneOutcome::Succeeded(
+                                            PhoneSuccess::NothingScheduled { .. },
+                                        ) if phone.stored_lsc => (
+                                            None,
+                                            end.last.server.as_ref().map(|(i, _)| *i),
+                                            end.attempts,
+                                        ),
+                                        _ => (
+                                            Some(format!("{name}: {}", end.last.failure_text())),
+                                            None,
+                                            end.attempts,
+                                        ),
                                     },
-                                    Err(e) => Some(format!("{name}: {e}")),
+                                    Err(e) => (Some(format!("{name}: {}", e.message)), None, 0),
                                 }
                             }
                         }
@@ -602,6 +752,8 @@ fn drive(
                     samples.push(Sample {
                         latency: begun.elapsed(),
                         error,
+                        enrolled_on,
+                        attempts,
                     });
                 }
                 samples
@@ -629,6 +781,8 @@ fn drive(
                 Err(e) => samples.push(Sample {
                     latency: Duration::ZERO,
                     error: Some(format!("a phone task failed: {e}")),
+                    enrolled_on: None,
+                    attempts: 0,
                 }),
             }
         }
@@ -659,11 +813,50 @@ fn drive(
     let own_cpu = own_before.zip(own_after).map(|(b, a)| a - b);
     let per_cpu_sec = server_cpu.filter(|c| *c > 0.0).map(|c| ok as f64 / c);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut enrolled_on = vec![0usize; servers.len()];
+    for i in samples.iter().filter_map(|s| s.enrolled_on) {
+        if let Some(count) = enrolled_on.get_mut(i) {
+            *count += 1;
+        }
+    }
+    let per_server: Vec<(&str, usize, usize, usize)> = servers
+        .addresses()
+        .iter()
+        .zip(enrolled_on)
+        .zip(tally.iter())
+        .map(|((address, enrolled), t)| {
+            (
+                address.as_str(),
+                enrolled,
+                t.sessions.load(Ordering::Relaxed),
+                t.unreachable.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    let retried_attempts: u64 = samples
+        .iter()
+        .map(|s| u64::from(s.attempts.saturating_sub(1)))
+        .sum();
+    let phones_retried = samples.iter().filter(|s| s.attempts > 1).count();
 
     if args.json {
         let first: Vec<&str> = failures.iter().take(REASONS_KEPT).copied().collect();
         let mut out = json!({
-            "server": server,
+            "server": servers.get(0),
+            "servers": per_server
+                .iter()
+                .map(|(server, enrolled, sessions, unreachable)| json!({
+                    "server": server,
+                    "enrolled": enrolled,
+                    "sessions": sessions,
+                    "unreachable": unreachable,
+                }))
+                .collect::<Vec<_>>(),
+            "server_order": args.server_order,
+            "retries": args.retries,
+            "retry_interval_seconds": args.retry_interval,
+            "retried_attempts": retried_attempts,
+            "phones_retried": phones_retried,
             "phones": n,
             "concurrency": concurrency,
             "auth": args.auth,
@@ -728,6 +921,13 @@ fn drive(
                 rss.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
             );
         }
+        for (server, enrolled, sessions, unreachable) in &per_server {
+            println!(
+                "  on {server}: {enrolled} enrolled, {sessions} sessions, \
+                 {unreachable} times unreachable"
+            );
+        }
+        println!("  retried:        {retried_attempts} attempts ({phones_retried} phones)");
         println!("  failures:       {}", failures.len());
         for (why, count) in reasons.iter().take(REASONS_KEPT) {
             println!("    {count} x {why}");

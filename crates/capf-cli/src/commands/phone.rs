@@ -7,6 +7,7 @@
 
 mod files;
 mod session;
+pub(crate) mod walk;
 
 use std::path::PathBuf;
 
@@ -32,8 +33,15 @@ Files:
   Both files are rewritten whole, in one step, by design (no --force needed); a
   symbolic link is never written through (refused before the session starts).
 
-Retries: after a communication failure (no connection, timeout, connection
-lost) the phone tries --retries more times, --retry-interval seconds apart.
+Several servers: give --server up to five times, like the CAPF list of a phone's
+configuration. Each attempt tries them in order from the current one; a server
+that cannot be reached (connection refused or timed out, TLS handshake failed)
+is skipped at once for the next. The result names the server the operation
+finished on.
+
+Retries: after a communication failure (no server reached, timeout, connection
+lost) the phone tries --retries more times, --retry-interval seconds apart. A
+session that broke on one server is retried on the next one in the list.
 Ctrl-C stops the operation: nothing more is sent (exit 1).
 
 Exit status: 0 when the server did what the subcommand names (`run`: anything
@@ -49,7 +57,9 @@ pub(crate) enum PhoneCommand {
         capf phone install --server 10.0.0.5:3804 --capf-cert /etc/capf/certs --device SEP001122334455 \\\n      \
             --mic mic.pem --cert-out lsc.pem --state phone.state\n  \
         capf phone install --server capf --capf-cert capf.pem --device SEP001122334455 \\\n      \
-            --lsc lsc.pem --cert-out lsc.pem                 upgrade, authenticated by the old LSC\n\n{AFTER_HELP}"))]
+            --lsc lsc.pem --cert-out lsc.pem                 upgrade, authenticated by the old LSC\n  \
+        capf phone install --server capf1 --server capf2 --capf-cert capf.pem --device SEP001122334455 \\\n      \
+            --auth-string 12345678 --cert-out lsc.pem        capf2 when capf1 cannot be reached\n\n{AFTER_HELP}"))]
     Install(PhoneArgs),
     /// Expect the server to fetch (troubleshoot) the LSC: the phone sends the one in --cert-out.
     #[command(after_help = format!("Examples:\n  \
@@ -93,8 +103,9 @@ impl Expected {
 #[derive(Debug, Args)]
 pub(crate) struct PhoneArgs {
     /// The CAPF server: HOST or HOST:PORT (port 3804 by default; IPv6 as [ADDR]:PORT).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    server: String,
+    /// Up to 5 times: the servers are tried in that order.
+    #[arg(long, value_name = "HOST[:PORT]", required = true)]
+    server: Vec<String>,
     /// The CAPF certificate(s) to trust: a PEM file, or a directory of <hash>.0 / *.pem files.
     #[arg(long, value_name = "FILE|DIR")]
     capf_cert: PathBuf,
@@ -151,10 +162,11 @@ pub(crate) fn run(command: PhoneCommand) -> Result<Outcome, Failure> {
     if args.device.trim().is_empty() {
         return Err(Failure::usage("--device must not be empty"));
     }
+    let servers = walk::ServerList::parse(&args.server)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(session::run(expected, args))
+    runtime.block_on(session::run(expected, args, servers))
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address, with

@@ -8,29 +8,37 @@ use bytes::Bytes;
 use capf_auth::{AuthMode, AuthString};
 use capf_ca::{CaCertificate, CertificateKind};
 use capf_operations::phone::{
-    CertificateCredentials, Credentials, FailureCause, LscChange, PersistentState, PhoneConfig,
-    PhoneFailure, PhoneOutcome, PhoneStatus, PhoneStep, PhoneSuccess, RetryPolicy, SudiCredentials,
+    CertificateCredentials, Credentials, LscChange, PersistentState, PhoneConfig, PhoneOutcome,
+    PhoneStatus, PhoneSuccess, RetryPolicy, SudiCredentials,
 };
-use capf_server::{PhoneClient, phone_client_config};
+use capf_server::{PhoneClient, ServerError, phone_client_config};
 use capf_wire::Password;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::files::{self, KeyedCertificate};
-use super::{Expected, PhoneArgs, server_address};
+use super::walk::{self, Attempt, ServerList, WalkingPhone};
+use super::{Expected, PhoneArgs};
 use crate::{Failure, Outcome, time_text};
 
 /// How the whole operation (all attempts) ended.
 struct Ending {
     outcome: PhoneOutcome,
-    /// The connection error of the last attempt, when it never connected.
+    /// Why no server could be reached in the last attempt, when none was.
     connect_error: Option<String>,
+    /// The server the last session ran on.
+    server: Option<String>,
+    /// The servers the last attempt could not reach, and why.
+    unreachable: Vec<(String, String)>,
     attempts: u32,
     stopped: bool,
 }
 
-pub(super) async fn run(expected: Expected, args: PhoneArgs) -> Result<Outcome, Failure> {
-    let server = server_address(&args.server)?;
+pub(super) async fn run(
+    expected: Expected,
+    args: PhoneArgs,
+    servers: ServerList,
+) -> Result<Outcome, Failure> {
     let trusted = files::load_capf_certificates(&args.capf_cert)?;
     let timeout = Duration::from_secs(args.timeout);
     let client = match args.tls.as_str() {
@@ -95,10 +103,30 @@ pub(super) async fn run(expected: Expected, args: PhoneArgs) -> Result<Outcome, 
     });
 
     eprintln!("Pending");
-    let ending = attempts(
-        &client, &server, &config, &args, &mut state, policy, &stop_rx,
-    )
-    .await?;
+    let mut phone = CliPhone {
+        client: &client,
+        config: &config,
+        args: &args,
+        state: &mut state,
+        policy,
+        stop_rx: &stop_rx,
+        several: servers.len() > 1,
+        state_attempt: 0,
+    };
+    let end = walk::walk(&mut phone, &servers, 0, policy.interval).await?;
+    let ending = Ending {
+        connect_error: end.last.server.is_none().then(|| end.last.failure_text()),
+        server: end.last.server_address().map(str::to_owned),
+        unreachable: end
+            .last
+            .unreachable
+            .iter()
+            .map(|(index, why)| (servers.get(*index).to_owned(), why.clone()))
+            .collect(),
+        stopped: end.stopped || *stop_rx.borrow(),
+        attempts: end.attempts,
+        outcome: end.last.outcome,
+    };
     Ok(report(expected, &args, &ending, lsc_before))
 }
 
@@ -175,34 +203,46 @@ fn credentials_for(
     }
 }
 
-/// Runs sessions until one is final: retrying communication failures per
-/// `policy`, keeping `state` in the state file before and after each
-/// attempt, and stopping on Ctrl-C.
-async fn attempts(
-    client: &PhoneClient,
-    server: &str,
-    config: &PhoneConfig,
-    args: &PhoneArgs,
-    state: &mut PersistentState,
+/// The phone of `capf phone` as it walks its servers: keeps `state` in
+/// the state file before and after each attempt, shows progress, and stops
+/// on Ctrl-C.
+struct CliPhone<'a> {
+    client: &'a PhoneClient,
+    config: &'a PhoneConfig,
+    args: &'a PhoneArgs,
+    state: &'a mut PersistentState,
     policy: RetryPolicy,
-    stop_rx: &watch::Receiver<bool>,
-) -> Result<Ending, Failure> {
-    let mode = config.credentials.auth_mode();
-    let save = |state: &PersistentState| match &args.state {
-        Some(path) => files::write_state(path, state),
-        None => Ok(()),
-    };
-    let mut tried = 0;
-    loop {
-        let attempt = state.start_attempt(mode);
-        tried += 1;
-        save(state)?;
-        let cert_out = args.cert_out.as_deref();
+    stop_rx: &'a watch::Receiver<bool>,
+    /// Whether several servers were given (messages then name them).
+    several: bool,
+    /// The attempt number in the state file (counting earlier runs).
+    state_attempt: u32,
+}
+
+impl CliPhone<'_> {
+    fn save(&self) -> Result<(), Failure> {
+        match &self.args.state {
+            Some(path) => files::write_state(path, self.state),
+            None => Ok(()),
+        }
+    }
+}
+
+impl WalkingPhone for CliPhone<'_> {
+    fn attempt_starts(&mut self, _number: u32) -> Result<(), Failure> {
+        self.state_attempt = self
+            .state
+            .start_attempt(self.config.credentials.auth_mode());
+        self.save()
+    }
+
+    async fn session(&mut self, server: &str) -> Result<PhoneOutcome, ServerError> {
+        let cert_out = self.args.cert_out.as_deref();
         let mut last_shown: Option<String> = None;
-        let result = client
+        self.client
             .run_with(
                 server,
-                config.clone(),
+                self.config.clone(),
                 |der, key| match cert_out {
                     Some(path) => files::write_lsc_store(path, der, key),
                     None => Ok(()),
@@ -212,52 +252,46 @@ async fn attempts(
                     None => Ok(configured),
                 },
                 |status| show_progress(status, &mut last_shown),
-                stopped(stop_rx.clone()),
+                stopped(self.stop_rx.clone()),
             )
-            .await;
-        let (outcome, connect_error) = match result {
-            Ok(run) => (run.outcome, None),
-            Err(e) => (
-                PhoneOutcome::Failed(PhoneFailure {
-                    cause: FailureCause::ConnectionLost,
-                    step: PhoneStep::AwaitingAuthRequest,
-                    lsc_change: LscChange::Unchanged,
-                }),
-                Some(e.to_string()),
-            ),
-        };
-        let is_stopped = *stop_rx.borrow()
-            || matches!(
-                &outcome,
-                PhoneOutcome::Failed(PhoneFailure {
-                    cause: FailureCause::Aborted,
-                    ..
-                })
-            );
-        let next = state.record_outcome(&outcome, &policy, SystemTime::now());
-        save(state)?;
-        let ending = Ending {
-            outcome,
-            connect_error,
-            attempts: tried,
-            stopped: is_stopped,
-        };
-        if is_stopped || next.is_none() {
-            return Ok(ending);
+            .await
+            .map(|run| run.outcome)
+    }
+
+    fn unreachable(&mut self, _server: &str, error: &ServerError, next: Option<&str>) {
+        if let Some(next) = next {
+            eprintln!("{error}; trying {next}");
         }
+    }
+
+    fn attempt_ended(&mut self, attempt: &Attempt) -> Result<bool, Failure> {
+        let next = self
+            .state
+            .record_outcome(&attempt.outcome, &self.policy, SystemTime::now());
+        self.save()?;
+        Ok(next.is_some() && !*self.stop_rx.borrow())
+    }
+
+    async fn pause(&mut self, attempt: &Attempt, interval: Duration, next_server: &str) -> bool {
+        let failed = match (self.several, attempt.server_address()) {
+            (true, Some(server)) => format!("Failed on {server}: {}", attempt.failure_text()),
+            _ => format!("Failed: {}", attempt.failure_text()),
+        };
+        let from = if self.several {
+            format!(", from {next_server}")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "Failed: {}; retrying in {} s (attempt {} of {})",
-            failure_text(&ending),
-            policy.interval.as_secs(),
-            attempt + 1,
-            policy.retries + 1
+            "{failed}; retrying in {} s{from} (attempt {} of {})",
+            interval.as_secs(),
+            self.state_attempt.saturating_add(1),
+            self.policy.retries.saturating_add(1)
         );
-        let mut stop = std::pin::pin!(stopped(stop_rx.clone()));
+        let mut stop = std::pin::pin!(stopped(self.stop_rx.clone()));
         tokio::select! {
-            () = tokio::time::sleep(policy.interval) => {}
-            () = &mut stop => {
-                return Ok(Ending { stopped: true, ..ending });
-            }
+            () = tokio::time::sleep(interval) => true,
+            () = &mut stop => false,
         }
     }
 }
@@ -369,6 +403,12 @@ fn report(expected: Expected, args: &PhoneArgs, ending: &Ending, lsc_before: boo
             "detail": detail,
             "problem": problem,
             "attempts": ending.attempts,
+            "server": ending.server,
+            "unreachable": ending
+                .unreachable
+                .iter()
+                .map(|(server, error)| json!({ "server": server, "error": error }))
+                .collect::<Vec<_>>(),
             "lsc_installed": lsc_after,
             "certificate": new_lsc.as_deref().map(certificate_json),
             "cert_out": args.cert_out.as_ref().map(|p| p.display().to_string()),
@@ -385,6 +425,9 @@ fn report(expected: Expected, args: &PhoneArgs, ending: &Ending, lsc_before: boo
             (outcome, &args.cert_out)
         {
             println!("removed {}", path.display());
+        }
+        if let Some(server) = &ending.server {
+            println!("CAPF Server: {server}");
         }
         println!(
             "LSC: {}",
