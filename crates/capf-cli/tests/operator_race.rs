@@ -109,8 +109,16 @@ fn operator_edits_while_phones_enroll_never_undo_a_session() {
     let rt = runtime();
     let stop = AtomicBool::new(false);
     let (applied, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    // Edits made so far, for the phones to read.
+    // Edits made so far, for the phones to read; usize::MAX once an
+    // editor has stopped (a failed edit panics it: the phones must not
+    // wait for edits that will never come, and the test fails with it).
     let made = std::sync::Arc::new(AtomicUsize::new(0));
+    struct EditorGone(std::sync::Arc<AtomicUsize>);
+    impl Drop for EditorGone {
+        fn drop(&mut self) {
+            self.0.store(usize::MAX, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|scope| {
         // Two operators: one edits descriptions (always allowed), the other
         // also reschedules the install (refused while a phone's session
@@ -119,6 +127,7 @@ fn operator_edits_while_phones_enroll_never_undo_a_session() {
             let (all, stop, data) = (&all, &stop, &data);
             let (applied, refused, made) = (&applied, &refused, made.clone());
             scope.spawn(move || {
+                let _gone = EditorGone(made.clone());
                 let mut round = 0;
                 while !stop.load(Ordering::Relaxed) {
                     for n in all {
@@ -133,7 +142,9 @@ fn operator_edits_while_phones_enroll_never_undo_a_session() {
                         } else {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        made.fetch_add(1, Ordering::Relaxed);
+                        let _ = made.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                            m.checked_add(1)
+                        });
                     }
                 }
             });

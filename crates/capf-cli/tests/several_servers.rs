@@ -248,3 +248,189 @@ fn wrong_strings_on_alternate_nodes_lock_the_device() {
         .get(0);
     assert_eq!(delivered, 0);
 }
+
+/// `capf loadgen` with both servers (half the phones start on each);
+/// the first server is killed with SIGKILL in the middle of the run, while
+/// it also holds two phones of its own mid-session: one waiting for its
+/// key (the device leased), one sent its certificate (issued and
+/// recorded, not yet delivered). Every device is enrolled exactly once:
+/// one delivered LSC each, distinct serials; the held phones finish on the
+/// other server once their leases lapse; no lease is left.
+#[test]
+fn a_server_killed_mid_run_leaves_no_device_half_done() {
+    const PHONES: usize = 240;
+    let Some(db) = TestDatabase::create("a_server_killed_mid_run_leaves_no_device_half_done")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_nodes(dir.path(), &db);
+    let held = [("SEP0000000F0001", "112233"), ("SEP0000000F0002", "445566")];
+    for (name, string) in held {
+        ok(capf_db(
+            &first,
+            &db,
+            &[
+                "device",
+                "add",
+                name,
+                "--operation",
+                "install",
+                "--auth-string",
+                string,
+                "--key",
+                "p256",
+            ],
+        ));
+    }
+    let short_lease = ["--lease-ttl", "2", "--max-per-address", "512"];
+    let mut one = serve(&first, &db, &dir.path().join("one.log"), &short_lease);
+    let two = serve(&second, &db, &dir.path().join("two.log"), &short_lease);
+
+    // Two phones stopped mid-session on the first server.
+    let rt = common::runtime();
+    let tls = common::phone_tls(&first);
+    let (key_requested, key_requested_rx) = tokio::sync::oneshot::channel();
+    let (_never_generate, generate_when) = tokio::sync::oneshot::channel::<()>();
+    let waiting_for_key = rt.spawn(common::handset::run_scripted(
+        one.addr.clone(),
+        tls.clone(),
+        common::phone_config(held[0].0, held[0].1),
+        common::handset::Script {
+            key_requested: Some(key_requested),
+            generate_when: Some(generate_when),
+            ..Default::default()
+        },
+    ));
+    let (certificate_sent, certificate_rx) = tokio::sync::oneshot::channel();
+    let (_never_answer, answer_when) = tokio::sync::oneshot::channel::<()>();
+    let _holding_certificate = rt.spawn(common::handset::run_scripted(
+        one.addr.clone(),
+        tls,
+        common::phone_config(held[1].0, held[1].1),
+        common::handset::Script {
+            hold_at_store: Some((certificate_sent, answer_when)),
+            ..Default::default()
+        },
+    ));
+    rt.block_on(key_requested_rx).unwrap();
+    let undelivered = rt.block_on(certificate_rx).unwrap();
+
+    let loadgen = Command::new(env!("CARGO_BIN_EXE_capf"))
+        .arg("--data-dir")
+        .arg(&second)
+        .args(["--database", &db.url, "loadgen"])
+        .args(["--server", &one.addr, "--server", &two.addr])
+        .args(["--phones", &PHONES.to_string(), "--concurrency", "12"])
+        .args(["--auth", "null-string", "--key", "p256"])
+        .args(["--retries", "8", "--retry-interval", "1", "--timeout", "20"])
+        .arg("--json")
+        .env_remove("CAPF_DATA_DIR")
+        .env_remove("CAPF_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-run: once the first server has finished some of loadgen's
+    // sessions, kill it.
+    for _ in 0..30 {
+        one.wait_for_line("session done");
+    }
+    one.sigkill();
+    // The held phones are gone with their server (the first waits for a
+    // key it will never make: stop it).
+    waiting_for_key.abort();
+    let out = loadgen.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    println!("{report:#}");
+    assert_eq!(report["succeeded"], PHONES, "{report:#}");
+
+    // The held phones try again, the dead server first: each finishes on
+    // the second once the dead server's lease lapses.
+    for (name, string) in held {
+        let out = Command::new(env!("CARGO_BIN_EXE_capf"))
+            .args([
+                "phone", "install", "--server", &one.addr, "--server", &two.addr,
+            ])
+            .arg("--capf-cert")
+            .arg(first.join("capf.pem"))
+            .args(["--device", name, "--auth-string", string])
+            .arg("--cert-out")
+            .arg(dir.path().join(format!("{name}.pem")))
+            .args(["--retries", "8", "--retry-interval", "1", "--json"])
+            .env_remove("CAPF_DATA_DIR")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(result["server"], two.addr.as_str(), "{result:#}");
+    }
+    drop(two);
+
+    let devices = (PHONES + held.len()) as i64;
+    let mut client = db.client();
+    let count =
+        |client: &mut Client, sql: &str| -> i64 { client.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut client, "SELECT count(*) FROM devices"), devices);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM devices WHERE status_kind = 'succeeded' AND has_lsc \
+             AND operation = 'none'"
+        ),
+        devices,
+        "every device done"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM (SELECT device FROM issued_certificates WHERE delivered \
+             GROUP BY device HAVING count(*) = 1) once"
+        ),
+        devices,
+        "one delivered LSC per device"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(DISTINCT serial) FROM issued_certificates WHERE delivered"
+        ),
+        devices,
+        "distinct serials"
+    );
+    // The device's LSC on record is the delivered one.
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM devices d JOIN issued_certificates c \
+             ON c.serial = d.lsc_serial AND c.device = d.name AND c.delivered"
+        ),
+        devices
+    );
+    // What the dead server issued and never delivered stays in the
+    // history, undelivered.
+    let row = client
+        .query_one(
+            "SELECT count(*), bool_or(der = $1 AND NOT delivered) FROM issued_certificates \
+             WHERE device = $2",
+            &[&undelivered, &held[1].0],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (2, true));
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM leases"),
+        0,
+        "no lease left"
+    );
+}
