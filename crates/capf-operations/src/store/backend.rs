@@ -75,7 +75,10 @@ pub trait StoreTransaction: StoreReads {
 ///   one whose transaction is not committed yet. Until its transaction
 ///   ends, what a change wrote excludes conflicting writers (a lease taken
 ///   in a batch cannot be taken by another process before the batch
-///   commits or rolls back).
+///   commits or rolls back). Processes sharing a database are serialised
+///   per device: a change that reads a device or its lease sees every
+///   committed change of every process to them, and no other process
+///   changes them until it ends.
 /// * `done` may be called on any thread, and before `write` returns. It
 ///   must be quick and must not call the store.
 pub trait StoreBackend: Send + Sync {
