@@ -161,6 +161,10 @@ fn local_checks() -> Vec<LocalCheck> {
         ("newer_schema_is_refused", newer_schema_is_refused),
         ("empty_database_is_not_opened", empty_database_is_not_opened),
         ("parameters_are_shared", parameters_are_shared),
+        (
+            "connections_dropped_by_the_database_are_made_again",
+            connections_dropped_by_the_database_are_made_again,
+        ),
     ]
 }
 
@@ -223,4 +227,55 @@ fn parameters_are_shared(address: &str, _: &mut Client) {
         a.load_parameters().unwrap().get("default_key").as_deref(),
         Some("p384")
     );
+}
+
+/// The database restarts (here: it ends the store's connections): the
+/// change in flight fails with an error, nothing half-done; the next ones
+/// reconnect and work, reads too.
+fn connections_dropped_by_the_database_are_made_again(address: &str, setup: &mut Client) {
+    use capf_operations::capf_auth::{AuthMode, Operation};
+    use capf_operations::{Device, DeviceName, OperatorStore};
+    let store = PostgresStore::open(address, None).unwrap();
+    let name = DeviceName::parse("SEP0000000000C1").unwrap();
+    let mut device = Device::new(name.clone(), AuthMode::NullString);
+    device.schedule(Operation::InstallUpgrade, None).unwrap();
+    store.insert(&device, SystemTime::now()).unwrap();
+    let ended: i64 = setup
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'capf' AND datname = current_database()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 2, "the writer and the reader");
+    // The first change after may fail (its connection was gone), but
+    // never half-done; within a few tries it works again.
+    let mut worked = false;
+    for _ in 0..3 {
+        let other = Device::new(
+            DeviceName::parse("SEP0000000000C2").unwrap(),
+            AuthMode::NullString,
+        );
+        match store.insert(&other, SystemTime::now()) {
+            Ok(()) => {
+                worked = true;
+                break;
+            }
+            Err(capf_operations::OperationsError::DeviceExists { .. }) => {
+                worked = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(worked, "writes reconnect");
+    let mut read = None;
+    for _ in 0..3 {
+        if let Ok(found) = store.load(&name) {
+            read = found;
+            break;
+        }
+    }
+    assert_eq!(read.map(|d| d.name), Some(name), "reads reconnect");
 }
