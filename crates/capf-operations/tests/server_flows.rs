@@ -390,14 +390,11 @@ fn no_certificate_is_sent_without_its_record() {
     ));
 }
 
-/// A serial that another server recorded first is signed again with a
-/// new one (a few times at most); the phone only ever gets a recorded
-/// certificate.
-#[test]
-fn a_taken_serial_is_signed_again() {
+/// A null-string install session that has the phone's key and asks for
+/// it to be signed.
+fn session_asking_to_sign() -> ServerSession {
     let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
     d.key = Some(KeySpec::Ec(EcCurve::P256));
-    let issuer = issuer();
     let mut session = ServerSession::new(3, config(), vector_now());
     let _ = session.poll_transmit();
     session.handle_message(vector_now(), 3, auth(""));
@@ -407,6 +404,16 @@ fn a_taken_serial_is_signed_again() {
     session.device_loaded(vector_now(), Ok(d));
     let _ = session.poll_transmit();
     session.handle_message(vector_now(), 3, key_response(p256_spki()));
+    session
+}
+
+/// A serial that another server recorded first is signed again with a
+/// new one (a few times at most); the phone only ever gets a recorded
+/// certificate.
+#[test]
+fn a_taken_serial_is_signed_again() {
+    let issuer = issuer();
+    let mut session = session_asking_to_sign();
     let conflict = || OperationsError::SerialConflict {
         serial: "01".into(),
         device: "SEP0000000000FF".into(),
@@ -454,18 +461,8 @@ fn a_taken_serial_is_signed_again() {
 /// One taken serial, then a free one: the phone gets the second.
 #[test]
 fn a_signing_after_a_taken_serial_is_delivered() {
-    let mut d = device(NAME, AuthMode::NullString, Operation::InstallUpgrade, None);
-    d.key = Some(KeySpec::Ec(EcCurve::P256));
     let issuer = issuer();
-    let mut session = ServerSession::new(3, config(), vector_now());
-    let _ = session.poll_transmit();
-    session.handle_message(vector_now(), 3, auth(""));
-    let Some(ServerEvent::LoadDevice(_)) = session.poll_event() else {
-        panic!()
-    };
-    session.device_loaded(vector_now(), Ok(d));
-    let _ = session.poll_transmit();
-    session.handle_message(vector_now(), 3, key_response(p256_spki()));
+    let mut session = session_asking_to_sign();
     let sign = |session: &mut ServerSession| {
         let Some(ServerEvent::Issue(req)) = session.poll_event() else {
             panic!()
