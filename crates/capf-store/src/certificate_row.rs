@@ -100,7 +100,8 @@ fn from_row(row: &Row<'_>) -> Result<CertificateHistory, StoreError> {
     let serial: String = row
         .get("serial")
         .map_err(StoreError::sqlite("reading an issued certificate"))?;
-    let read = |e: rusqlite::Error| StoreError::corrupt("issued_certificates", &serial, e.to_string());
+    let read =
+        |e: rusqlite::Error| StoreError::corrupt("issued_certificates", &serial, e.to_string());
     let columns = IssuedRow {
         device: row.get("device").map_err(read)?,
         serial: serial.clone(),

@@ -171,7 +171,10 @@ impl CertificateColumns {
         })
     }
 
-    fn record(self, bad: &impl Fn(String) -> OperationsError) -> Result<CertificateRecord, OperationsError> {
+    fn record(
+        self,
+        bad: &impl Fn(String) -> OperationsError,
+    ) -> Result<CertificateRecord, OperationsError> {
         let time = |s: i64, column: &str| {
             from_secs(s).ok_or_else(|| bad(format!("{column}: {s} out of range")))
         };
@@ -383,7 +386,10 @@ impl DeviceRow {
             lsc: self.lsc.map(|c| c.record(&bad)).transpose()?,
             lsc_revoked,
             mic: self.mic.map(|c| c.record(&bad)).transpose()?,
-            key_generation_failures: count(self.key_generation_failures, "key_generation_failures")?,
+            key_generation_failures: count(
+                self.key_generation_failures,
+                "key_generation_failures",
+            )?,
             last_error,
         })
     }
@@ -508,10 +514,14 @@ mod tests {
 
     #[test]
     fn a_device_round_trips_through_its_columns() {
-        let mut d = Device::new(DeviceName::parse("SEP001122334455").unwrap(), AuthMode::AuthString);
+        let mut d = Device::new(
+            DeviceName::parse("SEP001122334455").unwrap(),
+            AuthMode::AuthString,
+        );
         d.policy.rearm("0123".parse().unwrap());
         d.policy.certificates.lsc = true;
-        d.schedule(Operation::Delete, Some(UNIX_EPOCH + Duration::from_secs(5))).unwrap();
+        d.schedule(Operation::Delete, Some(UNIX_EPOCH + Duration::from_secs(5)))
+            .unwrap();
         d.policy.certificates.lsc = false;
         d.policy.status = OperationStatus::Failed {
             operation: Operation::Delete,
