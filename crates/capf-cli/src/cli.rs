@@ -98,4 +98,24 @@ pub(crate) enum Command {
         capf --data-dir /tmp/lg loadgen --spawn-server --hold --phones 10000\n\n\
         See `capf loadgen --help` for every flag.")]
     Loadgen(commands::loadgen::LoadgenArgs),
+    /// Build, show and check phone trust lists (ITLFile.tlv, CTLFile.tlv) that make phones trust this CAPF.
+    #[command(
+        subcommand,
+        name = "trust-list",
+        after_help = "Examples:\n  \
+            capf trust-list build --out ITLFile.tlv --sast sast.pem        with this CAPF's certificate\n  \
+            capf trust-list show ITLFile.tlv\n  \
+            capf trust-list verify new/ITLFile.tlv --trust sast.pem"
+    )]
+    TrustList(commands::trust_list::TrustListCommand),
+    /// Phone configuration files: signed, encrypted for the phone's LSC, and the CAPF list.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+            capf config sign SEP001122334455.cnf.xml --tftp tftp.pem\n  \
+            capf config encrypt SEP001122334455.cnf.xml --tftp tftp.pem --device SEP001122334455\n  \
+            capf config decrypt SEP001122334455.cnf.xml.enc.sgn --key phone-lsc.pem\n  \
+            capf config capf-list --server capf1.example --server capf2.example --device SEP001122334455"
+    )]
+    Config(commands::config::ConfigCommand),
 }

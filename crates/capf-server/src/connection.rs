@@ -177,6 +177,11 @@ where
             "connection closed mid-session"
         ),
     }
+    // The session's changes are durable: the embedder's hook may act on
+    // them (it must not block: see `SessionHook`).
+    if let (Some(hook), Some(o)) = (&shared.options.on_session_done, &outcome) {
+        hook.call(o);
+    }
 }
 
 async fn handle_event(

@@ -19,7 +19,7 @@ mod traces;
 pub use error::ServerError;
 pub use metrics::Metrics;
 pub use observer::{Observer, serve_observer};
-pub use options::{CAPF_PORT, ServerOptions};
+pub use options::{CAPF_PORT, ServerOptions, SessionHook};
 pub use phone_client::{PhoneClient, PhoneRun};
 pub use server::CapfServer;
 pub use tls::{phone_client_config, pinned_capf_verifier, server_config};

@@ -1,8 +1,12 @@
 //! How the server runs: addresses, limits, timeouts.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use capf_operations::SessionOutcome;
 
 /// The TCP port phones use for CAPF.
 pub const CAPF_PORT: u16 = 3804;
@@ -55,6 +59,40 @@ pub struct ServerOptions {
     /// value lets another server take over sooner, but a session that
     /// outlasts it may lose its device to another server and fail.
     pub lease_ttl: Option<Duration>,
+    /// Called once for every session that ended with an outcome, after
+    /// its last change is durable in the store (an `Installed` outcome
+    /// means the new LSC is the device's LSC on record). `None` (the
+    /// default): nothing is called. See [`SessionHook`].
+    pub on_session_done: Option<SessionHook>,
+}
+
+/// A function the server calls when a session has ended (for example to
+/// rebuild a phone's encrypted configuration after its LSC changed).
+///
+/// It runs on the connection's task, after the "session done" log line:
+/// it must return quickly, never block and never panic. Work that takes
+/// time (files, databases) goes elsewhere, e.g. to
+/// `tokio::task::spawn_blocking`. A connection closed before its session
+/// ended has no outcome and calls nothing.
+#[derive(Clone)]
+pub struct SessionHook(Arc<dyn Fn(&SessionOutcome) + Send + Sync>);
+
+impl SessionHook {
+    /// Wraps `hook`.
+    pub fn new(hook: impl Fn(&SessionOutcome) + Send + Sync + 'static) -> Self {
+        SessionHook(Arc::new(hook))
+    }
+
+    /// Calls the hook with a session's outcome.
+    pub fn call(&self, outcome: &SessionOutcome) {
+        (self.0)(outcome)
+    }
+}
+
+impl fmt::Debug for SessionHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionHook").finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerOptions {
@@ -72,6 +110,7 @@ impl Default for ServerOptions {
             trace_dir: None,
             shutdown_grace: Duration::from_secs(10),
             lease_ttl: None,
+            on_session_done: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod ca;
+pub(crate) mod config;
 pub(crate) mod device;
 pub(crate) mod find;
 pub(crate) mod import;
@@ -11,6 +12,7 @@ pub(crate) mod params;
 pub(crate) mod phone;
 pub(crate) mod report;
 pub(crate) mod serve;
+pub(crate) mod trust_list;
 pub(crate) mod wire;
 
 use crate::cli::{Cli, Command};
@@ -37,5 +39,7 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Phone(command) => phone::run(command),
         Command::Wire(command) => wire::run(command),
         Command::Loadgen(args) => loadgen::run(&data, args),
+        Command::TrustList(command) => trust_list::run(&data, command),
+        Command::Config(command) => config::run(&data, command),
     }
 }

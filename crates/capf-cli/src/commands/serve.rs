@@ -1,6 +1,7 @@
 //! `capf serve`: run the CAPF server.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,7 @@ use crate::{Failure, Outcome};
     capf serve --legacy-listen 0.0.0.0:3805      also TLS 1.0 for 7900-series phones (legacy-tls builds)\n  \
     capf serve --metrics-listen 127.0.0.1:9804   Prometheus metrics and a health check\n  \
     capf serve --log-format json                 one JSON object per log line\n  \
+    capf serve --encrypted-config /srv/capf/configs --tftp tftp.pem\n                                                 encrypt phones' configurations for each new LSC\n  \
     RUST_LOG=debug capf serve                    more detail in the log\n\n\
     Service parameters (capf params show) are read at start: restart to apply changes.\n\n\
     When full, the server makes room for new phones: a new connection evicts the oldest one \
@@ -29,6 +31,11 @@ use crate::{Failure, Outcome};
     longest in session without saying who it is; a phone that authenticated is never \
     evicted. Phones behind one NAT address share --max-per-address: raise it for a large \
     site behind one address.\n\n\
+    --encrypted-config DIR: after each install or upgrade, DIR/<device>.cnf.xml (if there \
+    is one) is encrypted for the phone's new LSC, as `capf config encrypt --device` does, \
+    into DIR/<device>.cnf.xml.enc.sgn and the stub DIR/<device>.cnf.xml.sgn; the log says \
+    what was rewritten, or why not. Serve only those two files to phones, never the plain \
+    <device>.cnf.xml.\n\n\
     Everything is logged on standard error, with timestamps.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (repeat for several; IPv4 and IPv6).
@@ -71,6 +78,15 @@ pub(crate) struct ServeArgs {
     /// outlasts it may lose its device and fail.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     lease_ttl: Option<u64>,
+    /// After a phone's LSC is installed or upgraded, encrypt DIR/<device>.cnf.xml
+    /// again for it: DIR/<device>.cnf.xml.enc.sgn and its signed stub
+    /// DIR/<device>.cnf.xml.sgn, each replaced in one step. Needs --tftp.
+    #[arg(long, value_name = "DIR", requires = "tftp")]
+    encrypted_config: Option<PathBuf>,
+    /// The TFTP key and certificate (one PEM file, RSA) that sign the
+    /// --encrypted-config files.
+    #[arg(long, value_name = "CERT+KEY", requires = "encrypted_config")]
+    tftp: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -117,6 +133,12 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     }
     let params = store.load_parameters()?;
     let store = Arc::new(store);
+    let encrypted_config = match (&args.encrypted_config, &args.tftp) {
+        (Some(dir), Some(tftp)) => Some(Arc::new(super::config::EncryptedConfigDir::open(
+            dir, tftp,
+        )?)),
+        _ => None,
+    };
     // The last hold on the store is given up here, after the runtime:
     // closing a database client blocks.
     let store_after_runtime = store.clone();
@@ -139,6 +161,14 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         options.max_issuing = n;
     }
     options.lease_ttl = args.lease_ttl.map(Duration::from_secs);
+    if let Some(configs) = &encrypted_config {
+        info!(
+            "encrypting the configuration in {} for each new LSC (signed by TFTP {})",
+            configs.dir().display(),
+            configs.signer_subject()
+        );
+        options.on_session_done = Some(configs.clone().hook(store.clone()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
