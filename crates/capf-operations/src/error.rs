@@ -137,6 +137,28 @@ pub enum OperationsError {
     /// task failed).
     #[error("the store dropped a request unanswered")]
     Unanswered,
+    /// An account name or role that is not valid.
+    #[error("account {name:?}: {reason}")]
+    InvalidAccount {
+        /// The name (escaped) or the text given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An account name or token id that is already taken.
+    #[error("{what} {name} already exists")]
+    AccountExists {
+        /// `account` or `token`.
+        what: &'static str,
+        /// The name or id.
+        name: String,
+    },
+    /// The change would leave no admin account.
+    #[error("account {name} is the last admin: add another admin first")]
+    LastAdmin {
+        /// The account.
+        name: String,
+    },
     /// The store's backend failed (database, disk, network).
     #[error("store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

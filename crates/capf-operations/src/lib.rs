@@ -37,8 +37,8 @@ pub use server::{
 };
 pub use store::rows;
 pub use store::{
-    AuditEntry, CertificateHistory, DeviceStore, Lease, OperatorStore, Reply, SessionStore,
-    StoreBackend, StoreReads, StoreTransaction,
+    Account, AccountName, AccountStore, ApiToken, AuditEntry, CertificateHistory, DeviceStore,
+    Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend, StoreReads, StoreTransaction,
 };
 pub use text::escape_text;
 pub use transmit::Transmit;

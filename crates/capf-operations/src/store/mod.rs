@@ -10,8 +10,10 @@
 //! * [`StoreBackend`] with [`StoreTransaction`]: rows in, rows out. Both
 //!   faces above are implemented for every backend, with the rules of a
 //!   commit written once (`rules.rs`).
+//! * [`AccountStore`]: operator accounts and API tokens (hashes only).
 //! * [`DeviceStore`]: both faces, for those who need both (the facade).
 
+mod account_store;
 mod backend;
 mod operator_store;
 mod records;
@@ -19,6 +21,7 @@ pub mod rows;
 mod rules;
 mod session_store;
 
+pub use account_store::{Account, AccountName, AccountStore, ApiToken, Role};
 pub use backend::{StoreBackend, StoreReads, StoreTransaction};
 pub use operator_store::OperatorStore;
 pub use records::{AuditEntry, CertificateHistory, Lease};
