@@ -315,13 +315,15 @@ fn encrypt(data: &DataDir, args: EncryptArgs) -> Result<Outcome, Failure> {
             )));
         }
     }
+    // FILE's directory; empty for a bare file name (the current directory,
+    // and the names printed stay as the operator gave them).
     let dir = match &args.out_dir {
         Some(dir) => dir.clone(),
         None => args
             .file
             .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
     };
     let written = Output::public(args.force);
     output::check(&dir.join(format!("{config_name}.enc.sgn")), &written)?;
@@ -353,6 +355,11 @@ fn encrypt(data: &DataDir, args: EncryptArgs) -> Result<Outcome, Failure> {
     }
     let what = args.file.display().to_string();
     let config = read_file(&args.file, &what)?;
+    if is_signed(&config) {
+        return Err(Failure::new(format!(
+            "{what} is a signed file: encrypt the phone's plain configuration instead"
+        )));
+    }
     let timestamp = timestamp_or_now(args.timestamp)?;
     let files = encrypt_config(
         &signer,

@@ -469,6 +469,17 @@ struct SignatureView {
     problem: Option<String>,
 }
 
+/// Tag 11, the signer's RSA size code, with the size it stands for.
+fn modulus_text(code: u8) -> String {
+    match code {
+        0 => "0 (512 bits)".to_owned(),
+        1 => "1 (1024 bits)".to_owned(),
+        2 => "2 (2048 bits)".to_owned(),
+        3 => "3 (4096 bits)".to_owned(),
+        other => format!("{other} (unknown)"),
+    }
+}
+
 fn ip_text(bytes: &[u8]) -> String {
     match bytes {
         [a, b, c, d] => format!("{a}.{b}.{c}.{d}"),
@@ -617,6 +628,12 @@ impl TrustListView {
         line("Signer issuer:", &h.signer_issuer);
         line("Signer serial:", &h.signer_serial);
         line("Digest:", &h.digest);
+        if let Some(code) = h.signature_algorithm {
+            line("Signature alg.:", &code.to_string());
+        }
+        if let Some(code) = h.modulus_code {
+            line("Key size code:", &modulus_text(code));
+        }
         line("Signature:", &format!("{} bytes", h.signature_length));
         line("File name:", &h.file_name);
         line("Built:", &format!("{} ({})", h.time, h.timestamp));
