@@ -35,6 +35,8 @@ pub(crate) trait Pending: Send {
     /// Answers the caller; `Some(error)` replaces the result (the batch was
     /// not committed).
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>);
+    /// A write of the change failed when it was sent (after `run`).
+    fn fail(&mut self, error: &PostgresError);
 }
 
 /// A change and its callback.
@@ -77,6 +79,12 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn fail(&mut self, error: &PostgresError) {
+        self.result = Some(Err(OperationsError::store(format!(
+            "a statement failed inside the change: {error}"
+        ))));
     }
 
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>) {
@@ -139,15 +147,16 @@ impl<'a> Rows<'a> {
         if locked.contains(name.as_str()) {
             return Ok(());
         }
-        let result = self
-            .conn
-            .execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                &[&LOCK_CLASS, &name.as_str()],
-                || format!("holding device {name}"),
-            )
-            .map(|_| ());
-        self.note(result)?;
+        // Sent with the read or write that follows: the database takes the
+        // lock before it runs them (statements run in the order sent).
+        let device = name.to_string();
+        self.conn.defer(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            format!("holding device {device}"),
+            Box::new(move |client, statement| {
+                Box::pin(async move { client.execute(statement, &[&LOCK_CLASS, &device]).await })
+            }),
+        );
         if let Some(locked) = self.locked.as_deref_mut() {
             locked.insert(name.to_string());
         }
@@ -336,9 +345,9 @@ fn commit_loop(shared: &Shared, conn: Conn, target: &Target) {
             observer(batch.len());
         }
         // A broken connection (the database restarted) is made again.
-        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+        if conn.as_ref().is_none_or(Conn::is_closed) {
             conn = match target.connect() {
-                Ok(client) => Some(Conn::new(client)),
+                Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "the database cannot be reached");
                     for job in batch {
@@ -356,46 +365,57 @@ fn commit_loop(shared: &Shared, conn: Conn, target: &Target) {
 /// One transaction: each change in its own savepoint (none when the batch
 /// holds one change: a failure rolls the whole transaction back), one
 /// `COMMIT`, then the answers.
+///
+/// Round trips are few: `BEGIN` and each `SAVEPOINT` go out with the
+/// change's first statement, a change's writes and the release of its
+/// savepoint go out together at its end.
 fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
     let single = batch.len() == 1;
-    let simple = |conn: &mut Conn, sql: &str| {
-        conn.client
-            .batch_execute(sql)
-            .map_err(PostgresError::query(format!("running {sql}")))
-    };
     let mut locked = HashSet::new();
     let outcome = (|| {
-        simple(conn, "BEGIN")?;
+        conn.defer_simple("BEGIN");
         let mut any_ok = false;
         for job in &mut batch {
             if !single {
-                simple(conn, "SAVEPOINT change")?;
+                conn.defer_simple("SAVEPOINT change");
             }
             let mut rows = Rows::writing(conn, &mut locked);
-            let ok = job.run(&mut rows);
+            let mut ok = job.run(&mut rows);
             let locked_here = std::mem::take(&mut rows.locked_here);
             if ok {
-                any_ok = true;
                 if !single {
-                    simple(conn, "RELEASE SAVEPOINT change")?;
+                    conn.defer_simple("RELEASE SAVEPOINT change");
                 }
+                // The change's writes, answered: one that failed fails it.
+                if let Err(e) = conn.flush() {
+                    if e.is_connection_lost() {
+                        return Err(e);
+                    }
+                    job.fail(&e);
+                    ok = false;
+                }
+            }
+            if ok {
+                any_ok = true;
             } else {
-                // Its locks went with the savepoint.
+                // Its locks go with the savepoint.
                 for name in locked_here {
                     locked.remove(&name);
                 }
-                if !single {
-                    simple(
-                        conn,
-                        "ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change",
-                    )?;
+                if single {
+                    conn.discard();
+                } else {
+                    // Whatever it queued runs, and is undone.
+                    let _ = conn.flush();
+                    conn.batch_execute("ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change")?;
                 }
             }
         }
         if any_ok {
-            simple(conn, "COMMIT")
+            conn.batch_execute("COMMIT")
         } else {
-            simple(conn, "ROLLBACK")
+            conn.discard();
+            conn.batch_execute("ROLLBACK")
         }
     })();
     let error = match outcome {
@@ -403,7 +423,8 @@ fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
         Err(e) => {
             // Leave no transaction open (the connection may be gone: then
             // the next batch reconnects).
-            let _ = conn.client.batch_execute("ROLLBACK");
+            conn.discard();
+            let _ = conn.batch_execute("ROLLBACK");
             tracing::warn!(error = %e, changes = batch.len(), "a batch of store changes failed");
             Some(e)
         }

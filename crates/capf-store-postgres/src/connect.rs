@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use postgres::config::SslMode;
-use postgres::{Client, Config, NoTls};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::PostgresError;
+use crate::rows::Conn;
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -38,7 +39,7 @@ impl Target {
         let mut config: Config =
             address
                 .parse()
-                .map_err(|e: postgres::Error| PostgresError::BadAddress {
+                .map_err(|e: tokio_postgres::Error| PostgresError::BadAddress {
                     reason: e.to_string(),
                 })?;
         if config.get_application_name().is_none() {
@@ -59,15 +60,36 @@ impl Target {
         Ok(Self { config, tls, shown })
     }
 
-    /// A new connection.
-    pub(crate) fn connect(&self) -> Result<Client, PostgresError> {
-        let connect = || match &self.tls {
-            None => self.config.connect(NoTls),
-            Some(tls) => self.config.connect(tls.clone()),
-        };
-        blocking(connect).map_err(|source| PostgresError::Connect {
-            target: self.shown.clone(),
-            source,
+    /// A new connection, with the small runtime that drives it.
+    pub(crate) fn connect(&self) -> Result<Conn, PostgresError> {
+        blocking(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(PostgresError::Runtime)?;
+            let failed = |source| PostgresError::Connect {
+                target: self.shown.clone(),
+                source,
+            };
+            // The connection runs as a task of the runtime, driven while a
+            // statement is waited for; it ends when the client is dropped.
+            let client = match &self.tls {
+                None => {
+                    let (client, connection) = runtime
+                        .block_on(self.config.connect(NoTls))
+                        .map_err(failed)?;
+                    runtime.spawn(connection);
+                    client
+                }
+                Some(tls) => {
+                    let (client, connection) = runtime
+                        .block_on(self.config.connect(tls.clone()))
+                        .map_err(failed)?;
+                    runtime.spawn(connection);
+                    client
+                }
+            };
+            Ok(Conn::new(runtime, client))
         })
     }
 }
@@ -78,8 +100,8 @@ fn show(config: &Config) -> String {
         .get_hosts()
         .first()
         .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
-            postgres::config::Host::Unix(path) => path.display().to_string(),
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
         .unwrap_or_else(|| "localhost".to_owned());
     let port = config.get_ports().first().copied().unwrap_or(5432);

@@ -19,7 +19,7 @@ pub enum PostgresError {
         /// The database (host, port, name; never the password).
         target: String,
         /// The client's error.
-        source: postgres::Error,
+        source: tokio_postgres::Error,
     },
     /// TLS to the database could not be set up.
     #[error("TLS to the database: {reason}")]
@@ -33,7 +33,7 @@ pub enum PostgresError {
         /// What was being done.
         context: String,
         /// The client's error.
-        source: postgres::Error,
+        source: tokio_postgres::Error,
     },
     /// The database was written by a newer CAPF.
     #[error(
@@ -87,6 +87,9 @@ pub enum PostgresError {
         /// Why it was refused.
         source: Box<OperationsError>,
     },
+    /// The database client's runtime could not start.
+    #[error("starting the database client: {0}")]
+    Runtime(std::io::Error),
     /// The store's committer thread could not start.
     #[error("starting the store's committer thread: {0}")]
     Thread(std::io::Error),
@@ -96,7 +99,7 @@ pub enum PostgresError {
 }
 
 /// The database's own message, with its detail and hint when it gave them.
-fn describe(e: &postgres::Error) -> String {
+fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut text = db.message().to_owned();
@@ -116,9 +119,15 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 impl PostgresError {
+    /// Whether the connection to the database is gone (it restarted, or
+    /// the network failed), rather than one statement refused.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(self, PostgresError::Query { source, .. } if source.is_closed())
+    }
+
     /// A mapper for `map_err`: the statement's error with what was being
     /// done.
-    pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Self {
+    pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
         let context = context.into();
         move |source| PostgresError::Query { context, source }
     }

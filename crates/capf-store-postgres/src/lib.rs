@@ -92,11 +92,11 @@ impl PostgresStore {
             return Err(e);
         }
         let reader = target.connect()?;
-        let committer = Committer::start(Conn::new(writer), target.clone())?;
+        let committer = Committer::start(writer, target.clone())?;
         Ok(Self {
             target,
             committer,
-            reader: Mutex::new(Some(Conn::new(reader))),
+            reader: Mutex::new(Some(reader)),
         })
     }
 
@@ -111,7 +111,7 @@ impl PostgresStore {
     /// # Errors
     /// [`PostgresError::Query`].
     pub fn schema_version(&self) -> Result<u32, PostgresError> {
-        self.with_reader(|conn| schema::version(&mut conn.client))
+        self.with_reader(schema::version)
     }
 
     /// Tells `observer` the size of every batch of changes committed.
@@ -238,8 +238,8 @@ impl PostgresStore {
     ) -> Result<T, PostgresError> {
         blocking(|| {
             let mut reader = lock(&self.reader);
-            if reader.as_ref().is_none_or(|c| c.client.is_closed()) {
-                *reader = Some(Conn::new(self.target.connect()?));
+            if reader.as_ref().is_none_or(Conn::is_closed) {
+                *reader = Some(self.target.connect()?);
             }
             let Some(conn) = reader.as_mut() else {
                 // Just set above.
@@ -298,13 +298,10 @@ impl StoreBackend for PostgresStore {
         R: FnOnce(&mut dyn StoreReads) -> Result<T, OperationsError>,
     {
         let result = self.with_reader(|conn| {
-            conn.client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .map_err(PostgresError::query("starting a read"))?;
+            // Sent with the read's first statement.
+            conn.defer_simple("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
             let result = read(&mut Rows::reading(conn));
-            conn.client
-                .batch_execute("COMMIT")
-                .map_err(PostgresError::query("ending a read"))?;
+            conn.batch_execute("COMMIT")?;
             Ok(result)
         });
         result.map_err(OperationsError::from)?

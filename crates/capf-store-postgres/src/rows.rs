@@ -3,41 +3,140 @@
 //! ([`capf_operations::rows`]).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use capf_operations::rows::{
     CertificateColumns, DeviceRow, IssuedRow, from_nanos, nanos, nanos_saturating,
 };
 use capf_operations::{AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError};
-use postgres::types::ToSql;
-use postgres::{Client, Row, Statement};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::PostgresError;
 
+/// A statement's future, borrowing the client.
+type Pending<'c, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'c>>;
+
+/// A write whose answer nobody waits for: it owns its parameters, and is
+/// sent with the next statement someone does wait for.
+type Write = Box<dyn for<'c> FnOnce(&'c Client, &'c Statement) -> Pending<'c, u64> + Send>;
+
+/// A statement sent later, in the same round trip as others.
+enum Deferred {
+    /// A prepared statement with its parameters.
+    Prepared {
+        sql: &'static str,
+        context: String,
+        write: Write,
+    },
+    /// A statement without parameters (`SAVEPOINT`, `BEGIN`).
+    Simple(&'static str),
+}
+
 /// A connection with its prepared statements (each is parsed once per
-/// connection).
+/// connection), and the writes not sent yet.
+///
+/// Statements are pipelined: writes whose answer a change does not need
+/// ([`defer`](Self::defer)) wait, and go out in one round trip with the
+/// next statement whose answer is needed (a read, the end of the change),
+/// in the order they were made. The database runs them in that order, each
+/// answering in turn; the first one that failed is reported. A read made
+/// after a write therefore sees it, and a lock deferred before a read is
+/// held when the read starts.
 pub(crate) struct Conn {
-    pub(crate) client: Client,
+    /// Drives the client's connection (a task on it) while a statement runs.
+    runtime: Runtime,
+    client: Client,
     statements: HashMap<&'static str, Statement>,
+    deferred: Vec<Deferred>,
 }
 
 impl Conn {
-    pub(crate) fn new(client: Client) -> Self {
+    pub(crate) fn new(runtime: Runtime, client: Client) -> Self {
         Self {
+            runtime,
             client,
             statements: HashMap::new(),
+            deferred: Vec::new(),
         }
+    }
+
+    /// Whether the connection is gone (the database restarted).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     fn statement(&mut self, sql: &'static str, context: &str) -> Result<Statement, PostgresError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
+        let client = &self.client;
         let statement = self
-            .client
-            .prepare(sql)
+            .runtime
+            .block_on(client.prepare(sql))
             .map_err(PostgresError::query(context))?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
+    }
+
+    /// Queues a write of `sql`: `write` runs it with the prepared
+    /// statement when the queue is sent.
+    pub(crate) fn defer(&mut self, sql: &'static str, context: String, write: Write) {
+        self.deferred.push(Deferred::Prepared {
+            sql,
+            context,
+            write,
+        });
+    }
+
+    /// Queues a statement without parameters.
+    pub(crate) fn defer_simple(&mut self, sql: &'static str) {
+        self.deferred.push(Deferred::Simple(sql));
+    }
+
+    /// Sends the queued statements and waits for their answers.
+    pub(crate) fn flush(&mut self) -> Result<(), PostgresError> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let queued = self.take_queue()?;
+        run_pipeline(
+            &self.runtime,
+            &self.client,
+            queued,
+            std::future::ready(Ok(())),
+            String::new,
+        )
+    }
+
+    /// Forgets the queued statements (the change they belong to is being
+    /// rolled back).
+    pub(crate) fn discard(&mut self) {
+        self.deferred.clear();
+    }
+
+    /// The queue, each statement prepared.
+    fn take_queue(&mut self) -> Result<Vec<Queued>, PostgresError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        let mut queued = Vec::with_capacity(deferred.len());
+        for d in deferred {
+            queued.push(match d {
+                Deferred::Prepared {
+                    sql,
+                    context,
+                    write,
+                } => Queued::Prepared {
+                    statement: self.statement(sql, &context)?,
+                    context,
+                    write,
+                },
+                Deferred::Simple(sql) => Queued::Simple(sql),
+            });
+        }
+        Ok(queued)
     }
 
     pub(crate) fn query(
@@ -47,9 +146,9 @@ impl Conn {
         context: impl Fn() -> String,
     ) -> Result<Vec<Row>, PostgresError> {
         let statement = self.statement(sql, &context())?;
-        self.client
-            .query(&statement, params)
-            .map_err(PostgresError::query(context()))
+        let queued = self.take_queue()?;
+        let last = self.client.query(&statement, params);
+        run_pipeline(&self.runtime, &self.client, queued, last, context)
     }
 
     pub(crate) fn execute(
@@ -59,9 +158,110 @@ impl Conn {
         context: impl Fn() -> String,
     ) -> Result<u64, PostgresError> {
         let statement = self.statement(sql, &context())?;
-        self.client
-            .execute(&statement, params)
-            .map_err(PostgresError::query(context()))
+        let queued = self.take_queue()?;
+        let last = self.client.execute(&statement, params);
+        run_pipeline(&self.runtime, &self.client, queued, last, context)
+    }
+
+    /// Runs statements without parameters (after the queued ones).
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), PostgresError> {
+        let queued = self.take_queue()?;
+        let last = self.client.batch_execute(sql);
+        run_pipeline(&self.runtime, &self.client, queued, last, || {
+            format!("running {sql}")
+        })
+    }
+}
+
+/// A queued statement, prepared.
+enum Queued {
+    Prepared {
+        statement: Statement,
+        context: String,
+        write: Write,
+    },
+    Simple(&'static str),
+}
+
+/// Sends the queued statements, then `last`, in one round trip; returns
+/// `last`'s answer, or the first failure.
+fn run_pipeline<'a, T>(
+    runtime: &Runtime,
+    client: &'a Client,
+    queued: Vec<Queued>,
+    last: impl Future<Output = Result<T, tokio_postgres::Error>> + 'a,
+    last_context: impl Fn() -> String,
+) -> Result<T, PostgresError> {
+    let mut statements = Vec::with_capacity(queued.len());
+    let mut contexts = Vec::with_capacity(queued.len());
+    let mut writes = Vec::with_capacity(queued.len());
+    for q in queued {
+        match q {
+            Queued::Prepared {
+                statement,
+                context,
+                write,
+            } => {
+                statements.push(Some(statement));
+                contexts.push(context);
+                writes.push(Err(write));
+            }
+            Queued::Simple(sql) => {
+                statements.push(None);
+                contexts.push(format!("running {sql}"));
+                writes.push(Ok(sql));
+            }
+        }
+    }
+    let mut futures: Vec<Option<Pending<'_, u64>>> = writes
+        .into_iter()
+        .zip(&statements)
+        .map(|(write, statement)| -> Option<Pending<'_, u64>> {
+            match (write, statement) {
+                (Err(write), Some(statement)) => Some(write(client, statement)),
+                (Ok(sql), _) => Some(Box::pin(async move {
+                    client.batch_execute(sql).await.map(|()| 0)
+                })),
+                // A prepared entry always has its statement.
+                (Err(_), None) => None,
+            }
+        })
+        .collect();
+    let mut answers: Vec<Option<Result<u64, tokio_postgres::Error>>> =
+        futures.iter().map(|_| None).collect();
+    let mut last = Some(Box::pin(last));
+    let mut last_answer = None;
+    // Polled in order, so that each statement is sent in the order it was
+    // made (a statement's future sends it when first polled).
+    runtime.block_on(std::future::poll_fn(|cx| {
+        for (future, answer) in futures.iter_mut().zip(answers.iter_mut()) {
+            if let Some(f) = future
+                && let Poll::Ready(result) = f.as_mut().poll(cx)
+            {
+                *answer = Some(result);
+                *future = None;
+            }
+        }
+        if let Some(f) = &mut last
+            && let Poll::Ready(result) = f.as_mut().poll(cx)
+        {
+            last_answer = Some(result);
+            last = None;
+        }
+        if last.is_none() && futures.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }));
+    for (answer, context) in answers.into_iter().zip(contexts) {
+        if let Some(Err(source)) = answer {
+            return Err(PostgresError::Query { context, source });
+        }
+    }
+    match last_answer {
+        Some(result) => result.map_err(PostgresError::query(last_context())),
+        None => Err(OperationsError::Unanswered.into()),
     }
 }
 
@@ -202,64 +402,72 @@ pub(crate) fn load_devices(conn: &mut Conn) -> Result<Vec<Device>, PostgresError
     rows.iter().map(device_from_row).collect()
 }
 
+/// Saves a device (sent with the next statement whose answer is needed).
 pub(crate) fn save_device(conn: &mut Conn, device: &Device) -> Result<(), PostgresError> {
     let r = DeviceRow::from_device(device)?;
-    let lsc = r.lsc.as_ref();
-    let mic = r.mic.as_ref();
-    let (lsc_der, lsc_subject, lsc_issuer, lsc_serial, lsc_nb, lsc_na) = (
-        lsc.map(|c| c.der.as_slice()),
-        lsc.map(|c| c.subject.as_str()),
-        lsc.map(|c| c.issuer.as_str()),
-        lsc.map(|c| c.serial.as_str()),
-        lsc.map(|c| c.not_before_secs),
-        lsc.map(|c| c.not_after_secs),
+    let context = format!("saving device {}", r.name);
+    conn.defer(
+        UPSERT_DEVICE,
+        context,
+        Box::new(move |client, statement| {
+            Box::pin(async move {
+                let lsc = r.lsc.as_ref();
+                let mic = r.mic.as_ref();
+                let (lsc_der, lsc_subject, lsc_issuer, lsc_serial, lsc_nb, lsc_na) = (
+                    lsc.map(|c| c.der.as_slice()),
+                    lsc.map(|c| c.subject.as_str()),
+                    lsc.map(|c| c.issuer.as_str()),
+                    lsc.map(|c| c.serial.as_str()),
+                    lsc.map(|c| c.not_before_secs),
+                    lsc.map(|c| c.not_after_secs),
+                );
+                let (mic_der, mic_subject, mic_issuer, mic_serial, mic_nb, mic_na) = (
+                    mic.map(|c| c.der.as_slice()),
+                    mic.map(|c| c.subject.as_str()),
+                    mic.map(|c| c.issuer.as_str()),
+                    mic.map(|c| c.serial.as_str()),
+                    mic.map(|c| c.not_before_secs),
+                    mic.map(|c| c.not_after_secs),
+                );
+                let params: [&(dyn ToSql + Sync); 33] = [
+                    &r.name,
+                    &r.description,
+                    &r.key_spec,
+                    &r.auth_mode,
+                    &r.auth_string,
+                    &r.failed_attempts,
+                    &r.locked,
+                    &r.operation,
+                    &r.completes_by_ns,
+                    &r.status_kind,
+                    &r.status_operation,
+                    &r.status_reason,
+                    &r.status_at_ns,
+                    &r.security_mode,
+                    &r.has_lsc,
+                    &r.has_mic,
+                    &lsc_der,
+                    &lsc_subject,
+                    &lsc_issuer,
+                    &lsc_serial,
+                    &lsc_nb,
+                    &lsc_na,
+                    &mic_der,
+                    &mic_subject,
+                    &mic_issuer,
+                    &mic_serial,
+                    &mic_nb,
+                    &mic_na,
+                    &r.key_generation_failures,
+                    &r.last_error,
+                    &r.last_error_at_ns,
+                    &r.lsc_revoked_at_ns,
+                    &r.lsc_revoked_reason,
+                ];
+                client.execute(statement, &params).await
+            })
+        }),
     );
-    let (mic_der, mic_subject, mic_issuer, mic_serial, mic_nb, mic_na) = (
-        mic.map(|c| c.der.as_slice()),
-        mic.map(|c| c.subject.as_str()),
-        mic.map(|c| c.issuer.as_str()),
-        mic.map(|c| c.serial.as_str()),
-        mic.map(|c| c.not_before_secs),
-        mic.map(|c| c.not_after_secs),
-    );
-    let params: [&(dyn ToSql + Sync); 33] = [
-        &r.name,
-        &r.description,
-        &r.key_spec,
-        &r.auth_mode,
-        &r.auth_string,
-        &r.failed_attempts,
-        &r.locked,
-        &r.operation,
-        &r.completes_by_ns,
-        &r.status_kind,
-        &r.status_operation,
-        &r.status_reason,
-        &r.status_at_ns,
-        &r.security_mode,
-        &r.has_lsc,
-        &r.has_mic,
-        &lsc_der,
-        &lsc_subject,
-        &lsc_issuer,
-        &lsc_serial,
-        &lsc_nb,
-        &lsc_na,
-        &mic_der,
-        &mic_subject,
-        &mic_issuer,
-        &mic_serial,
-        &mic_nb,
-        &mic_na,
-        &r.key_generation_failures,
-        &r.last_error,
-        &r.last_error_at_ns,
-        &r.lsc_revoked_at_ns,
-        &r.lsc_revoked_reason,
-    ];
-    conn.execute(UPSERT_DEVICE, &params, || {
-        format!("saving device {}", r.name)
-    })?;
     Ok(())
 }
 
@@ -304,21 +512,27 @@ pub(crate) fn save_lease(conn: &mut Conn, lease: &Lease) -> Result<(), PostgresE
         ))
     })?;
     let expires = nanos_saturating(lease.expires);
-    conn.execute(
+    let device = lease.device.to_string();
+    conn.defer(
         "INSERT INTO leases (device, token, expires_ns) VALUES ($1, $2, $3) \
          ON CONFLICT (device) DO UPDATE SET token = excluded.token, expires_ns = excluded.expires_ns",
-        &[&lease.device.as_str(), &token, &expires],
-        || format!("taking the lease on {}", lease.device),
-    )?;
+        format!("taking the lease on {device}"),
+        Box::new(move |client, statement| {
+            Box::pin(async move { client.execute(statement, &[&device, &token, &expires]).await })
+        }),
+    );
     Ok(())
 }
 
 pub(crate) fn delete_lease(conn: &mut Conn, name: &DeviceName) -> Result<(), PostgresError> {
-    conn.execute(
+    let device = name.to_string();
+    conn.defer(
         "DELETE FROM leases WHERE device = $1",
-        &[&name.as_str()],
-        || format!("releasing the lease on {name}"),
-    )?;
+        format!("releasing the lease on {device}"),
+        Box::new(move |client, statement| {
+            Box::pin(async move { client.execute(statement, &[&device]).await })
+        }),
+    );
     Ok(())
 }
 
@@ -443,11 +657,22 @@ pub(crate) fn save_certificate(
 
 pub(crate) fn append_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<(), PostgresError> {
     let at = nanos(entry.at, "audit time")?;
-    conn.execute(
+    let (device, event, detail) = (
+        entry.device.to_string(),
+        entry.event.clone(),
+        entry.detail.clone(),
+    );
+    conn.defer(
         "INSERT INTO audit_log (at_ns, device, event, detail) VALUES ($1, $2, $3, $4)",
-        &[&at, &entry.device.as_str(), &entry.event, &entry.detail],
-        || format!("auditing {}", entry.device),
-    )?;
+        format!("auditing {device}"),
+        Box::new(move |client, statement| {
+            Box::pin(async move {
+                client
+                    .execute(statement, &[&at, &device, &event, &detail])
+                    .await
+            })
+        }),
+    );
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Never edit a published script: append a new one.
 
-use postgres::Client;
+use crate::rows::Conn;
 
 use crate::PostgresError;
 
@@ -113,35 +113,31 @@ CREATE TABLE capf_identity (
 "#;
 
 /// The database's schema version: 0 when it holds no CAPF tables.
-pub(crate) fn version(client: &mut Client) -> Result<u32, PostgresError> {
-    let context = "reading the schema version";
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('capf_schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .map_err(PostgresError::query(context))?
-        .get(0);
+pub(crate) fn version(conn: &mut Conn) -> Result<u32, PostgresError> {
+    let context = || "reading the schema version".to_owned();
+    let rows = conn.query(
+        "SELECT to_regclass('capf_schema_migrations') IS NOT NULL",
+        &[],
+        context,
+    )?;
+    let exists: bool = rows.first().is_some_and(|r| r.get(0));
     if !exists {
         return Ok(0);
     }
-    let found: Option<i32> = client
-        .query_one("SELECT max(version) FROM capf_schema_migrations", &[])
-        .map_err(PostgresError::query(context))?
-        .get(0);
+    let rows = conn.query(
+        "SELECT max(version) FROM capf_schema_migrations",
+        &[],
+        context,
+    )?;
+    let found: Option<i32> = rows.first().and_then(|r| r.get(0));
     Ok(found.map_or(0, |v| v.unsigned_abs()))
 }
 
 /// Refuses a newer schema; applies the missing migrations in order.
-pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), PostgresError> {
-    let too_new = |found| PostgresError::SchemaTooNew {
-        target: target.to_owned(),
-        found,
-        supported: SCHEMA_VERSION,
-    };
-    let found = version(client)?;
+pub(crate) fn migrate(conn: &mut Conn, target: &str) -> Result<(), PostgresError> {
+    let found = version(conn)?;
     if found > SCHEMA_VERSION {
-        return Err(too_new(found));
+        return Err(too_new(target, found));
     }
     if found == SCHEMA_VERSION {
         return Ok(());
@@ -150,40 +146,75 @@ pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), PostgresE
         if from < found {
             continue;
         }
-        let to = from + 1;
-        let context = || format!("migrating the schema from version {from} to {to}");
-        let mut tx = client
-            .transaction()
-            .map_err(PostgresError::query(context()))?;
-        // Another node may be migrating: wait for it, then look again.
-        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
-            .map_err(PostgresError::query(context()))?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS capf_schema_migrations (\
-                 version INTEGER PRIMARY KEY, \
-                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .map_err(PostgresError::query(context()))?;
-        let now: Option<i32> = tx
-            .query_one("SELECT max(version) FROM capf_schema_migrations", &[])
-            .map_err(PostgresError::query(context()))?
-            .get(0);
-        let now = now.map_or(0, |v| v.unsigned_abs());
-        if now > SCHEMA_VERSION {
-            return Err(too_new(now));
+        conn.batch_execute("BEGIN")?;
+        let applied = migrate_one(conn, target, from, script);
+        match applied {
+            Ok(()) => conn.batch_execute("COMMIT")?,
+            Err(e) => {
+                conn.discard();
+                let _ = conn.batch_execute("ROLLBACK");
+                return Err(e);
+            }
         }
-        if now > from {
-            continue;
-        }
-        tx.batch_execute(script)
-            .map_err(PostgresError::query(context()))?;
-        let to_column = i32::try_from(to).map_err(|_| too_new(to))?;
-        tx.execute(
-            "INSERT INTO capf_schema_migrations (version) VALUES ($1)",
-            &[&to_column],
-        )
-        .map_err(PostgresError::query(context()))?;
-        tx.commit().map_err(PostgresError::query(context()))?;
     }
+    Ok(())
+}
+
+fn too_new(target: &str, found: u32) -> PostgresError {
+    PostgresError::SchemaTooNew {
+        target: target.to_owned(),
+        found,
+        supported: SCHEMA_VERSION,
+    }
+}
+
+/// Migration `from` -> `from + 1`, inside the caller's transaction.
+fn migrate_one(
+    conn: &mut Conn,
+    target: &str,
+    from: u32,
+    script: &str,
+) -> Result<(), PostgresError> {
+    let to = from + 1;
+    let context = || format!("migrating the schema from version {from} to {to}");
+    let with_context = |e: PostgresError| match e {
+        PostgresError::Query { source, .. } => PostgresError::Query {
+            context: context(),
+            source,
+        },
+        other => other,
+    };
+    // Another node may be migrating: wait for it, then look again.
+    conn.execute(
+        "SELECT pg_advisory_xact_lock($1, 0)",
+        &[&LOCK_CLASS],
+        context,
+    )?;
+    conn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS capf_schema_migrations (\
+             version INTEGER PRIMARY KEY, \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .map_err(with_context)?;
+    let rows = conn.query(
+        "SELECT max(version) FROM capf_schema_migrations",
+        &[],
+        context,
+    )?;
+    let now: Option<i32> = rows.first().and_then(|r| r.get(0));
+    let now = now.map_or(0, |v| v.unsigned_abs());
+    if now > SCHEMA_VERSION {
+        return Err(too_new(target, now));
+    }
+    if now > from {
+        return Ok(());
+    }
+    conn.batch_execute(script).map_err(with_context)?;
+    let to_column = i32::try_from(to).map_err(|_| too_new(target, to))?;
+    conn.execute(
+        "INSERT INTO capf_schema_migrations (version) VALUES ($1)",
+        &[&to_column],
+        context,
+    )?;
     Ok(())
 }

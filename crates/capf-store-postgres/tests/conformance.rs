@@ -165,6 +165,10 @@ fn local_checks() -> Vec<LocalCheck> {
             "connections_dropped_by_the_database_are_made_again",
             connections_dropped_by_the_database_are_made_again,
         ),
+        (
+            "a_write_the_database_refuses_fails_only_its_change",
+            a_write_the_database_refuses_fails_only_its_change,
+        ),
     ]
 }
 
@@ -278,4 +282,70 @@ fn connections_dropped_by_the_database_are_made_again(address: &str, setup: &mut
         }
     }
     assert_eq!(read.map(|d| d.name), Some(name), "reads reconnect");
+}
+
+/// Writes are sent without waiting for each answer (pipelined, with the
+/// change's next read or its end). One the database refuses (here: a
+/// trigger on the audit log for some devices) fails its change, whole,
+/// and only it: the changes batched with it commit.
+fn a_write_the_database_refuses_fails_only_its_change(address: &str, setup: &mut Client) {
+    use capf_operations::capf_auth::AuthMode;
+    use capf_operations::{
+        AuditEntry, Device, DeviceName, OperationsError, OperatorStore, StoreBackend,
+    };
+    let schema = address
+        .split("search_path=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    setup
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.device LIKE 'SEP0000000BAD%' THEN \
+             RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON {schema}.audit_log \
+             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse();"
+        ))
+        .unwrap();
+    let store = PostgresStore::open(address, None).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let names: Vec<(DeviceName, bool)> = (0..60)
+        .map(|i| {
+            let bad = i % 3 == 1;
+            let prefix = if bad { "SEP0000000BAD" } else { "SEP000000000" };
+            let name = format!("{prefix}{i:0w$}", w = 15 - prefix.len());
+            (DeviceName::parse(&name).unwrap(), bad)
+        })
+        .collect();
+    for (name, bad) in &names {
+        let (name, bad, tx) = (name.clone(), *bad, tx.clone());
+        let answered = name.clone();
+        store.write(
+            move |t| {
+                t.put_device(&Device::new(name.clone(), AuthMode::NullString))?;
+                t.append_audit(&AuditEntry::new(SystemTime::now(), &name, "added", "test"))?;
+                Ok(())
+            },
+            move |r: Result<(), OperationsError>| tx.send((answered, bad, r)).unwrap(),
+        );
+    }
+    drop(tx);
+    let mut answers = 0;
+    for (name, bad, result) in rx.iter() {
+        answers += 1;
+        if bad {
+            let e = result.expect_err("refused by the trigger");
+            assert!(e.to_string().contains("refused by the test"), "{e}");
+        } else {
+            result.unwrap();
+        }
+        let stored = store.load(&name).unwrap();
+        assert_eq!(stored.is_some(), !bad, "{name}");
+        assert_eq!(
+            store.audit_log(&name).unwrap().len(),
+            usize::from(!bad),
+            "{name}"
+        );
+    }
+    assert_eq!(answers, names.len());
 }
