@@ -77,7 +77,7 @@ impl StoreReads for Tables {
         Ok(self
             .audit
             .iter()
-            .filter(|e| &e.device == name)
+            .filter(|e| e.device.as_ref() == Some(name))
             .cloned()
             .collect())
     }

@@ -159,6 +159,14 @@ pub enum OperationsError {
         /// The account.
         name: String,
     },
+    /// The store's backend does not keep this kind of record (an
+    /// application's own backend that implements only the device rows).
+    #[error("this store does not keep {what}")]
+    Unsupported {
+        /// What it does not keep: `operator accounts`, `API tokens`, `a
+        /// searchable audit log`.
+        what: &'static str,
+    },
     /// The store's backend failed (database, disk, network).
     #[error("store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

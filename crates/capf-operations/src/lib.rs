@@ -37,8 +37,9 @@ pub use server::{
 };
 pub use store::rows;
 pub use store::{
-    Account, AccountName, AccountStore, ApiToken, AuditEntry, CertificateHistory, DeviceStore,
-    Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend, StoreReads, StoreTransaction,
+    Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
+    DeviceStore, Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend, StoreReads,
+    StoreTransaction,
 };
 pub use text::escape_text;
 pub use transmit::Transmit;

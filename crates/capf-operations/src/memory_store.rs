@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use crate::{
-    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, StoreBackend,
-    StoreReads, StoreTransaction,
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
+    Lease, OperationsError, StoreBackend, StoreReads, StoreTransaction,
 };
 
 #[derive(Default)]
@@ -18,8 +18,12 @@ struct Tables {
     /// Per device, serials in issue order (looked up on every commit: a
     /// scan of every certificate made each enrollment cost O(all issued)).
     issued_to: HashMap<DeviceName, Vec<String>>,
-    /// Per device, in order.
-    audit: HashMap<DeviceName, Vec<AuditEntry>>,
+    /// The whole audit log, in the order appended.
+    audit: Vec<AuditEntry>,
+    /// Per device, the positions of its entries in `audit`.
+    audit_of: HashMap<DeviceName, Vec<usize>>,
+    accounts: BTreeMap<AccountName, Account>,
+    tokens: HashMap<String, ApiToken>,
 }
 
 /// How to undo one write of a change that failed.
@@ -28,7 +32,10 @@ enum Undo {
     Lease(DeviceName, Option<Lease>),
     Certificate(String, Option<CertificateHistory>),
     IssuedTo(DeviceName),
-    Audit(DeviceName),
+    /// The last entry appended (and its device's index entry, if any).
+    Audit(Option<DeviceName>),
+    Account(AccountName, Option<Account>),
+    Token(String, Option<ApiToken>),
 }
 
 /// A [`StoreBackend`] in memory: each change runs under one lock, and a
@@ -88,10 +95,23 @@ impl Drop for Transaction<'_> {
                         list.pop();
                     }
                 }
-                Undo::Audit(name) => {
-                    if let Some(list) = t.audit.get_mut(&name) {
+                Undo::Audit(device) => {
+                    t.audit.pop();
+                    if let Some(list) = device.and_then(|d| t.audit_of.get_mut(&d)) {
                         list.pop();
                     }
+                }
+                Undo::Account(name, Some(a)) => {
+                    t.accounts.insert(name, a);
+                }
+                Undo::Account(name, None) => {
+                    t.accounts.remove(&name);
+                }
+                Undo::Token(id, Some(token)) => {
+                    t.tokens.insert(id, token);
+                }
+                Undo::Token(id, None) => {
+                    t.tokens.remove(&id);
                 }
             }
         }
@@ -132,7 +152,49 @@ impl StoreReads for Tables {
     }
 
     fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
-        Ok(self.audit.get(device).cloned().unwrap_or_default())
+        Ok(self
+            .audit_of
+            .get(device)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.audit.get(i).cloned())
+            .collect())
+    }
+
+    fn find_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        let candidates: Box<dyn Iterator<Item = &AuditEntry>> = match &query.device {
+            Some(device) => Box::new(
+                self.audit_of
+                    .get(device)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&i| self.audit.get(i)),
+            ),
+            None => Box::new(self.audit.iter()),
+        };
+        // Appended order, so that a stable sort by time keeps the latest
+        // appended first among equal times once reversed.
+        let mut found: Vec<&AuditEntry> = candidates.filter(|e| query.matches(e)).collect();
+        found.sort_by_key(|e| e.at);
+        Ok(found.into_iter().rev().take(query.limit).cloned().collect())
+    }
+
+    fn account(&mut self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        Ok(self.accounts.get(name).cloned())
+    }
+
+    fn accounts(&mut self) -> Result<Vec<Account>, OperationsError> {
+        Ok(self.accounts.values().cloned().collect())
+    }
+
+    fn token(&mut self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        Ok(self.tokens.get(id).cloned())
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>, OperationsError> {
+        let mut all: Vec<ApiToken> = self.tokens.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
     }
 }
 
@@ -165,6 +227,26 @@ impl StoreReads for Transaction<'_> {
 
     fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
         self.tables.audit(device)
+    }
+
+    fn find_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        self.tables.find_audit(query)
+    }
+
+    fn account(&mut self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        self.tables.account(name)
+    }
+
+    fn accounts(&mut self) -> Result<Vec<Account>, OperationsError> {
+        self.tables.accounts()
+    }
+
+    fn token(&mut self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        self.tables.token(id)
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>, OperationsError> {
+        self.tables.tokens()
     }
 }
 
@@ -223,13 +305,46 @@ impl StoreTransaction for Transaction<'_> {
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
-        self.tables
-            .audit
-            .entry(entry.device.clone())
-            .or_default()
-            .push(entry.clone());
+        let at = self.tables.audit.len();
+        self.tables.audit.push(entry.clone());
+        if let Some(device) = &entry.device {
+            self.tables
+                .audit_of
+                .entry(device.clone())
+                .or_default()
+                .push(at);
+        }
         self.undo.push(Undo::Audit(entry.device.clone()));
         Ok(())
+    }
+
+    fn put_account(&mut self, account: &Account) -> Result<(), OperationsError> {
+        let old = self
+            .tables
+            .accounts
+            .insert(account.name.clone(), account.clone());
+        self.undo.push(Undo::Account(account.name.clone(), old));
+        Ok(())
+    }
+
+    fn delete_account(&mut self, name: &AccountName) -> Result<bool, OperationsError> {
+        let old = self.tables.accounts.remove(name);
+        let existed = old.is_some();
+        self.undo.push(Undo::Account(name.clone(), old));
+        Ok(existed)
+    }
+
+    fn put_token(&mut self, token: &ApiToken) -> Result<(), OperationsError> {
+        let old = self.tables.tokens.insert(token.id.clone(), token.clone());
+        self.undo.push(Undo::Token(token.id.clone(), old));
+        Ok(())
+    }
+
+    fn delete_token(&mut self, id: &str) -> Result<bool, OperationsError> {
+        let old = self.tables.tokens.remove(id);
+        let existed = old.is_some();
+        self.undo.push(Undo::Token(id.to_owned(), old));
+        Ok(existed)
     }
 }
 

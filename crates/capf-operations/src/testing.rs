@@ -20,8 +20,9 @@ use capf_ca::{CapfIdentity, EcCurve, IdentityParams, Issuer, KeySpec, PrivateKey
 
 use crate::phone::{Credentials, PhoneConfig, PhoneEvent, PhoneSession};
 use crate::{
-    CertificateRecord, CompletedWork, Device, DeviceEdit, DeviceName, DeviceStore, IssuedRecord,
-    OperationsError, OutcomeKind, ServerConfig, ServerSession, ServiceParameters, SessionCommit,
+    Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateRecord,
+    CompletedWork, Device, DeviceEdit, DeviceName, DeviceStore, IssuedRecord, OperationsError,
+    OutcomeKind, Role, ServerConfig, ServerSession, ServiceParameters, SessionCommit,
     SessionDriver, SessionOutcome,
 };
 
@@ -47,6 +48,11 @@ macro_rules! store_conformance_tests {
             revoking_the_lsc,
             offline_issuance_is_history_not_the_record,
             operator_edits_never_undo_sessions,
+            the_audit_log_is_searched,
+            actors_round_trip,
+            accounts_add_change_and_remove,
+            the_last_admin_stays,
+            tokens_add_find_and_remove,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -60,8 +66,14 @@ macro_rules! store_conformance_tests {
     };
 }
 
+/// What the conformance suite checks: a store with every face (every
+/// [`StoreBackend`](crate::StoreBackend) is one).
+pub trait ConformanceStore: DeviceStore + AccountStore {}
+
+impl<T: DeviceStore + AccountStore + ?Sized> ConformanceStore for T {}
+
 /// A conformance check: its name and the check.
-pub type Check = (&'static str, fn(&(dyn DeviceStore + 'static)));
+pub type Check = (&'static str, fn(&(dyn ConformanceStore + 'static)));
 
 /// Every conformance check, for a backend whose tests run under their own
 /// harness (e.g. to make and drop a database around the whole suite). The
@@ -108,6 +120,17 @@ pub fn checks() -> Vec<Check> {
         }),
         ("operator_edits_never_undo_sessions", |s| {
             operator_edits_never_undo_sessions(s)
+        }),
+        ("the_audit_log_is_searched", |s| {
+            the_audit_log_is_searched(s)
+        }),
+        ("actors_round_trip", |s| actors_round_trip(s)),
+        ("accounts_add_change_and_remove", |s| {
+            accounts_add_change_and_remove(s)
+        }),
+        ("the_last_admin_stays", |s| the_last_admin_stays(s)),
+        ("tokens_add_find_and_remove", |s| {
+            tokens_add_find_and_remove(s)
         }),
     ]
 }
@@ -712,6 +735,415 @@ pub fn offline_issuance_is_history_not_the_record(store: &dyn DeviceStore) {
     );
 }
 
+/// The whole audit log, searched: by device, event, actor and time, at
+/// most `limit` entries, newest first (entries of one instant: the latest
+/// recorded first); entries about no device are found, never under a
+/// device; a device's own log is unchanged (oldest first).
+pub fn the_audit_log_is_searched(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000301",
+        AuthMode::NullString,
+        Operation::None,
+    );
+    let e = add(
+        store,
+        "SEP000000000302",
+        AuthMode::NullString,
+        Operation::None,
+    );
+    let at = |s: u64| t0() + Duration::from_secs(s);
+    let alice = AccountName::parse("alice").unwrap();
+    let recorded = [
+        AuditEntry::new(at(10), &d, "refused", "wrong string").by("token:t1"),
+        AuditEntry::new(at(20), &e, "refused", "locked out"),
+        AuditEntry::new(at(20), &d, "changed", "description").by("alice"),
+        AuditEntry::account_role_set(at(30), &alice, Role::Helpdesk).by("bob"),
+        AuditEntry::new(at(40), &e, "changed", "operation").by("alice"),
+    ];
+    for entry in &recorded {
+        store.record_event(entry).unwrap();
+    }
+    let search = |query: AuditQuery| store.audit(&query).unwrap();
+    let events = |found: &[AuditEntry]| -> Vec<(u64, String)> {
+        found
+            .iter()
+            .map(|x| {
+                let secs = x.at.duration_since(t0()).unwrap().as_secs();
+                (secs, x.event.clone())
+            })
+            .collect()
+    };
+    // Everything, newest first: the two `added` entries of `add` (at t0)
+    // last, the later of them first.
+    let all = search(AuditQuery::default());
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0], recorded[4]);
+    assert_eq!(all[1], recorded[3]);
+    assert_eq!(
+        all[2], recorded[2],
+        "same instant: the latest recorded first"
+    );
+    assert_eq!(all[3], recorded[1]);
+    assert_eq!(all[4], recorded[0]);
+    assert_eq!(
+        (all[5].device.as_ref(), all[6].device.as_ref()),
+        (Some(&e), Some(&d))
+    );
+    assert!(
+        all[5..]
+            .iter()
+            .all(|x| x.event == "added" && x.actor.is_none())
+    );
+    // One device: only its entries (never those about no device).
+    let of_d = search(AuditQuery {
+        device: Some(d.clone()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(
+        events(&of_d),
+        [
+            (20, "changed".to_owned()),
+            (10, "refused".to_owned()),
+            (0, "added".to_owned())
+        ]
+    );
+    // An event.
+    let refused = search(AuditQuery {
+        event: Some("refused".into()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(refused, [recorded[1].clone(), recorded[0].clone()]);
+    // An actor: the CAPF's own entries have none and never match.
+    let by_alice = search(AuditQuery {
+        actor: Some("alice".into()),
+        ..AuditQuery::default()
+    });
+    assert_eq!(by_alice, [recorded[4].clone(), recorded[2].clone()]);
+    assert!(
+        search(AuditQuery {
+            actor: Some("nobody".into()),
+            ..AuditQuery::default()
+        })
+        .is_empty()
+    );
+    // Time: since is inclusive, until exclusive.
+    let window = search(AuditQuery {
+        since: Some(at(20)),
+        until: Some(at(40)),
+        ..AuditQuery::default()
+    });
+    assert_eq!(
+        window,
+        [
+            recorded[3].clone(),
+            recorded[2].clone(),
+            recorded[1].clone()
+        ]
+    );
+    assert!(
+        search(AuditQuery {
+            since: Some(at(41)),
+            ..AuditQuery::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        search(AuditQuery {
+            until: Some(at(10)),
+            ..AuditQuery::default()
+        })
+        .len(),
+        2,
+        "the two added entries"
+    );
+    // Criteria together.
+    let together = search(AuditQuery {
+        device: Some(e.clone()),
+        event: Some("changed".into()),
+        actor: Some("alice".into()),
+        since: Some(at(40)),
+        until: Some(at(41)),
+        limit: 5,
+    });
+    assert_eq!(together, [recorded[4].clone()]);
+    // The limit keeps the newest.
+    let newest = search(AuditQuery {
+        limit: 2,
+        ..AuditQuery::default()
+    });
+    assert_eq!(newest, [recorded[4].clone(), recorded[3].clone()]);
+    assert!(
+        search(AuditQuery {
+            limit: 0,
+            ..AuditQuery::default()
+        })
+        .is_empty()
+    );
+    assert!(matches!(
+        store.audit(&AuditQuery {
+            since: Some(at(2)),
+            until: Some(at(1)),
+            ..AuditQuery::default()
+        }),
+        Err(OperationsError::InvalidQuery { .. })
+    ));
+    assert_eq!(AuditQuery::default().limit, 1000);
+    // A device's own log: oldest first, as before.
+    let log = store.audit_log(&d).unwrap();
+    assert_eq!(
+        log.iter().map(|x| x.event.as_str()).collect::<Vec<_>>(),
+        ["added", "refused", "changed"]
+    );
+    assert_eq!(log[1], recorded[0]);
+}
+
+/// Who did it comes back as recorded, for an entry about a device and one
+/// about no device; entries made by the store itself have no actor.
+pub fn actors_round_trip(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP000000000311",
+        AuthMode::NullString,
+        Operation::None,
+    );
+    let at = t0() + Duration::from_nanos(1_234_567_891);
+    let by_operator =
+        AuditEntry::new(at, &d, "changed", "operation install").by("alice.smith@example");
+    let by_token = AuditEntry::new(at, &d, "changed", "description").by("token:nightly-1");
+    let token = ApiToken {
+        id: "nightly-1".into(),
+        label: "nightly \"report\"\n".into(),
+        role: Role::ReadOnly,
+        secret_sha256: "0f".repeat(32),
+        created_at: at,
+        created_by: None,
+    };
+    let no_device = AuditEntry::token_created(at, &token).by("alice.smith@example");
+    assert!(no_device.device.is_none() && !no_device.detail.contains('\n'));
+    assert!(!no_device.detail.contains(&token.secret_sha256));
+    for entry in [&by_operator, &by_token, &no_device] {
+        store.record_event(entry).unwrap();
+    }
+    let log = store.audit_log(&d).unwrap();
+    assert_eq!(log[0].actor, None, "the store's own entry");
+    assert_eq!(log[1..], [by_operator, by_token.clone()]);
+    let found = store
+        .audit(&AuditQuery {
+            event: Some("token-created".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(found, [no_device]);
+    let found = store
+        .audit(&AuditQuery {
+            actor: Some("token:nightly-1".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(found, [by_token]);
+}
+
+fn account(text: &str, role: Role) -> Account {
+    Account {
+        name: AccountName::parse(text).unwrap(),
+        role,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${text}"),
+        created_at: t0(),
+        password_changed_at: t0(),
+    }
+}
+
+/// Accounts: added once (a taken name is refused), found, listed by name,
+/// their password hash and role changed, removed; a password in clear is
+/// refused as a hash.
+pub fn accounts_add_change_and_remove(store: &dyn AccountStore) {
+    assert!(store.accounts().unwrap().is_empty());
+    let carol = account("carol", Role::ReadOnly);
+    let alice = account("alice", Role::Admin);
+    let bob = account("bob", Role::Helpdesk);
+    for a in [&carol, &alice, &bob] {
+        store.add_account(a).unwrap();
+    }
+    let mut again = alice.clone();
+    again.role = Role::ReadOnly;
+    assert!(matches!(
+        store.add_account(&again),
+        Err(OperationsError::AccountExists {
+            what: "account",
+            ..
+        })
+    ));
+    assert_eq!(store.account(&alice.name).unwrap(), Some(alice.clone()));
+    assert_eq!(
+        store.accounts().unwrap(),
+        [alice.clone(), bob.clone(), carol.clone()]
+    );
+    let nobody = AccountName::parse("nobody").unwrap();
+    assert_eq!(store.account(&nobody).unwrap(), None);
+
+    let later = t0() + Duration::from_secs(3600);
+    assert!(
+        store
+            .set_password(&bob.name, "$argon2id$new", later)
+            .unwrap()
+    );
+    let changed = store.account(&bob.name).unwrap().unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$new");
+    assert_eq!(changed.password_changed_at, later);
+    assert_eq!(changed.created_at, bob.created_at);
+    assert!(!store.set_password(&nobody, "$argon2id$x", later).unwrap());
+    for clear in ["hunter2", "", "$", "$argon2id$ with space"] {
+        assert!(
+            matches!(
+                store.set_password(&bob.name, clear, later),
+                Err(OperationsError::InvalidAccount { .. })
+            ),
+            "{clear:?} taken as a hash"
+        );
+    }
+    let mut clear = account("dave", Role::ReadOnly);
+    clear.password_hash = "hunter2".into();
+    assert!(matches!(
+        store.add_account(&clear),
+        Err(OperationsError::InvalidAccount { .. })
+    ));
+    assert_eq!(store.account(&clear.name).unwrap(), None);
+    assert_eq!(
+        store.account(&bob.name).unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+
+    assert!(store.set_role(&carol.name, Role::Helpdesk).unwrap());
+    assert_eq!(
+        store.account(&carol.name).unwrap().unwrap().role,
+        Role::Helpdesk
+    );
+    assert!(!store.set_role(&nobody, Role::Admin).unwrap());
+
+    assert!(store.remove_account(&carol.name).unwrap());
+    assert!(!store.remove_account(&carol.name).unwrap());
+    assert_eq!(store.account(&carol.name).unwrap(), None);
+    assert_eq!(store.accounts().unwrap().len(), 2);
+}
+
+/// The last admin can be neither removed nor demoted; with another admin
+/// it can; accounts of other roles come and go freely.
+pub fn the_last_admin_stays(store: &dyn AccountStore) {
+    // No admin yet: nothing to keep.
+    let helper = account("helper", Role::Helpdesk);
+    store.add_account(&helper).unwrap();
+    assert!(store.set_role(&helper.name, Role::ReadOnly).unwrap());
+    assert!(store.remove_account(&helper.name).unwrap());
+
+    let alice = account("alice", Role::Admin);
+    let bob = account("bob", Role::Helpdesk);
+    store.add_account(&alice).unwrap();
+    store.add_account(&bob).unwrap();
+    assert!(matches!(
+        store.remove_account(&alice.name),
+        Err(OperationsError::LastAdmin { .. })
+    ));
+    for role in [Role::Helpdesk, Role::ReadOnly] {
+        assert!(matches!(
+            store.set_role(&alice.name, role),
+            Err(OperationsError::LastAdmin { .. })
+        ));
+    }
+    assert_eq!(
+        store.account(&alice.name).unwrap().unwrap().role,
+        Role::Admin
+    );
+    // Admin to admin changes nothing and is allowed.
+    assert!(store.set_role(&alice.name, Role::Admin).unwrap());
+    // Others go freely.
+    assert!(store.remove_account(&bob.name).unwrap());
+    // A second admin: now either may go, not both.
+    let carol = account("carol", Role::Admin);
+    store.add_account(&carol).unwrap();
+    assert!(store.set_role(&alice.name, Role::Helpdesk).unwrap());
+    assert!(matches!(
+        store.remove_account(&carol.name),
+        Err(OperationsError::LastAdmin { .. })
+    ));
+    assert!(matches!(
+        store.set_role(&carol.name, Role::ReadOnly),
+        Err(OperationsError::LastAdmin { .. })
+    ));
+    assert!(store.set_role(&alice.name, Role::Admin).unwrap());
+    assert!(store.remove_account(&carol.name).unwrap());
+    let admins: Vec<Account> = store
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.role == Role::Admin)
+        .collect();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(admins[0].name, alice.name);
+}
+
+fn api_token(id: &str, role: Role, created: SystemTime) -> ApiToken {
+    ApiToken {
+        id: id.into(),
+        label: format!("label of {id}"),
+        role,
+        secret_sha256: format!("{:0>64}", hex_of(id)),
+        created_at: created,
+        created_by: Some(AccountName::parse("alice").unwrap()),
+    }
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Tokens: added once (a taken id is refused), found by id, listed oldest
+/// first, removed; a secret in clear, or an id with spaces, is refused.
+pub fn tokens_add_find_and_remove(store: &dyn AccountStore) {
+    assert!(store.tokens().unwrap().is_empty());
+    let later = api_token("t-later", Role::Admin, t0() + Duration::from_secs(60));
+    let earlier = api_token("t-earlier", Role::ReadOnly, t0());
+    let mut anonymous = api_token("t-anon", Role::Helpdesk, t0());
+    anonymous.created_by = None;
+    for t in [&later, &earlier, &anonymous] {
+        store.add_token(t).unwrap();
+    }
+    let mut same_id = earlier.clone();
+    same_id.role = Role::Admin;
+    assert!(matches!(
+        store.add_token(&same_id),
+        Err(OperationsError::AccountExists { what: "token", .. })
+    ));
+    assert_eq!(store.token("t-earlier").unwrap(), Some(earlier.clone()));
+    assert_eq!(store.token("t-anon").unwrap(), Some(anonymous.clone()));
+    assert_eq!(store.token("nope").unwrap(), None);
+    // Oldest first; the same instant by id.
+    assert_eq!(
+        store.tokens().unwrap(),
+        [anonymous.clone(), earlier.clone(), later.clone()]
+    );
+    let mut clear = api_token("t-clear", Role::Admin, t0());
+    clear.secret_sha256 = "my-secret".into();
+    let mut upper = api_token("t-upper", Role::Admin, t0());
+    upper.secret_sha256 = upper.secret_sha256.to_uppercase().replace('0', "A");
+    let bad_id = api_token("t bad", Role::Admin, t0());
+    let empty_id = api_token("", Role::Admin, t0());
+    for t in [&clear, &upper, &bad_id, &empty_id] {
+        assert!(
+            matches!(
+                store.add_token(t),
+                Err(OperationsError::InvalidAccount { .. })
+            ),
+            "{t:?} accepted"
+        );
+    }
+    assert_eq!(store.tokens().unwrap().len(), 3);
+    assert!(store.remove_token("t-earlier").unwrap());
+    assert!(!store.remove_token("t-earlier").unwrap());
+    assert_eq!(store.token("t-earlier").unwrap(), None);
+    assert_eq!(store.tokens().unwrap(), [anonymous, later]);
+}
+
 /// The race: two threads loop operator edits on the devices while phones
 /// enroll with their strings, retry with used strings, and guess wrong. No
 /// used string is ever accepted again, the lockout comes after exactly the
@@ -926,7 +1358,7 @@ fn enroll_once(
 /// one SQLite file): its name and the check, given both.
 pub type SharedCheck = (
     &'static str,
-    fn(&(dyn DeviceStore + 'static), &(dyn DeviceStore + 'static)),
+    fn(&(dyn ConformanceStore + 'static), &(dyn ConformanceStore + 'static)),
 );
 
 /// The checks for backends that several processes share: run each on two
@@ -944,6 +1376,12 @@ pub fn shared_checks() -> Vec<SharedCheck> {
         }),
         ("edits_on_one_node_wait_for_sessions_on_another", |a, b| {
             edits_on_one_node_wait_for_sessions_on_another(a, b)
+        }),
+        ("accounts_are_shared_across_nodes", |a, b| {
+            accounts_are_shared_across_nodes(a, b)
+        }),
+        ("nodes_racing_never_remove_the_last_admin", |a, b| {
+            nodes_racing_never_remove_the_last_admin(a, b)
         }),
     ]
 }
@@ -1068,4 +1506,103 @@ pub fn edits_on_one_node_wait_for_sessions_on_another(a: &dyn DeviceStore, b: &d
         a.load(&d).unwrap().unwrap().policy.auth_string,
         Some("4711".parse().unwrap())
     );
+}
+
+/// Accounts and tokens added on one node are seen, and taken, on the
+/// other; the last-admin rule counts the admins of both; audit entries
+/// recorded on one are found on the other.
+pub fn accounts_are_shared_across_nodes(a: &dyn ConformanceStore, b: &dyn ConformanceStore) {
+    let alice = account("alice", Role::Admin);
+    a.add_account(&alice).unwrap();
+    assert_eq!(b.account(&alice.name).unwrap(), Some(alice.clone()));
+    assert!(matches!(
+        b.add_account(&alice),
+        Err(OperationsError::AccountExists { .. })
+    ));
+    let bob = account("bob", Role::Admin);
+    b.add_account(&bob).unwrap();
+    assert_eq!(a.accounts().unwrap(), [alice.clone(), bob.clone()]);
+    assert!(a.remove_account(&bob.name).unwrap());
+    assert!(matches!(
+        b.remove_account(&alice.name),
+        Err(OperationsError::LastAdmin { .. })
+    ));
+    let later = t0() + Duration::from_secs(5);
+    assert!(
+        b.set_password(&alice.name, "$argon2id$changed", later)
+            .unwrap()
+    );
+    assert_eq!(
+        a.account(&alice.name).unwrap().unwrap().password_hash,
+        "$argon2id$changed"
+    );
+    let token = api_token("shared-1", Role::ReadOnly, t0());
+    a.add_token(&token).unwrap();
+    assert_eq!(b.token("shared-1").unwrap(), Some(token.clone()));
+    assert!(matches!(
+        b.add_token(&token),
+        Err(OperationsError::AccountExists { .. })
+    ));
+    assert!(b.remove_token("shared-1").unwrap());
+    assert_eq!(a.token("shared-1").unwrap(), None);
+    let entry = AuditEntry::account_removed(later, &bob.name).by("alice");
+    a.record_event(&entry).unwrap();
+    let found = b
+        .audit(&AuditQuery {
+            actor: Some("alice".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(found, [entry]);
+}
+
+/// Two admins, each removed (or demoted) on another node at the same
+/// moment, round after round: one change wins, the other is refused as
+/// the last admin; an admin always stays.
+pub fn nodes_racing_never_remove_the_last_admin(
+    a: &(dyn ConformanceStore + 'static),
+    b: &(dyn ConformanceStore + 'static),
+) {
+    for round in 0..8 {
+        let first = account(&format!("first-{round}"), Role::Admin);
+        let second = account(&format!("second-{round}"), Role::Admin);
+        a.add_account(&first).unwrap();
+        b.add_account(&second).unwrap();
+        // The admins of the round before are gone: these two are the only
+        // ones.
+        for old in a.accounts().unwrap() {
+            if old.name != first.name && old.name != second.name {
+                assert!(a.remove_account(&old.name).unwrap());
+            }
+        }
+        let barrier = std::sync::Barrier::new(2);
+        let demote = round % 2 == 1;
+        let results: Vec<Result<bool, OperationsError>> = std::thread::scope(|scope| {
+            let jobs = [(a, &first.name), (b, &second.name)].map(|(store, name)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    if demote {
+                        store.set_role(name, Role::ReadOnly)
+                    } else {
+                        store.remove_account(name)
+                    }
+                })
+            });
+            jobs.map(|j| j.join().unwrap()).into_iter().collect()
+        });
+        let won = results.iter().filter(|r| matches!(r, Ok(true))).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(OperationsError::LastAdmin { .. })))
+            .count();
+        assert_eq!((won, refused), (1, 1), "round {round}: {results:?}");
+        let admins = b
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.role == Role::Admin)
+            .count();
+        assert_eq!(admins, 1, "round {round}");
+    }
 }

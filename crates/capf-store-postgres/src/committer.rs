@@ -16,14 +16,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use capf_operations::{
-    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, StoreReads,
-    StoreTransaction,
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
+    Lease, OperationsError, StoreReads, StoreTransaction,
 };
 
 use crate::PostgresError;
 use crate::connect::Target;
 use crate::rows::{self, Conn};
-use crate::schema::LOCK_CLASS;
+use crate::schema::{ACCOUNTS_LOCK_CLASS, LOCK_CLASS};
+
+/// The key under which a transaction notes that it holds the accounts
+/// lock, among the device names it holds (no device name has a space).
+const ACCOUNTS_HELD: &str = " accounts";
 
 /// Most changes in one transaction: bounds the latency of the last one.
 const MAX_BATCH: usize = 256;
@@ -165,6 +169,29 @@ impl<'a> Rows<'a> {
     }
 }
 
+impl Rows<'_> {
+    /// Holds every operator account and token until the transaction ends
+    /// (writes only): the last-admin rule reads all accounts, then writes
+    /// one, and no other node's account change may come in between.
+    fn hold_accounts(&mut self) {
+        let Some(locked) = self.locked.as_deref_mut() else {
+            return;
+        };
+        if !locked.insert(ACCOUNTS_HELD.to_owned()) {
+            return;
+        }
+        // Sent with the read or write that follows, as a device's lock.
+        self.conn.defer(
+            "SELECT pg_advisory_xact_lock($1, 0)",
+            "holding the operator accounts".to_owned(),
+            Box::new(move |client, statement| {
+                Box::pin(async move { client.execute(statement, &[&ACCOUNTS_LOCK_CLASS]).await })
+            }),
+        );
+        self.locked_here.push(ACCOUNTS_HELD.to_owned());
+    }
+}
+
 impl StoreReads for Rows<'_> {
     fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
         self.hold(name)?;
@@ -201,6 +228,35 @@ impl StoreReads for Rows<'_> {
 
     fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
         let result = rows::load_audit(self.conn, device);
+        self.note(result)
+    }
+
+    fn find_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        let result = rows::find_audit(self.conn, query);
+        self.note(result)
+    }
+
+    fn account(&mut self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        self.hold_accounts();
+        let result = rows::load_account(self.conn, name);
+        self.note(result)
+    }
+
+    fn accounts(&mut self) -> Result<Vec<Account>, OperationsError> {
+        self.hold_accounts();
+        let result = rows::load_accounts(self.conn);
+        self.note(result)
+    }
+
+    fn token(&mut self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        self.hold_accounts();
+        let result = rows::load_token(self.conn, id);
+        self.note(result)
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>, OperationsError> {
+        self.hold_accounts();
+        let result = rows::load_tokens(self.conn);
         self.note(result)
     }
 }
@@ -242,6 +298,30 @@ impl StoreTransaction for Rows<'_> {
 
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
         let result = rows::append_audit(self.conn, entry);
+        self.note(result)
+    }
+
+    fn put_account(&mut self, account: &Account) -> Result<(), OperationsError> {
+        self.hold_accounts();
+        let result = rows::save_account(self.conn, account);
+        self.note(result)
+    }
+
+    fn delete_account(&mut self, name: &AccountName) -> Result<bool, OperationsError> {
+        self.hold_accounts();
+        let result = rows::delete_account(self.conn, name);
+        self.note(result)
+    }
+
+    fn put_token(&mut self, token: &ApiToken) -> Result<(), OperationsError> {
+        self.hold_accounts();
+        let result = rows::save_token(self.conn, token);
+        self.note(result)
+    }
+
+    fn delete_token(&mut self, id: &str) -> Result<bool, OperationsError> {
+        self.hold_accounts();
+        let result = rows::delete_token(self.conn, id);
         self.note(result)
     }
 }

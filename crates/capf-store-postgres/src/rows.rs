@@ -8,9 +8,13 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use capf_operations::rows::{
-    CertificateColumns, DeviceRow, IssuedRow, from_nanos, nanos, nanos_saturating,
+    AccountRow, AuditParam, AuditRow, AuditSql, CertificateColumns, DeviceRow, IssuedRow, TokenRow,
+    from_nanos, nanos_saturating,
 };
-use capf_operations::{AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError};
+use capf_operations::{
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
+    Lease, OperationsError,
+};
 use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -160,6 +164,19 @@ impl Conn {
         let statement = self.statement(sql, &context())?;
         let queued = self.take_queue()?;
         let last = self.client.execute(&statement, params);
+        run_pipeline(&self.runtime, &self.client, queued, last, context)
+    }
+
+    /// [`query`](Self::query) for a statement made at run time (not
+    /// kept prepared: one of many shapes, run now and then).
+    pub(crate) fn query_text(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        context: impl Fn() -> String,
+    ) -> Result<Vec<Row>, PostgresError> {
+        let queued = self.take_queue()?;
+        let last = self.client.query(sql, params);
         run_pipeline(&self.runtime, &self.client, queued, last, context)
     }
 
@@ -656,19 +673,21 @@ pub(crate) fn save_certificate(
 }
 
 pub(crate) fn append_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<(), PostgresError> {
-    let at = nanos(entry.at, "audit time")?;
-    let (device, event, detail) = (
-        entry.device.to_string(),
-        entry.event.clone(),
-        entry.detail.clone(),
-    );
+    let r = AuditRow::from_entry(entry)?;
+    let context = match &r.device {
+        Some(device) => format!("auditing {device}"),
+        None => format!("auditing {}", r.event),
+    };
     conn.defer(
-        "INSERT INTO audit_log (at_ns, device, event, detail) VALUES ($1, $2, $3, $4)",
-        format!("auditing {device}"),
+        "INSERT INTO audit_log (at_ns, device, event, detail, actor) VALUES ($1, $2, $3, $4, $5)",
+        context,
         Box::new(move |client, statement| {
             Box::pin(async move {
                 client
-                    .execute(statement, &[&at, &device, &event, &detail])
+                    .execute(
+                        statement,
+                        &[&r.at_ns, &r.device, &r.event, &r.detail, &r.actor],
+                    )
                     .await
             })
         }),
@@ -676,29 +695,205 @@ pub(crate) fn append_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<(), Po
     Ok(())
 }
 
+/// An audit row as `SELECT at_ns, device, event, detail, actor` reads it.
+fn audit_from_row(row: &Row) -> Result<AuditEntry, PostgresError> {
+    let context = || "reading the audit log".to_owned();
+    macro_rules! col {
+        ($i:literal) => {
+            row.try_get($i).map_err(PostgresError::query(context()))?
+        };
+    }
+    let r = AuditRow {
+        at_ns: col!(0),
+        device: col!(1),
+        event: col!(2),
+        detail: col!(3),
+        actor: col!(4),
+    };
+    Ok(r.into_entry()?)
+}
+
 pub(crate) fn load_audit(
     conn: &mut Conn,
     name: &DeviceName,
 ) -> Result<Vec<AuditEntry>, PostgresError> {
     let rows = conn.query(
-        "SELECT at_ns, event, detail FROM audit_log WHERE device = $1 ORDER BY id",
+        "SELECT at_ns, device, event, detail, actor FROM audit_log WHERE device = $1 ORDER BY id",
         &[&name.as_str()],
         || format!("reading the audit log of {name}"),
     )?;
-    let context = || format!("reading the audit log of {name}");
-    rows.iter()
-        .map(|row| {
-            let at: i64 = row.try_get(0).map_err(PostgresError::query(context()))?;
-            Ok(AuditEntry {
-                at: from_nanos(at).ok_or_else(|| {
-                    PostgresError::corrupt("audit_log", name.as_str(), "time out of range")
-                })?,
-                device: name.clone(),
-                event: row.try_get(1).map_err(PostgresError::query(context()))?,
-                detail: row.try_get(2).map_err(PostgresError::query(context()))?,
-            })
+    rows.iter().map(audit_from_row).collect()
+}
+
+/// The entries matching `query`, newest first.
+pub(crate) fn find_audit(
+    conn: &mut Conn,
+    query: &AuditQuery,
+) -> Result<Vec<AuditEntry>, PostgresError> {
+    let search = AuditSql::new(query, |n| format!("${n}"));
+    let params: Vec<Box<dyn ToSql + Sync + Send>> = search
+        .params
+        .into_iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                AuditParam::Text(t) => Box::new(t),
+                AuditParam::Integer(n) => Box::new(n),
+            }
         })
-        .collect()
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| -> &(dyn ToSql + Sync) { p.as_ref() })
+        .collect();
+    let rows = conn.query_text(&search.sql, &refs, || "searching the audit log".to_owned())?;
+    rows.iter().map(audit_from_row).collect()
+}
+
+const SELECT_ACCOUNT: &str = "SELECT name, role, password_hash, created_at_ns, \
+     password_changed_at_ns FROM accounts WHERE name = $1";
+
+const SELECT_ACCOUNTS: &str = "SELECT name, role, password_hash, created_at_ns, \
+     password_changed_at_ns FROM accounts ORDER BY name";
+
+fn account_from_row(row: &Row) -> Result<Account, PostgresError> {
+    let context = || "reading an account".to_owned();
+    macro_rules! col {
+        ($i:literal) => {
+            row.try_get($i).map_err(PostgresError::query(context()))?
+        };
+    }
+    let r = AccountRow {
+        name: col!(0),
+        role: col!(1),
+        password_hash: col!(2),
+        created_at_ns: col!(3),
+        password_changed_at_ns: col!(4),
+    };
+    Ok(r.into_account()?)
+}
+
+pub(crate) fn load_account(
+    conn: &mut Conn,
+    name: &AccountName,
+) -> Result<Option<Account>, PostgresError> {
+    let rows = conn.query(SELECT_ACCOUNT, &[&name.as_str()], || {
+        format!("reading account {name}")
+    })?;
+    rows.first().map(account_from_row).transpose()
+}
+
+pub(crate) fn load_accounts(conn: &mut Conn) -> Result<Vec<Account>, PostgresError> {
+    let rows = conn.query(SELECT_ACCOUNTS, &[], || "reading the accounts".to_owned())?;
+    rows.iter().map(account_from_row).collect()
+}
+
+/// Saves an account (sent with the next statement whose answer is needed).
+pub(crate) fn save_account(conn: &mut Conn, account: &Account) -> Result<(), PostgresError> {
+    let r = AccountRow::from_account(account)?;
+    conn.defer(
+        "INSERT INTO accounts (name, role, password_hash, created_at_ns, password_changed_at_ns) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
+         password_hash = excluded.password_hash, created_at_ns = excluded.created_at_ns, \
+         password_changed_at_ns = excluded.password_changed_at_ns",
+        format!("saving account {}", r.name),
+        Box::new(move |client, statement| {
+            Box::pin(async move {
+                client
+                    .execute(
+                        statement,
+                        &[
+                            &r.name,
+                            &r.role,
+                            &r.password_hash,
+                            &r.created_at_ns,
+                            &r.password_changed_at_ns,
+                        ],
+                    )
+                    .await
+            })
+        }),
+    );
+    Ok(())
+}
+
+pub(crate) fn delete_account(conn: &mut Conn, name: &AccountName) -> Result<bool, PostgresError> {
+    let n = conn.execute(
+        "DELETE FROM accounts WHERE name = $1",
+        &[&name.as_str()],
+        || format!("removing account {name}"),
+    )?;
+    Ok(n > 0)
+}
+
+const SELECT_TOKEN: &str = "SELECT id, label, role, secret_sha256, created_at_ns, created_by \
+     FROM api_tokens WHERE id = $1";
+
+const SELECT_TOKENS: &str = "SELECT id, label, role, secret_sha256, created_at_ns, created_by \
+     FROM api_tokens ORDER BY created_at_ns, id";
+
+fn token_from_row(row: &Row) -> Result<ApiToken, PostgresError> {
+    let context = || "reading an API token".to_owned();
+    macro_rules! col {
+        ($i:literal) => {
+            row.try_get($i).map_err(PostgresError::query(context()))?
+        };
+    }
+    let r = TokenRow {
+        id: col!(0),
+        label: col!(1),
+        role: col!(2),
+        secret_sha256: col!(3),
+        created_at_ns: col!(4),
+        created_by: col!(5),
+    };
+    Ok(r.into_token()?)
+}
+
+pub(crate) fn load_token(conn: &mut Conn, id: &str) -> Result<Option<ApiToken>, PostgresError> {
+    let rows = conn.query(SELECT_TOKEN, &[&id], || "reading an API token".to_owned())?;
+    rows.first().map(token_from_row).transpose()
+}
+
+pub(crate) fn load_tokens(conn: &mut Conn) -> Result<Vec<ApiToken>, PostgresError> {
+    let rows = conn.query(SELECT_TOKENS, &[], || "reading the API tokens".to_owned())?;
+    rows.iter().map(token_from_row).collect()
+}
+
+/// Saves a token (sent with the next statement whose answer is needed).
+pub(crate) fn save_token(conn: &mut Conn, token: &ApiToken) -> Result<(), PostgresError> {
+    let r = TokenRow::from_token(token)?;
+    conn.defer(
+        "INSERT INTO api_tokens (id, label, role, secret_sha256, created_at_ns, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET label = excluded.label, \
+         role = excluded.role, secret_sha256 = excluded.secret_sha256, \
+         created_at_ns = excluded.created_at_ns, created_by = excluded.created_by",
+        "saving an API token".to_owned(),
+        Box::new(move |client, statement| {
+            Box::pin(async move {
+                client
+                    .execute(
+                        statement,
+                        &[
+                            &r.id,
+                            &r.label,
+                            &r.role,
+                            &r.secret_sha256,
+                            &r.created_at_ns,
+                            &r.created_by,
+                        ],
+                    )
+                    .await
+            })
+        }),
+    );
+    Ok(())
+}
+
+pub(crate) fn delete_token(conn: &mut Conn, id: &str) -> Result<bool, PostgresError> {
+    let n = conn.execute("DELETE FROM api_tokens WHERE id = $1", &[&id], || {
+        "removing an API token".to_owned()
+    })?;
+    Ok(n > 0)
 }
 
 #[cfg(test)]

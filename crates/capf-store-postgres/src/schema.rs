@@ -10,13 +10,50 @@ use crate::rows::Conn;
 use crate::PostgresError;
 
 /// The schema version this crate writes: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The advisory lock that serialises migrations ('CAPF', 0).
 pub(crate) const LOCK_CLASS: i32 = 0x4341_5046;
+
+/// The advisory lock a change holds, from its first read or write of
+/// operator accounts or API tokens until it commits ('CAPA', 0): account
+/// changes of every node run one after the other (the last-admin rule).
+pub(crate) const ACCOUNTS_LOCK_CLASS: i32 = 0x4341_5041;
+
+/// Version 2: the same records as the SQLite store's version 3: operator
+/// accounts and API tokens (hashes only); the audit log says who did what
+/// (`actor`, `NULL` for the CAPF itself), may be about no device (`device`
+/// `NULL`: account and token changes), and is searched by time and by
+/// actor.
+const V2: &str = r#"
+CREATE TABLE accounts (
+    name                    TEXT PRIMARY KEY,
+    role                    TEXT NOT NULL CHECK (role IN ('read-only', 'helpdesk', 'admin')),
+    -- A PHC string ($argon2id$...), never a password.
+    password_hash           TEXT NOT NULL,
+    created_at_ns           BIGINT NOT NULL,
+    password_changed_at_ns  BIGINT NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    id              TEXT PRIMARY KEY,
+    label           TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('read-only', 'helpdesk', 'admin')),
+    -- SHA-256 of the secret, never the secret.
+    secret_sha256   TEXT NOT NULL,
+    created_at_ns   BIGINT NOT NULL,
+    created_by      TEXT
+);
+
+ALTER TABLE audit_log ALTER COLUMN device DROP NOT NULL;
+ALTER TABLE audit_log ADD COLUMN actor TEXT;
+CREATE INDEX audit_log_by_time ON audit_log (at_ns, id);
+-- Sessions' entries have no actor: only operators' entries are indexed.
+CREATE INDEX audit_log_by_actor ON audit_log (actor, at_ns, id) WHERE actor IS NOT NULL;
+"#;
 
 /// Version 1: the same records as the SQLite store's version 2. Times:
 /// `*_ns` nanoseconds since 1970, `*_secs` seconds.

@@ -3,13 +3,13 @@
 //! come from capf-operations, the same for every backend.
 
 use capf_operations::{
-    AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError, StoreBackend,
-    StoreReads, StoreTransaction,
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
+    Lease, OperationsError, StoreBackend, StoreReads, StoreTransaction,
 };
 use rusqlite::Connection;
 
 use crate::device_row;
-use crate::{SqliteStore, StoreError, audit_row, certificate_row, lease_row};
+use crate::{SqliteStore, StoreError, account_row, audit_row, certificate_row, lease_row};
 
 /// A connection inside a transaction (or, for reads, the reader
 /// connection).
@@ -45,6 +45,28 @@ impl StoreReads for Rows<'_> {
     fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError> {
         Ok(audit_row::load(self.0, device)?)
     }
+
+    fn find_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        Ok(audit_row::find(self.0, query)?)
+    }
+
+    // Accounts need no lock of their own: every change holds the
+    // database's write lock (BEGIN IMMEDIATE) until it commits.
+    fn account(&mut self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        Ok(account_row::load(self.0, name)?)
+    }
+
+    fn accounts(&mut self) -> Result<Vec<Account>, OperationsError> {
+        Ok(account_row::load_all(self.0)?)
+    }
+
+    fn token(&mut self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        Ok(account_row::load_token(self.0, id)?)
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>, OperationsError> {
+        Ok(account_row::load_tokens(self.0)?)
+    }
 }
 
 impl StoreTransaction for Rows<'_> {
@@ -77,6 +99,22 @@ impl StoreTransaction for Rows<'_> {
 
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
         Ok(audit_row::append(self.0, entry)?)
+    }
+
+    fn put_account(&mut self, account: &Account) -> Result<(), OperationsError> {
+        Ok(account_row::save(self.0, account)?)
+    }
+
+    fn delete_account(&mut self, name: &AccountName) -> Result<bool, OperationsError> {
+        Ok(account_row::delete(self.0, name)?)
+    }
+
+    fn put_token(&mut self, token: &ApiToken) -> Result<(), OperationsError> {
+        Ok(account_row::save_token(self.0, token)?)
+    }
+
+    fn delete_token(&mut self, id: &str) -> Result<bool, OperationsError> {
+        Ok(account_row::delete_token(self.0, id)?)
     }
 }
 

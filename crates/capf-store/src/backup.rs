@@ -88,13 +88,17 @@ fn holds_data(path: &Path) -> Result<bool, StoreError> {
             None => return Ok(true),
         }
     }
+    // Since version 3; a database of an older version has none.
+    for table in ["accounts", "api_tokens"] {
+        total += count(table).unwrap_or(0);
+    }
     Ok(total > 0)
 }
 
 impl SqliteStore {
     /// Whether the database file at `path` holds data a restore would
-    /// destroy: devices, issued certificates, audit entries or service
-    /// parameters (a missing or empty file, or a fresh database, does not;
+    /// destroy: devices, issued certificates, audit entries, service
+    /// parameters, operator accounts or API tokens (a missing or empty file, or a fresh database, does not;
     /// a file that is not a CAPF database does).
     ///
     /// # Errors
@@ -146,9 +150,10 @@ impl SqliteStore {
     ///
     /// The backup is only read, never adopted: a fresh database is made
     /// from this crate's own schema and the rows of the known tables
-    /// (devices, issued certificates, audit log, service parameters) are
-    /// copied into it, each value checked against the column's type, every
-    /// device read back through the model. Anything else in the backup
+    /// (devices, issued certificates, audit log, service parameters,
+    /// operator accounts, API tokens) are copied into it, each value
+    /// checked against the column's type, every device, certificate,
+    /// account, token and audit entry read back through the model. Anything else in the backup
     /// (triggers, views, other tables, unknown service parameters) is left
     /// behind and named in [`Restored::ignored`]. An older schema version
     /// is copied column by column; a newer one is refused. The new database
@@ -251,15 +256,19 @@ pub struct Restored {
 
 /// The tables a restore copies, in an order that respects nothing but
 /// readability (they have no foreign keys between them).
-const RESTORED_TABLES: [&str; 4] = [
+/// A table the backup's schema version does not have yet is skipped (no
+/// shared columns).
+const RESTORED_TABLES: [&str; 6] = [
     "devices",
     "issued_certificates",
     "audit_log",
     "service_parameters",
+    "accounts",
+    "api_tokens",
 ];
 
 /// Objects of our schema that a backup may hold without being reported.
-const OUR_OBJECTS: [&str; 8] = [
+const OUR_OBJECTS: [&str; 12] = [
     "devices",
     "issued_certificates",
     "audit_log",
@@ -268,6 +277,10 @@ const OUR_OBJECTS: [&str; 8] = [
     "service_parameters",
     "issued_certificates_by_device",
     "audit_log_by_device",
+    "audit_log_by_time",
+    "audit_log_by_actor",
+    "accounts",
+    "api_tokens",
 ];
 
 /// Copies the rows of the known tables of `backup` into the fresh database
@@ -339,6 +352,14 @@ fn copy_rows(backup: &Path, fresh: &Path) -> Result<Vec<String>, StoreError> {
         path: backup.to_path_buf(),
         why: e.to_string(),
     })?;
+    // So must every account, token and audit entry.
+    crate::account_row::load_all(&tx)
+        .and_then(|_| crate::account_row::load_tokens(&tx))
+        .and_then(|_| crate::audit_row::check_all(&tx))
+        .map_err(|e| StoreError::InvalidBackup {
+            path: backup.to_path_buf(),
+            why: e.to_string(),
+        })?;
     tx.commit().map_err(sql)?;
     conn.execute("DETACH DATABASE backup", [])
         .map_err(StoreError::sqlite(what.clone()))?;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod account_row;
 mod audit_row;
 mod backend;
 mod backup;

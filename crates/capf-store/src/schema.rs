@@ -11,10 +11,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this crate writes: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1. Times: `*_ns` nanoseconds since 1970, `*_secs` seconds.
 const V1: &str = r#"
@@ -110,6 +110,50 @@ ALTER TABLE devices ADD COLUMN lsc_revoked_at_ns INTEGER;
 ALTER TABLE devices ADD COLUMN lsc_revoked_reason TEXT;
 ALTER TABLE issued_certificates ADD COLUMN revoked_at_ns INTEGER;
 DELETE FROM service_parameters WHERE name = 'lsc_first_mic_fallback';
+"#;
+
+/// Version 3: operator accounts and API tokens (hashes only); the audit
+/// log says who did what (`actor`, `NULL` for the CAPF itself) and may be
+/// about no device (`device` `NULL`: account and token changes), and is
+/// searched by time and by actor. The audit log is rebuilt to let
+/// `device` be `NULL` (SQLite cannot drop a `NOT NULL`), keeping every
+/// entry and its id.
+const V3: &str = r#"
+CREATE TABLE accounts (
+    name                    TEXT PRIMARY KEY NOT NULL,
+    role                    TEXT NOT NULL CHECK (role IN ('read-only', 'helpdesk', 'admin')),
+    -- A PHC string ($argon2id$...), never a password.
+    password_hash           TEXT NOT NULL,
+    created_at_ns           INTEGER NOT NULL,
+    password_changed_at_ns  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE api_tokens (
+    id              TEXT PRIMARY KEY NOT NULL,
+    label           TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('read-only', 'helpdesk', 'admin')),
+    -- SHA-256 of the secret, never the secret.
+    secret_sha256   TEXT NOT NULL,
+    created_at_ns   INTEGER NOT NULL,
+    created_by      TEXT
+) STRICT;
+
+CREATE TABLE audit_log_v3 (
+    id      INTEGER PRIMARY KEY,
+    at_ns   INTEGER NOT NULL,
+    device  TEXT,
+    event   TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    actor   TEXT
+) STRICT;
+INSERT INTO audit_log_v3 (id, at_ns, device, event, detail)
+    SELECT id, at_ns, device, event, detail FROM audit_log;
+DROP TABLE audit_log;
+ALTER TABLE audit_log_v3 RENAME TO audit_log;
+CREATE INDEX audit_log_by_device ON audit_log (device, id);
+CREATE INDEX audit_log_by_time ON audit_log (at_ns);
+-- Sessions' entries have no actor: only operators' entries are indexed.
+CREATE INDEX audit_log_by_actor ON audit_log (actor, at_ns) WHERE actor IS NOT NULL;
 "#;
 
 /// The database's schema version.

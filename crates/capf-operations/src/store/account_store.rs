@@ -165,7 +165,18 @@ impl fmt::Debug for ApiToken {
 ///
 /// Rules every implementation keeps: names and token ids are unique; the
 /// last admin account can be neither removed nor demoted (refused with
-/// [`OperationsError::LastAdmin`]) once one exists.
+/// [`OperationsError::LastAdmin`]) once one exists, checked inside the
+/// change's transaction, so that two servers on one database cannot each
+/// remove one of the last two admins; a password hash is a PHC string
+/// (starts with `$`), a token's secret hash is 64 lower-case hex digits and
+/// its id has 1 to 64 characters from `A-Z a-z 0-9 . _ -` (else
+/// [`OperationsError::InvalidAccount`]).
+///
+/// These calls record nothing in the audit log (they carry neither a time
+/// nor an actor): the caller records each change with
+/// [`OperatorStore::record_event`](crate::OperatorStore::record_event) and
+/// [`AuditEntry::account_added`](crate::AuditEntry::account_added) and its
+/// siblings, [`by`](crate::AuditEntry::by) whoever made it.
 pub trait AccountStore: Send + Sync {
     /// The account, or `None`.
     fn account(&self, name: &AccountName) -> Result<Option<Account>, OperationsError>;

@@ -2,7 +2,20 @@
 //! store does (sessions' begin and commit, operator edits) is written once
 //! over it, in `rules.rs`; a backend only reads and writes rows.
 
-use crate::{AuditEntry, CertificateHistory, Device, DeviceName, Lease, OperationsError};
+use crate::{
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
+    Lease, OperationsError,
+};
+
+fn no_accounts() -> OperationsError {
+    OperationsError::Unsupported {
+        what: "operator accounts",
+    }
+}
+
+fn no_tokens() -> OperationsError {
+    OperationsError::Unsupported { what: "API tokens" }
+}
 
 /// Reads inside a transaction (or against the last committed state).
 pub trait StoreReads {
@@ -30,6 +43,48 @@ pub trait StoreReads {
 
     /// The audit log of a device, oldest first.
     fn audit(&mut self, device: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError>;
+
+    /// The entries of the whole audit log that match `query` (see
+    /// [`AuditQuery::matches`]), newest first (by time, then the latest
+    /// appended first), at most `query.limit`.
+    ///
+    /// The default refuses ([`OperationsError::Unsupported`]): a backend
+    /// that keeps only the device rows need not search its log.
+    fn find_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        let _ = query;
+        Err(OperationsError::Unsupported {
+            what: "a searchable audit log",
+        })
+    }
+
+    /// An operator account, or `None`. In a write transaction, the first
+    /// read or write of accounts or tokens excludes every other process's
+    /// account changes until the transaction ends (the last-admin rule
+    /// reads all accounts, then writes one).
+    ///
+    /// This and the other account and token rows default to refusing
+    /// ([`OperationsError::Unsupported`]), for backends that keep devices
+    /// only; every backend of this workspace keeps them.
+    fn account(&mut self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        let _ = name;
+        Err(no_accounts())
+    }
+
+    /// Every operator account, by name.
+    fn accounts(&mut self) -> Result<Vec<Account>, OperationsError> {
+        Err(no_accounts())
+    }
+
+    /// An API token by id, or `None`.
+    fn token(&mut self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        let _ = id;
+        Err(no_tokens())
+    }
+
+    /// Every API token, oldest first (by creation time, then id).
+    fn tokens(&mut self) -> Result<Vec<ApiToken>, OperationsError> {
+        Err(no_tokens())
+    }
 }
 
 /// Writes inside a transaction. Nothing is visible to other transactions
@@ -54,14 +109,39 @@ pub trait StoreTransaction: StoreReads {
 
     /// Appends to the audit log.
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError>;
+
+    /// Inserts or replaces an operator account (keyed by name).
+    fn put_account(&mut self, account: &Account) -> Result<(), OperationsError> {
+        let _ = account;
+        Err(no_accounts())
+    }
+
+    /// Deletes an operator account; `false` if there was none.
+    fn delete_account(&mut self, name: &AccountName) -> Result<bool, OperationsError> {
+        let _ = name;
+        Err(no_accounts())
+    }
+
+    /// Inserts or replaces an API token (keyed by id).
+    fn put_token(&mut self, token: &ApiToken) -> Result<(), OperationsError> {
+        let _ = token;
+        Err(no_tokens())
+    }
+
+    /// Deletes an API token; `false` if there was none.
+    fn delete_token(&mut self, id: &str) -> Result<bool, OperationsError> {
+        let _ = id;
+        Err(no_tokens())
+    }
 }
 
 /// A storage backend: runs changes in write transactions and reads.
 ///
 /// Implement this (SQLite, PostgreSQL, an application's own database, the
 /// in-memory [`MemoryStore`](crate::MemoryStore)) and the store contract
-/// comes with it: [`SessionStore`](crate::SessionStore) and
-/// [`OperatorStore`](crate::OperatorStore) are implemented for every
+/// comes with it: [`SessionStore`](crate::SessionStore),
+/// [`OperatorStore`](crate::OperatorStore) and
+/// [`AccountStore`](crate::AccountStore) are implemented for every
 /// backend, with the same rules.
 ///
 /// What a backend guarantees:
@@ -78,7 +158,10 @@ pub trait StoreTransaction: StoreReads {
 ///   commits or rolls back). Processes sharing a database are serialised
 ///   per device: a change that reads a device or its lease sees every
 ///   committed change of every process to them, and no other process
-///   changes them until it ends.
+///   changes them until it ends. The same holds for the operator accounts
+///   and tokens taken as one whole: a change that reads or writes any of
+///   them sees every committed account change, and no other process
+///   changes accounts or tokens until it ends.
 /// * `done` may be called on any thread, and before `write` returns. It
 ///   must be quick and must not call the store.
 pub trait StoreBackend: Send + Sync {

@@ -6,7 +6,8 @@
 //!   the lease in the same transaction), release. One calling convention:
 //!   every call answers through a [`Reply`].
 //! * [`OperatorStore`]: load, find, insert, modify (a [`DeviceEdit`](crate::DeviceEdit)
-//!   applied inside the transaction), remove, certificate history, audit.
+//!   applied inside the transaction), remove, certificate history, audit
+//!   (a device's log, and a search of the whole log).
 //! * [`StoreBackend`] with [`StoreTransaction`]: rows in, rows out. Both
 //!   faces above are implemented for every backend, with the rules of a
 //!   commit written once (`rules.rs`).
@@ -24,7 +25,7 @@ mod session_store;
 pub use account_store::{Account, AccountName, AccountStore, ApiToken, Role};
 pub use backend::{StoreBackend, StoreReads, StoreTransaction};
 pub use operator_store::OperatorStore;
-pub use records::{AuditEntry, CertificateHistory, Lease};
+pub use records::{AuditEntry, AuditQuery, CertificateHistory, Lease};
 pub use session_store::{Reply, SessionStore};
 
 /// A store with both faces: what sessions need and what operators need.

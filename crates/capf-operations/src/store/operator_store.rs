@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use crate::{
-    AuditEntry, CertificateHistory, Device, DeviceEdit, DeviceName, DevicePage, DeviceQuery,
-    Edited, IssuedRecord, OperationsError,
+    AuditEntry, AuditQuery, CertificateHistory, Device, DeviceEdit, DeviceName, DevicePage,
+    DeviceQuery, Edited, IssuedRecord, OperationsError,
 };
 
 /// The store as an operator sees it. Every
@@ -49,14 +49,37 @@ pub trait OperatorStore: Send + Sync {
     /// The audit log of a device, oldest first.
     fn audit_log(&self, name: &DeviceName) -> Result<Vec<AuditEntry>, OperationsError>;
 
+    /// Searches the whole audit log, every device's entries and those
+    /// about no device (operator accounts and tokens): the entries that
+    /// match every criterion of `query`, newest first (by time, then the
+    /// latest recorded first), at most `query.limit` of them. Refused with
+    /// [`OperationsError::InvalidQuery`] when `since` is after `until`.
+    ///
+    /// Every [`StoreBackend`](crate::StoreBackend) implements it; the
+    /// default, for a store that wraps another, refuses with
+    /// [`OperationsError::Unsupported`] (forward it to the inner store).
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        let _ = query;
+        Err(OperationsError::Unsupported {
+            what: "a searchable audit log",
+        })
+    }
+
     /// Records a certificate issued outside a session (offline issuance):
     /// kept in the history like every certificate this CAPF issued, never
     /// delivered, never the device's LSC on record. Refused with
     /// [`OperationsError::SerialConflict`] for a serial already recorded.
     fn record_issued(&self, record: &IssuedRecord, at: SystemTime) -> Result<(), OperationsError>;
 
-    /// Appends an entry to the audit log (the device need not exist). The
-    /// detail must never hold a secret.
+    /// Appends an entry to the audit log (the device need not exist; an
+    /// entry may be about no device, and may name who did it: see
+    /// [`AuditEntry::by`]). The detail must never hold a secret.
+    ///
+    /// The store records no entry for changes to accounts and tokens
+    /// ([`AccountStore`](crate::AccountStore) calls carry neither a time
+    /// nor an actor): whoever changes them records it here, with
+    /// [`AuditEntry::account_added`] and its siblings, so that the web
+    /// console and the command line spell these entries alike.
     fn record_event(&self, entry: &AuditEntry) -> Result<(), OperationsError>;
 
     /// Every certificate issued to a device, oldest first.

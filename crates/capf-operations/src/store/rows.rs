@@ -17,8 +17,8 @@ use capf_auth::{
 use capf_ca::KeySpec;
 
 use crate::{
-    CertificateHistory, CertificateRecord, Device, DeviceName, IssuedRecord, LastError,
-    OperationsError, Revocation,
+    Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, CertificateRecord,
+    Device, DeviceName, IssuedRecord, LastError, OperationsError, Revocation, Role,
 };
 
 /// Nanoseconds since 1970 (negative before).
@@ -492,6 +492,288 @@ impl IssuedRow {
     }
 }
 
+/// An operator account as flat column values (table `accounts`). Its
+/// `Debug` never shows the password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// `name` (unique).
+    pub name: String,
+    /// `role`: `read-only`, `helpdesk` or `admin`.
+    pub role: String,
+    /// `password_hash`: a PHC string.
+    pub password_hash: String,
+    /// `created_at_ns`
+    pub created_at_ns: i64,
+    /// `password_changed_at_ns`
+    pub password_changed_at_ns: i64,
+}
+
+impl std::fmt::Debug for AccountRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRow")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("created_at_ns", &self.created_at_ns)
+            .field("password_changed_at_ns", &self.password_changed_at_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountRow {
+    /// The columns of `account`.
+    ///
+    /// # Errors
+    /// [`OperationsError::TimeOutOfRange`].
+    pub fn from_account(account: &Account) -> Result<Self, OperationsError> {
+        Ok(AccountRow {
+            name: account.name.to_string(),
+            role: account.role.as_str().to_owned(),
+            password_hash: account.password_hash.clone(),
+            created_at_ns: nanos(account.created_at, "account creation time")?,
+            password_changed_at_ns: nanos(account.password_changed_at, "password change time")?,
+        })
+    }
+
+    /// The account these columns hold, checked.
+    ///
+    /// # Errors
+    /// [`OperationsError::CorruptRow`] naming the column.
+    pub fn into_account(self) -> Result<Account, OperationsError> {
+        let key = crate::escape_text(&self.name).into_owned();
+        let bad = |why: String| OperationsError::CorruptRow {
+            table: "accounts",
+            key: key.clone(),
+            why,
+        };
+        let instant = |n: i64, column: &str| {
+            from_nanos(n).ok_or_else(|| bad(format!("{column}: {n} out of range")))
+        };
+        Ok(Account {
+            name: AccountName::parse(&self.name).map_err(|e| bad(e.to_string()))?,
+            role: self
+                .role
+                .parse::<Role>()
+                .map_err(|e| bad(format!("role: {e}")))?,
+            created_at: instant(self.created_at_ns, "created_at_ns")?,
+            password_changed_at: instant(self.password_changed_at_ns, "password_changed_at_ns")?,
+            password_hash: self.password_hash,
+        })
+    }
+}
+
+/// An API token as flat column values (table `api_tokens`). Its `Debug`
+/// never shows the secret's hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// `id` (unique).
+    pub id: String,
+    /// `label`
+    pub label: String,
+    /// `role`: `read-only`, `helpdesk` or `admin`.
+    pub role: String,
+    /// `secret_sha256`: lower-case hex.
+    pub secret_sha256: String,
+    /// `created_at_ns`
+    pub created_at_ns: i64,
+    /// `created_by`: an account name.
+    pub created_by: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRow")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("role", &self.role)
+            .field("created_at_ns", &self.created_at_ns)
+            .field("created_by", &self.created_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenRow {
+    /// The columns of `token`.
+    ///
+    /// # Errors
+    /// [`OperationsError::TimeOutOfRange`].
+    pub fn from_token(token: &ApiToken) -> Result<Self, OperationsError> {
+        Ok(TokenRow {
+            id: token.id.clone(),
+            label: token.label.clone(),
+            role: token.role.as_str().to_owned(),
+            secret_sha256: token.secret_sha256.clone(),
+            created_at_ns: nanos(token.created_at, "token creation time")?,
+            created_by: token.created_by.as_ref().map(ToString::to_string),
+        })
+    }
+
+    /// The token these columns hold, checked.
+    ///
+    /// # Errors
+    /// [`OperationsError::CorruptRow`] naming the column.
+    pub fn into_token(self) -> Result<ApiToken, OperationsError> {
+        let key = crate::escape_text(&self.id).into_owned();
+        let bad = |why: String| OperationsError::CorruptRow {
+            table: "api_tokens",
+            key: key.clone(),
+            why,
+        };
+        Ok(ApiToken {
+            role: self
+                .role
+                .parse::<Role>()
+                .map_err(|e| bad(format!("role: {e}")))?,
+            created_at: from_nanos(self.created_at_ns).ok_or_else(|| {
+                bad(format!(
+                    "created_at_ns: {} out of range",
+                    self.created_at_ns
+                ))
+            })?,
+            created_by: self
+                .created_by
+                .as_deref()
+                .map(AccountName::parse)
+                .transpose()
+                .map_err(|e| bad(format!("created_by: {e}")))?,
+            id: self.id,
+            label: self.label,
+            secret_sha256: self.secret_sha256,
+        })
+    }
+}
+
+/// An audit log entry as flat column values (table `audit_log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// `at_ns`
+    pub at_ns: i64,
+    /// `device`: `NULL` for an entry about no device.
+    pub device: Option<String>,
+    /// `event`
+    pub event: String,
+    /// `detail`
+    pub detail: String,
+    /// `actor`: `NULL` for the CAPF itself.
+    pub actor: Option<String>,
+}
+
+impl AuditRow {
+    /// The columns of `entry`.
+    ///
+    /// # Errors
+    /// [`OperationsError::TimeOutOfRange`].
+    pub fn from_entry(entry: &AuditEntry) -> Result<Self, OperationsError> {
+        Ok(AuditRow {
+            at_ns: nanos(entry.at, "audit time")?,
+            device: entry.device.as_ref().map(ToString::to_string),
+            event: entry.event.clone(),
+            detail: entry.detail.clone(),
+            actor: entry.actor.clone(),
+        })
+    }
+
+    /// The entry these columns hold, checked.
+    ///
+    /// # Errors
+    /// [`OperationsError::CorruptRow`] naming the column.
+    pub fn into_entry(self) -> Result<AuditEntry, OperationsError> {
+        let bad = |why: String| OperationsError::CorruptRow {
+            table: "audit_log",
+            key: format!(
+                "{} at {}",
+                crate::escape_text(self.device.as_deref().unwrap_or("(no device)")),
+                self.at_ns
+            ),
+            why,
+        };
+        let at = from_nanos(self.at_ns)
+            .ok_or_else(|| bad(format!("at_ns: {} out of range", self.at_ns)))?;
+        let device = self
+            .device
+            .as_deref()
+            .map(DeviceName::parse)
+            .transpose()
+            .map_err(|e| bad(format!("device: {e}")))?;
+        Ok(AuditEntry {
+            at,
+            device,
+            event: self.event,
+            detail: self.detail,
+            actor: self.actor,
+        })
+    }
+}
+
+/// A value bound to an audit search's statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditParam {
+    /// A text column's value (`device`, `event`, `actor`).
+    Text(String),
+    /// A time bound, nanoseconds since 1970 (`at_ns`), or the limit.
+    Integer(i64),
+}
+
+/// An [`AuditQuery`] as SQL, for SQL backends: the statement reads
+/// `at_ns, device, event, detail, actor` of table `audit_log` (an
+/// `INTEGER PRIMARY KEY`/`BIGSERIAL` `id` orders entries recorded at the
+/// same time), newest first, and its parameters, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditSql {
+    /// The statement.
+    pub sql: String,
+    /// Its parameters, in order (`placeholder(1)` is the first).
+    pub params: Vec<AuditParam>,
+}
+
+impl AuditSql {
+    /// The statement for `query`, with placeholders written by
+    /// `placeholder(n)` (`?1` for SQLite, `$1` for PostgreSQL). Only the
+    /// criteria given become conditions, so that the database can use its
+    /// indexes (by device, by time, by actor).
+    pub fn new(query: &AuditQuery, placeholder: impl Fn(usize) -> String) -> Self {
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        let mut bind = |column: &str, op: &str, value: AuditParam| {
+            params.push(value);
+            conditions.push(format!("{column} {op} {}", placeholder(params.len())));
+        };
+        if let Some(device) = &query.device {
+            bind("device", "=", AuditParam::Text(device.to_string()));
+        }
+        if let Some(event) = &query.event {
+            bind("event", "=", AuditParam::Text(event.clone()));
+        }
+        if let Some(actor) = &query.actor {
+            bind("actor", "=", AuditParam::Text(actor.clone()));
+        }
+        if let Some(since) = query.since {
+            bind("at_ns", ">=", AuditParam::Integer(nanos_clamped(since)));
+        }
+        if let Some(until) = query.until {
+            bind("at_ns", "<", AuditParam::Integer(nanos_clamped(until)));
+        }
+        let mut sql = String::from("SELECT at_ns, device, event, detail, actor FROM audit_log");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        params.push(AuditParam::Integer(
+            i64::try_from(query.limit).unwrap_or(i64::MAX),
+        ));
+        sql.push_str(&format!(
+            " ORDER BY at_ns DESC, id DESC LIMIT {}",
+            placeholder(params.len())
+        ));
+        AuditSql { sql, params }
+    }
+}
+
+/// [`nanos`], clamped to the range of `i64` (for search bounds, where a
+/// time before or after every representable one is all that matters).
+pub fn nanos_clamped(t: SystemTime) -> i64 {
+    nanos(t, "search bound").unwrap_or(if t < UNIX_EPOCH { i64::MIN } else { i64::MAX })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -534,5 +816,75 @@ mod tests {
         });
         let row = DeviceRow::from_device(&d).unwrap();
         assert_eq!(row.into_device().unwrap(), d);
+    }
+
+    #[test]
+    fn accounts_tokens_and_audit_entries_round_trip_and_hide_hashes() {
+        let t = UNIX_EPOCH + Duration::new(1_796_083_200, 17);
+        let account = Account {
+            name: AccountName::parse("alice").unwrap(),
+            role: Role::Helpdesk,
+            password_hash: "$argon2id$v=19$HASH".into(),
+            created_at: t,
+            password_changed_at: t + Duration::from_secs(1),
+        };
+        let row = AccountRow::from_account(&account).unwrap();
+        assert!(!format!("{row:?}").contains("HASH"));
+        assert_eq!(row.into_account().unwrap(), account);
+        let token = ApiToken {
+            id: "t1".into(),
+            label: "nightly".into(),
+            role: Role::ReadOnly,
+            secret_sha256: "ab".repeat(32),
+            created_at: t,
+            created_by: Some(account.name.clone()),
+        };
+        let row = TokenRow::from_token(&token).unwrap();
+        assert!(!format!("{row:?}").contains(&"ab".repeat(32)));
+        assert_eq!(row.into_token().unwrap(), token);
+        let entry = AuditEntry::account_removed(t, &account.name).by("bob");
+        assert_eq!(
+            AuditRow::from_entry(&entry).unwrap().into_entry().unwrap(),
+            entry
+        );
+        let mut bad = AccountRow::from_account(&account).unwrap();
+        bad.role = "root".into();
+        assert!(matches!(
+            bad.into_account(),
+            Err(OperationsError::CorruptRow { .. })
+        ));
+    }
+
+    #[test]
+    fn audit_sql_has_only_the_criteria_given() {
+        let all = AuditSql::new(&AuditQuery::default(), |n| format!("${n}"));
+        assert_eq!(
+            all.sql,
+            "SELECT at_ns, device, event, detail, actor FROM audit_log \
+             ORDER BY at_ns DESC, id DESC LIMIT $1"
+        );
+        assert_eq!(all.params, vec![AuditParam::Integer(1000)]);
+        let query = AuditQuery {
+            actor: Some("alice".into()),
+            since: Some(UNIX_EPOCH - Duration::from_secs(u64::MAX / 2)),
+            until: Some(UNIX_EPOCH + Duration::from_secs(5)),
+            limit: usize::MAX,
+            ..AuditQuery::default()
+        };
+        let some = AuditSql::new(&query, |n| format!("?{n}"));
+        assert_eq!(
+            some.sql,
+            "SELECT at_ns, device, event, detail, actor FROM audit_log \
+             WHERE actor = ?1 AND at_ns >= ?2 AND at_ns < ?3 ORDER BY at_ns DESC, id DESC LIMIT ?4"
+        );
+        assert_eq!(
+            some.params,
+            vec![
+                AuditParam::Text("alice".into()),
+                AuditParam::Integer(i64::MIN),
+                AuditParam::Integer(5_000_000_000),
+                AuditParam::Integer(i64::MAX),
+            ]
+        );
     }
 }

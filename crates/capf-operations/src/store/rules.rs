@@ -1,6 +1,6 @@
 //! The rules of the store, written once over the transaction interface:
-//! every [`StoreBackend`] is a [`SessionStore`] and an [`OperatorStore`]
-//! through these functions.
+//! every [`StoreBackend`] is a [`SessionStore`], an [`OperatorStore`] and
+//! an [`AccountStore`] through these functions.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use capf_auth::AuthenticatedBy;
 
 use crate::{
-    AuditEntry, CertificateHistory, CompletedWork, Device, DeviceEdit, DeviceName, DevicePage,
-    DeviceQuery, Edited, IssuedRecord, Lease, OperationsError, OperatorStore, Reply, RetrievedKind,
-    SessionCommit, SessionStore, StoreBackend, StoreTransaction,
+    Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
+    CompletedWork, Device, DeviceEdit, DeviceName, DevicePage, DeviceQuery, Edited, IssuedRecord,
+    Lease, OperationsError, OperatorStore, Reply, RetrievedKind, Role, SessionCommit, SessionStore,
+    StoreBackend, StoreTransaction,
 };
 
 fn unknown(name: &DeviceName) -> OperationsError {
@@ -259,6 +260,144 @@ pub(crate) fn record_issued_in(
     ))
 }
 
+/// A password hash must look like one: a PHC string (`$argon2id$...`),
+/// never a password by mistake.
+fn check_password_hash(name: &AccountName, hash: &str) -> Result<(), OperationsError> {
+    if hash.starts_with('$') && hash.len() > 1 && !hash.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(OperationsError::InvalidAccount {
+            name: name.to_string(),
+            reason: "a password hash is a PHC string ($argon2id$...), never a password".into(),
+        })
+    }
+}
+
+/// A token's id: 1 to 64 characters from `A-Z a-z 0-9 . _ -`; its secret
+/// hash: SHA-256 as 64 lower-case hex digits; its label: at most 200
+/// characters.
+fn check_token(token: &ApiToken) -> Result<(), OperationsError> {
+    let invalid = |reason: &str| OperationsError::InvalidAccount {
+        name: crate::escape_text(&token.id).into_owned(),
+        reason: reason.to_owned(),
+    };
+    let id_ok = !token.id.is_empty()
+        && token.id.len() <= 64
+        && token
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !id_ok {
+        return Err(invalid(
+            "a token id has 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '-'",
+        ));
+    }
+    let hash_ok = token.secret_sha256.len() == 64
+        && token
+            .secret_sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hash_ok {
+        return Err(invalid(
+            "a token's secret is kept as its SHA-256, 64 lower-case hex digits, never in clear",
+        ));
+    }
+    if token.label.chars().count() > 200 {
+        return Err(invalid("a token label has at most 200 characters"));
+    }
+    Ok(())
+}
+
+/// Refuses to take the admin role away from `account` if no other account
+/// is an admin.
+fn keep_an_admin(tx: &mut dyn StoreTransaction, account: &Account) -> Result<(), OperationsError> {
+    if account.role != Role::Admin {
+        return Ok(());
+    }
+    let another = tx
+        .accounts()?
+        .iter()
+        .any(|a| a.role == Role::Admin && a.name != account.name);
+    if another {
+        Ok(())
+    } else {
+        Err(OperationsError::LastAdmin {
+            name: account.name.to_string(),
+        })
+    }
+}
+
+pub(crate) fn add_account_in(
+    tx: &mut dyn StoreTransaction,
+    account: &Account,
+) -> Result<(), OperationsError> {
+    check_password_hash(&account.name, &account.password_hash)?;
+    if tx.account(&account.name)?.is_some() {
+        return Err(OperationsError::AccountExists {
+            what: "account",
+            name: account.name.to_string(),
+        });
+    }
+    tx.put_account(account)
+}
+
+pub(crate) fn set_password_in(
+    tx: &mut dyn StoreTransaction,
+    name: &AccountName,
+    password_hash: &str,
+    at: SystemTime,
+) -> Result<bool, OperationsError> {
+    check_password_hash(name, password_hash)?;
+    let Some(mut account) = tx.account(name)? else {
+        return Ok(false);
+    };
+    password_hash.clone_into(&mut account.password_hash);
+    account.password_changed_at = at;
+    tx.put_account(&account)?;
+    Ok(true)
+}
+
+pub(crate) fn set_role_in(
+    tx: &mut dyn StoreTransaction,
+    name: &AccountName,
+    role: Role,
+) -> Result<bool, OperationsError> {
+    let Some(mut account) = tx.account(name)? else {
+        return Ok(false);
+    };
+    if role != Role::Admin {
+        keep_an_admin(tx, &account)?;
+    }
+    account.role = role;
+    tx.put_account(&account)?;
+    Ok(true)
+}
+
+pub(crate) fn remove_account_in(
+    tx: &mut dyn StoreTransaction,
+    name: &AccountName,
+) -> Result<bool, OperationsError> {
+    let Some(account) = tx.account(name)? else {
+        return Ok(false);
+    };
+    keep_an_admin(tx, &account)?;
+    tx.delete_account(name)
+}
+
+pub(crate) fn add_token_in(
+    tx: &mut dyn StoreTransaction,
+    token: &ApiToken,
+) -> Result<(), OperationsError> {
+    check_token(token)?;
+    if tx.token(&token.id)?.is_some() {
+        return Err(OperationsError::AccountExists {
+            what: "token",
+            name: token.id.clone(),
+        });
+    }
+    tx.put_token(token)
+}
+
 /// The audit entries a session's change produces.
 pub(crate) fn audit_entries(device: &DeviceName, change: &SessionCommit) -> Vec<AuditEntry> {
     let entry = |at, event: &str, detail: String| AuditEntry::new(at, device, event, detail);
@@ -457,5 +596,66 @@ impl<B: StoreBackend> OperatorStore for B {
     fn record_event(&self, entry: &AuditEntry) -> Result<(), OperationsError> {
         let entry = entry.clone();
         self.write_and_wait(move |tx| tx.append_audit(&entry))
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, OperationsError> {
+        query.check()?;
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(|r| r.find_audit(query))
+    }
+}
+
+impl<B: StoreBackend> AccountStore for B {
+    fn account(&self, name: &AccountName) -> Result<Option<Account>, OperationsError> {
+        self.read(|r| r.account(name))
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, OperationsError> {
+        self.read(|r| r.accounts())
+    }
+
+    fn add_account(&self, account: &Account) -> Result<(), OperationsError> {
+        let account = account.clone();
+        self.write_and_wait(move |tx| add_account_in(tx, &account))
+    }
+
+    fn set_password(
+        &self,
+        name: &AccountName,
+        password_hash: &str,
+        at: SystemTime,
+    ) -> Result<bool, OperationsError> {
+        let (name, hash) = (name.clone(), password_hash.to_owned());
+        self.write_and_wait(move |tx| set_password_in(tx, &name, &hash, at))
+    }
+
+    fn set_role(&self, name: &AccountName, role: Role) -> Result<bool, OperationsError> {
+        let name = name.clone();
+        self.write_and_wait(move |tx| set_role_in(tx, &name, role))
+    }
+
+    fn remove_account(&self, name: &AccountName) -> Result<bool, OperationsError> {
+        let name = name.clone();
+        self.write_and_wait(move |tx| remove_account_in(tx, &name))
+    }
+
+    fn token(&self, id: &str) -> Result<Option<ApiToken>, OperationsError> {
+        self.read(|r| r.token(id))
+    }
+
+    fn tokens(&self) -> Result<Vec<ApiToken>, OperationsError> {
+        self.read(|r| r.tokens())
+    }
+
+    fn add_token(&self, token: &ApiToken) -> Result<(), OperationsError> {
+        let token = token.clone();
+        self.write_and_wait(move |tx| add_token_in(tx, &token))
+    }
+
+    fn remove_token(&self, id: &str) -> Result<bool, OperationsError> {
+        let id = id.to_owned();
+        self.write_and_wait(move |tx| tx.delete_token(&id))
     }
 }
