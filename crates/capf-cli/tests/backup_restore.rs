@@ -415,3 +415,85 @@ fn identities_are_never_replaced_by_surprise() {
     assert_eq!(fingerprint(&other), fingerprint(&data));
     assert!(other.join("capf-key.pem.before-restore").exists());
 }
+
+/// Operator accounts, API tokens and the whole audit log (who did what,
+/// entries about no device) are in a backup, and a restore brings them
+/// back as they were.
+#[test]
+fn operator_accounts_and_their_audit_come_back_from_a_backup() {
+    use capf_operations::{
+        Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, DeviceName,
+        OperatorStore, Role,
+    };
+    use capf_store::SqliteStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let pass = pass.to_str().unwrap();
+    capf(&data, &["init", "--key", "p256"]);
+    capf(&data, &["device", "add", PHONE, "--operation", "install"]);
+    let now = std::time::SystemTime::now();
+    let alice = Account {
+        name: AccountName::parse("alice").unwrap(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now,
+        password_changed_at: now,
+    };
+    let token = ApiToken {
+        id: "nightly".into(),
+        label: "nightly report".into(),
+        role: Role::ReadOnly,
+        secret_sha256: "5e".repeat(32),
+        created_at: now,
+        created_by: Some(alice.name.clone()),
+    };
+    let (accounts, tokens, audit) = {
+        let store = SqliteStore::open(data.join("capf.sqlite3")).unwrap();
+        store.add_account(&alice).unwrap();
+        store.add_token(&token).unwrap();
+        store
+            .record_event(&AuditEntry::account_added(now, &alice))
+            .unwrap();
+        store
+            .record_event(&AuditEntry::token_created(now, &token).by("alice"))
+            .unwrap();
+        let phone = DeviceName::parse(PHONE).unwrap();
+        store
+            .record_event(&AuditEntry::new(now, &phone, "changed", "operation").by("alice"))
+            .unwrap();
+        (
+            store.accounts().unwrap(),
+            store.tokens().unwrap(),
+            store.audit(&AuditQuery::default()).unwrap(),
+        )
+    };
+    assert_eq!(audit.len(), 4, "added, and three by operators");
+    let backup = tmp.path().join("capf.bak");
+    capf(
+        &data,
+        &[
+            "backup",
+            backup.to_str().unwrap(),
+            "--passphrase-file",
+            pass,
+        ],
+    );
+    let other = tmp.path().join("other");
+    let out = run(
+        &other,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--passphrase-file",
+            pass,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("not restored"), "{}", text(&out));
+    let restored = SqliteStore::open(other.join("capf.sqlite3")).unwrap();
+    assert_eq!(restored.accounts().unwrap(), accounts);
+    assert_eq!(restored.tokens().unwrap(), tokens);
+    assert_eq!(restored.audit(&AuditQuery::default()).unwrap(), audit);
+}

@@ -169,6 +169,10 @@ fn local_checks() -> Vec<LocalCheck> {
             "a_write_the_database_refuses_fails_only_its_change",
             a_write_the_database_refuses_fails_only_its_change,
         ),
+        (
+            "a_version_1_database_gains_accounts_and_actors",
+            a_version_1_database_gains_accounts_and_actors,
+        ),
     ]
 }
 
@@ -348,4 +352,62 @@ fn a_write_the_database_refuses_fails_only_its_change(address: &str, setup: &mut
         );
     }
     assert_eq!(answers, names.len());
+}
+
+/// A database of schema version 1 (no accounts; an audit log whose device
+/// is NOT NULL and has no actor), with an entry in it, is brought to the
+/// current version on open: the entry is kept (no actor), accounts work,
+/// and an entry about no device can be recorded.
+fn a_version_1_database_gains_accounts_and_actors(address: &str, setup: &mut Client) {
+    use capf_operations::{
+        Account, AccountName, AccountStore, AuditEntry, AuditQuery, DeviceName, OperatorStore, Role,
+    };
+    let schema = address
+        .split("search_path=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    // Back to version 1, as an older node left it.
+    setup
+        .batch_execute(&format!(
+            "SET search_path = {schema}; \
+             DROP TABLE accounts, api_tokens; \
+             DROP INDEX audit_log_by_time, audit_log_by_actor; \
+             ALTER TABLE audit_log DROP COLUMN actor; \
+             ALTER TABLE audit_log ALTER COLUMN device SET NOT NULL; \
+             DELETE FROM capf_schema_migrations WHERE version > 1; \
+             INSERT INTO audit_log (at_ns, device, event, detail) \
+             VALUES (1796083200000000000, 'SEP001122334455', 'issued', 'serial 1f'); \
+             SET search_path = public;"
+        ))
+        .unwrap();
+    let store = PostgresStore::open(address, None).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        capf_store_postgres::SCHEMA_VERSION
+    );
+    let phone = DeviceName::parse("SEP001122334455").unwrap();
+    let log = store.audit_log(&phone).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].event.as_str(), log[0].actor.as_ref()),
+        ("issued", None)
+    );
+    let now = SystemTime::now();
+    let alice = Account {
+        name: AccountName::parse("alice").unwrap(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$x".into(),
+        created_at: now,
+        password_changed_at: now,
+    };
+    store.add_account(&alice).unwrap();
+    store
+        .record_event(&AuditEntry::account_added(now, &alice).by("bob"))
+        .unwrap();
+    let all = store.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].device, None);
+    assert_eq!(all[0].actor.as_deref(), Some("bob"));
+    assert_eq!(all[1], log[0]);
 }

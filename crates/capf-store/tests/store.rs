@@ -905,3 +905,117 @@ fn restore_refuses_a_value_of_the_wrong_type() {
     assert!(matches!(err, StoreError::InvalidBackup { .. }), "{err}");
     assert!(!target.exists(), "nothing written");
 }
+
+fn admin(n: &str) -> capf_operations::Account {
+    capf_operations::Account {
+        name: capf_operations::AccountName::parse(n).unwrap(),
+        role: capf_operations::Role::Admin,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${n}"),
+        created_at: at(1_800_000_000) + Duration::from_nanos(5),
+        password_changed_at: at(1_800_000_001),
+    }
+}
+
+/// Operator accounts, API tokens and the whole audit log (who did what,
+/// entries about no device) are in the backup and come back from it; a
+/// database holding only accounts holds data a restore would destroy.
+#[test]
+fn accounts_tokens_and_actors_survive_backup_and_restore() {
+    use capf_operations::{AccountStore, ApiToken, AuditQuery, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = admin("alice");
+    store.add_account(&alice).unwrap();
+    let token = ApiToken {
+        id: "nightly".into(),
+        label: "nightly report".into(),
+        role: Role::ReadOnly,
+        secret_sha256: "5e".repeat(32),
+        created_at: at(1_800_000_002),
+        created_by: Some(alice.name.clone()),
+    };
+    store.add_token(&token).unwrap();
+    let d = full_device();
+    store.insert(&d, at(1)).unwrap();
+    store
+        .record_event(&AuditEntry::account_added(at(1_800_000_000), &alice))
+        .unwrap();
+    store
+        .record_event(&AuditEntry::token_created(at(1_800_000_002), &token).by("alice"))
+        .unwrap();
+    store
+        .record_event(
+            &AuditEntry::new(at(1_800_000_003), &d.name, "changed", "x").by("token:nightly"),
+        )
+        .unwrap();
+    let everything = store.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(everything.len(), 4);
+
+    let backup = dir.path().join("backup.db");
+    store.backup_to(&backup).unwrap();
+    let target = dir.path().join("restored.db");
+    let restored = SqliteStore::restore_from(&backup, &target, ExistingTarget::Refuse).unwrap();
+    assert!(restored.ignored.is_empty(), "{:?}", restored.ignored);
+    let restored = restored.store;
+    assert_eq!(restored.accounts().unwrap(), std::slice::from_ref(&alice));
+    assert_eq!(restored.tokens().unwrap(), [token]);
+    assert_eq!(restored.audit(&AuditQuery::default()).unwrap(), everything);
+    assert_eq!(
+        restored.audit_log(&d.name).unwrap(),
+        store.audit_log(&d.name).unwrap()
+    );
+    drop(restored);
+
+    // Only an account: data all the same.
+    let accounts_only = dir.path().join("accounts-only.db");
+    SqliteStore::open(&accounts_only)
+        .unwrap()
+        .add_account(&alice)
+        .unwrap();
+    assert!(SqliteStore::holds_data(&accounts_only).unwrap());
+    assert!(matches!(
+        SqliteStore::restore_from(&backup, &accounts_only, ExistingTarget::Refuse),
+        Err(StoreError::RestoreTargetNotEmpty { .. })
+    ));
+}
+
+/// A version 1 database (no accounts, an audit log whose device is NOT
+/// NULL and has no actor) migrates to the current schema keeping every
+/// entry and its order; searching works on it; restored as a backup, it
+/// gives a store with no accounts.
+#[test]
+fn a_version_1_audit_log_migrates_and_restores() {
+    use capf_operations::{AccountStore, AuditQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("fixtures/schema_v1.sql"))
+            .unwrap();
+    }
+    let target = dir.path().join("restored-v1.db");
+    let restored = SqliteStore::restore_from(&path, &target, ExistingTarget::Refuse).unwrap();
+    assert!(restored.ignored.is_empty(), "{:?}", restored.ignored);
+    let store = SqliteStore::open(&path).unwrap();
+    let d = name("SEP001122334455");
+    let log = store.audit_log(&d).unwrap();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter()
+            .all(|e| e.actor.is_none() && e.device.as_ref() == Some(&d))
+    );
+    let found = store.audit(&AuditQuery::default()).unwrap();
+    let mut oldest_first = found.clone();
+    oldest_first.reverse();
+    assert_eq!(oldest_first, log);
+    assert!(store.accounts().unwrap().is_empty());
+    // New entries go after the old ones.
+    store
+        .record_event(&AuditEntry::new(at(1_900_000_000), &d, "changed", "x").by("alice"))
+        .unwrap();
+    assert_eq!(store.audit_log(&d).unwrap().len(), log.len() + 1);
+    let restored = restored.store;
+    assert_eq!(restored.audit_log(&d).unwrap(), log);
+    assert!(restored.accounts().unwrap().is_empty());
+    assert!(restored.tokens().unwrap().is_empty());
+}
