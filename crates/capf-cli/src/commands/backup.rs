@@ -23,7 +23,8 @@ use crate::{Failure, Outcome, time_text};
 #[derive(Debug, Args)]
 #[command(
     after_help = "The backup is one file holding the database (devices, issued \
-    certificates, audit log, service parameters) and the CA identity (CAPF key and \
+    certificates, audit log, service parameters, operator accounts and API tokens) and the \
+    CA identity (CAPF key and \
     certificate, a separate issuer's key and certificate if any, the manufacturer CAs \
     trusted for MICs), encrypted with a passphrase (age, scrypt). It is a consistent \
     snapshot, safe to take while `capf serve` runs. It is created new (an existing file is \
