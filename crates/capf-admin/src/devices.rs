@@ -1,0 +1,691 @@
+//! `/api/v1/devices`: find, show, create, change, remove, generate a
+//! string, schedule in bulk, certificate history. Changes are the same
+//! field-level edits as `capf device add|set` ([`DeviceEdit`]), applied by
+//! the store inside its transaction, with the same checks.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use capf_auth::{AuthMode, AuthString, Operation, SecurityMode};
+use capf_ca::KeySpec;
+use capf_operations::{
+    AuditEntry, Device, DeviceEdit, DeviceName, DeviceQuery, Role, SortColumn, StatusFilter,
+    TextCriterion, TextField, TextMatch,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::views::{DevicePageView, DeviceView, IssuedView};
+use crate::{AdminError, AdminState, Operator, time_text};
+
+fn bad<E: std::fmt::Display>(e: E) -> AdminError {
+    AdminError::BadRequest(e.to_string())
+}
+
+fn device_name(text: &str) -> Result<DeviceName, AdminError> {
+    DeviceName::parse(text).map_err(bad)
+}
+
+/// Most devices one bulk request may name.
+pub const MAX_BULK: usize = 1000;
+
+/// Search criteria of `GET /api/v1/devices`, as query parameters: the same
+/// as `capf find`'s flags, with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criteria {
+    /// Device name matches this pattern.
+    pub name: Option<String>,
+    /// Description matches this pattern.
+    pub description: Option<String>,
+    /// Armed string matches this pattern (helpdesk and admin only).
+    pub auth_string: Option<String>,
+    /// How patterns match: `begins-with`, `contains` (default),
+    /// `ends-with`, `exact`, `empty`, `not-empty`.
+    #[serde(rename = "match")]
+    pub how: Option<String>,
+    /// How `name` matches (overrides `match`).
+    pub name_match: Option<String>,
+    /// How `description` matches (overrides `match`).
+    pub description_match: Option<String>,
+    /// How `auth_string` matches (overrides `match`); read-only operators
+    /// may ask only `empty` or `not-empty`.
+    pub auth_string_match: Option<String>,
+    /// `installed` or `not-installed`.
+    pub lsc_status: Option<String>,
+    /// `none`, `install`, `delete` or `troubleshoot`.
+    pub operation: Option<String>,
+    /// `none`, `pending`, `successful` or `failed`.
+    pub status: Option<String>,
+    /// Sort column: `name` (default), `description`, `operation`,
+    /// `status`, `lsc-status`, `auth-mode`, `security-mode`.
+    pub sort: Option<String>,
+    /// Sort descending.
+    pub desc: Option<bool>,
+    /// Page, from 1 (default 1).
+    pub page: Option<usize>,
+    /// Devices per page (default 50; 0: all on one page).
+    pub per_page: Option<usize>,
+}
+
+impl Criteria {
+    /// The query these criteria describe. An operator who may not see
+    /// strings may not search them by content either (that would reveal
+    /// them a digit at a time): only `empty` and `not-empty`.
+    pub fn query(&self, sees_strings: bool) -> Result<DeviceQuery, AdminError> {
+        let default_how: TextMatch = self
+            .how
+            .as_deref()
+            .unwrap_or("contains")
+            .parse()
+            .map_err(bad)?;
+        let mut text = Vec::new();
+        for (field, pattern, how) in [
+            (TextField::Name, &self.name, &self.name_match),
+            (
+                TextField::Description,
+                &self.description,
+                &self.description_match,
+            ),
+            (
+                TextField::AuthString,
+                &self.auth_string,
+                &self.auth_string_match,
+            ),
+        ] {
+            let how: Option<TextMatch> = how.as_deref().map(str::parse).transpose().map_err(bad)?;
+            let criterion = match (pattern, how) {
+                (None, None) => continue,
+                (Some(p), how) => TextCriterion {
+                    field,
+                    how: how.unwrap_or(default_how),
+                    pattern: p.clone(),
+                },
+                (None, Some(how @ (TextMatch::Empty | TextMatch::NotEmpty))) => TextCriterion {
+                    field,
+                    how,
+                    pattern: String::new(),
+                },
+                (None, Some(_)) => {
+                    return Err(AdminError::BadRequest(format!(
+                        "a {} match needs a pattern",
+                        field_param(field)
+                    )));
+                }
+            };
+            if field == TextField::AuthString
+                && !sees_strings
+                && !matches!(criterion.how, TextMatch::Empty | TextMatch::NotEmpty)
+            {
+                return Err(AdminError::Forbidden {
+                    needed: Role::Helpdesk,
+                });
+            }
+            text.push(criterion);
+        }
+        let lsc_installed = match self.lsc_status.as_deref() {
+            None => None,
+            Some("installed") => Some(true),
+            Some("not-installed") => Some(false),
+            Some(other) => {
+                return Err(AdminError::BadRequest(format!(
+                    "lsc_status {other:?}: use installed or not-installed"
+                )));
+            }
+        };
+        let operation: Option<Operation> = self
+            .operation
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?;
+        let status: Option<StatusFilter> = self
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?;
+        let sort: SortColumn = self
+            .sort
+            .as_deref()
+            .unwrap_or("name")
+            .parse()
+            .map_err(bad)?;
+        let page = self.page.unwrap_or(1);
+        if page == 0 {
+            return Err(AdminError::BadRequest("pages are numbered from 1".into()));
+        }
+        Ok(DeviceQuery {
+            text,
+            lsc_installed,
+            operation,
+            status,
+            sort,
+            descending: self.desc.unwrap_or(false),
+            page,
+            per_page: self.per_page.unwrap_or(50),
+        })
+    }
+}
+
+fn field_param(field: TextField) -> &'static str {
+    match field {
+        TextField::Name => "name",
+        TextField::Description => "description",
+        TextField::AuthString => "auth_string",
+    }
+}
+
+/// A string to generate: `true` (8 digits) or a length (4 to 10).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Generate {
+    /// `true`: 8 digits; `false`: none.
+    Yes(bool),
+    /// This many digits.
+    Digits(usize),
+}
+
+impl Generate {
+    fn length(self) -> Option<usize> {
+        match self {
+            Generate::Yes(true) => Some(8),
+            Generate::Yes(false) => None,
+            Generate::Digits(n) => Some(n),
+        }
+    }
+}
+
+/// The fields of `POST /api/v1/devices` and `PATCH /api/v1/devices/{name}`,
+/// as `capf device add|set` takes them; a change touches only those given.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFields {
+    /// `install`, `delete`, `troubleshoot` or `none`.
+    pub operation: Option<String>,
+    /// `auth-string`, `null-string`, `lsc-first` or `mic-first`.
+    pub auth_mode: Option<String>,
+    /// Arm this string (4 to 10 digits, single use).
+    pub auth_string: Option<String>,
+    /// Generate and arm a random string (answered once).
+    pub generate_string: Option<Generate>,
+    /// `rsa1024`..`rsa4096`, `p256`, `p384`, `p521`, or `default`.
+    pub key: Option<String>,
+    /// Deadline (RFC 3339, in the future), or `none`.
+    pub completes_by: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// `non-secure`, `authenticated` or `encrypted`.
+    pub security_mode: Option<String>,
+    /// Lift a lockout without arming a string.
+    #[serde(default)]
+    pub clear_lockout: bool,
+}
+
+impl DeviceFields {
+    /// The least role that may make this change: helpdesk for scheduling,
+    /// deadlines, strings and lockouts; admin for the rest.
+    pub fn needed_role(&self) -> Role {
+        if self.auth_mode.is_some()
+            || self.key.is_some()
+            || self.description.is_some()
+            || self.security_mode.is_some()
+        {
+            Role::Admin
+        } else {
+            Role::Helpdesk
+        }
+    }
+
+    /// Parses and checks every field into an edit (nothing changes when
+    /// one is wrong), with the generated string if one was asked for.
+    pub fn edit(&self, now: SystemTime) -> Result<(DeviceEdit, Option<String>), AdminError> {
+        let operation: Option<Operation> = self
+            .operation
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?;
+        let auth_mode: Option<AuthMode> = self
+            .auth_mode
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?;
+        let security_mode: Option<SecurityMode> = self
+            .security_mode
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?;
+        let key: Option<Option<KeySpec>> = match self.key.as_deref() {
+            None => None,
+            Some("default") => Some(None),
+            Some(k) => Some(Some(k.parse().map_err(bad)?)),
+        };
+        let completes_by = match self.completes_by.as_deref() {
+            None => None,
+            Some("none") => Some(None),
+            Some(t) => {
+                let deadline = time_text::parse(t).map_err(AdminError::BadRequest)?;
+                if deadline <= now {
+                    return Err(AdminError::BadRequest(format!(
+                        "completes_by {t} is in the past: give a later time, or none"
+                    )));
+                }
+                Some(Some(deadline))
+            }
+        };
+        let generate = self.generate_string.and_then(Generate::length);
+        let auth_string: Option<AuthString> = match (&self.auth_string, generate) {
+            (Some(_), Some(_)) => {
+                return Err(AdminError::BadRequest(
+                    "give auth_string or generate_string, not both".into(),
+                ));
+            }
+            (Some(digits), None) => Some(digits.parse().map_err(bad)?),
+            (None, Some(len)) => Some(AuthString::generate(len).map_err(bad)?),
+            (None, None) => None,
+        };
+        let generated = generate.and(auth_string.as_ref().map(|s| s.expose().to_owned()));
+        Ok((
+            DeviceEdit {
+                description: self.description.clone(),
+                security_mode,
+                auth_mode,
+                key,
+                operation,
+                completes_by,
+                auth_string,
+                clear_lockout: self.clear_lockout,
+                revoke_lsc: None,
+            },
+            generated,
+        ))
+    }
+}
+
+/// What a change answers: the device as it now is, what changed, and the
+/// string generated for it (shown this once).
+#[derive(Debug, Serialize)]
+pub struct ChangeView {
+    /// The device as it now is.
+    pub device: DeviceView,
+    /// What changed, in words.
+    pub changes: Vec<String>,
+    /// The string generated by this request, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_string: Option<String>,
+}
+
+/// Records who made a change in the audit log: the store's own entry
+/// (`added`, `changed`, `removed`) says what changed, this one (`operator`,
+/// with the operator as actor) who changed it through the API.
+fn operator_entry(
+    now: SystemTime,
+    device: &DeviceName,
+    operator: &Operator,
+    what: &str,
+) -> AuditEntry {
+    AuditEntry::new(
+        now,
+        device,
+        "operator",
+        format!("{what} (role {}, admin API)", operator.role),
+    )
+    .by(operator.actor())
+}
+
+fn describe(changes: &[String]) -> String {
+    if changes.is_empty() {
+        "no change".to_owned()
+    } else {
+        changes.join(", ")
+    }
+}
+
+/// `GET /api/v1/devices`: find with criteria, sorted and paged.
+pub(crate) async fn find(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Query(criteria): Query<Criteria>,
+) -> Result<Json<DevicePageView>, AdminError> {
+    let query = criteria.query(operator.sees_strings())?;
+    let page = state.store(move |s| Ok(s.find(&query)?)).await?;
+    let pages = match page.per_page {
+        0 => 1,
+        n => page.total.div_ceil(n).max(1),
+    };
+    let with_string = operator.sees_strings();
+    Ok(Json(DevicePageView {
+        page: page.page,
+        pages,
+        per_page: page.per_page,
+        total: page.total,
+        devices: page
+            .devices
+            .iter()
+            .map(|d| DeviceView::of(d, with_string))
+            .collect(),
+    }))
+}
+
+/// `GET /api/v1/devices/{name}`.
+pub(crate) async fn show(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<DeviceView>, AdminError> {
+    let name = device_name(&name)?;
+    let device = load(&state, name).await?;
+    Ok(Json(DeviceView::of(&device, operator.sees_strings())))
+}
+
+async fn load(state: &AdminState, name: DeviceName) -> Result<Device, AdminError> {
+    state
+        .store(move |s| {
+            s.load(&name)?
+                .ok_or_else(|| AdminError::NotFound(format!("device {name} is not configured")))
+        })
+        .await
+}
+
+/// `POST /api/v1/devices` body: a name and the fields of a change.
+#[derive(Deserialize)]
+pub(crate) struct CreateRequest {
+    name: String,
+    #[serde(flatten)]
+    fields: DeviceFields,
+}
+
+/// `POST /api/v1/devices` (admin): adds a device, as `capf device add`.
+pub(crate) async fn create(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Json(request): Json<CreateRequest>,
+) -> Result<Response, AdminError> {
+    operator.require(Role::Admin)?;
+    let name = device_name(&request.name)?;
+    let now = state.now();
+    let (edit, generated) = request.fields.edit(now)?;
+    let mut device = Device::new(name, AuthMode::AuthString);
+    let changes = edit.apply(&mut device, now)?;
+    let entry = operator_entry(
+        now,
+        &device.name,
+        &operator,
+        &format!("added ({})", describe(&changes)),
+    );
+    let saved = device.clone();
+    state
+        .store(move |s| {
+            s.insert(&saved, now)?;
+            s.record_event(&entry)?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(device = %device.name, actor = %operator.actor(), "device added");
+    let view = ChangeView {
+        device: DeviceView::of(&device, operator.sees_strings()),
+        changes,
+        generated_string: generated,
+    };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Applies an edit and records who made it.
+async fn modify(
+    state: &AdminState,
+    operator: &Operator,
+    name: DeviceName,
+    edit: DeviceEdit,
+) -> Result<(Device, Vec<String>), AdminError> {
+    let now = state.now();
+    let who = operator.clone();
+    let edited = state
+        .store(move |s| {
+            let edited = s.modify(&name, &edit, now)?;
+            if !edited.changes.is_empty() {
+                s.record_event(&operator_entry(
+                    now,
+                    &name,
+                    &who,
+                    &describe(&edited.changes),
+                ))?;
+            }
+            Ok(edited)
+        })
+        .await?;
+    tracing::info!(device = %edited.device.name, actor = %operator.actor(), changes = %describe(&edited.changes), "device changed");
+    Ok((edited.device, edited.changes))
+}
+
+/// `PATCH /api/v1/devices/{name}`: changes only the fields given, as
+/// `capf device set`. Helpdesk may schedule, set deadlines, arm strings and
+/// lift lockouts; the other fields need admin.
+pub(crate) async fn patch(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    Json(fields): Json<DeviceFields>,
+) -> Result<Json<ChangeView>, AdminError> {
+    operator.require(fields.needed_role())?;
+    let name = device_name(&name)?;
+    let (edit, generated) = fields.edit(state.now())?;
+    let (device, changes) = modify(&state, &operator, name, edit).await?;
+    Ok(Json(ChangeView {
+        device: DeviceView::of(&device, operator.sees_strings()),
+        changes,
+        generated_string: generated,
+    }))
+}
+
+/// `DELETE /api/v1/devices/{name}` (admin).
+pub(crate) async fn remove(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    operator.require(Role::Admin)?;
+    let name = device_name(&name)?;
+    let now = state.now();
+    let entry = operator_entry(now, &name, &operator, "removed");
+    let shown = name.clone();
+    state
+        .store(move |s| {
+            if !s.remove(&name, now)? {
+                return Err(AdminError::NotFound(format!(
+                    "device {name} is not configured"
+                )));
+            }
+            s.record_event(&entry)?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(device = %shown, actor = %operator.actor(), "device removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/devices/{name}/generate-string` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GenerateRequest {
+    /// Digits (4 to 10, default 8).
+    length: Option<usize>,
+}
+
+/// `POST /api/v1/devices/{name}/generate-string` (helpdesk): arms a new
+/// random string (lifting a lockout) and answers it once.
+pub(crate) async fn generate_string(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    body: Option<Json<GenerateRequest>>,
+) -> Result<Json<ChangeView>, AdminError> {
+    operator.require(Role::Helpdesk)?;
+    let name = device_name(&name)?;
+    let length = body.and_then(|Json(b)| b.length).unwrap_or(8);
+    let string = AuthString::generate(length).map_err(bad)?;
+    let generated = string.expose().to_owned();
+    let edit = DeviceEdit {
+        auth_string: Some(string),
+        ..DeviceEdit::default()
+    };
+    let (device, changes) = modify(&state, &operator, name, edit).await?;
+    Ok(Json(ChangeView {
+        device: DeviceView::of(&device, true),
+        changes,
+        generated_string: Some(generated),
+    }))
+}
+
+/// `POST /api/v1/devices/schedule` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleRequest {
+    /// The devices.
+    names: Vec<String>,
+    /// `install`, `delete`, `troubleshoot` or `none`.
+    operation: String,
+    /// Deadline (RFC 3339), or `none`.
+    completes_by: Option<String>,
+    /// Generate a string for each device.
+    generate_string: Option<Generate>,
+}
+
+/// What happened to one device of a bulk request.
+#[derive(Debug, Serialize)]
+pub struct BulkResult {
+    /// The device name as given.
+    pub name: String,
+    /// Whether the change was made.
+    pub ok: bool,
+    /// What changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The device's new string, if one was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_string: Option<String>,
+    /// Why not, if not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/devices/schedule` answer.
+#[derive(Debug, Serialize)]
+pub struct BulkView {
+    /// How many devices were changed.
+    pub succeeded: usize,
+    /// How many were not.
+    pub failed: usize,
+    /// One result per device, in the order given.
+    pub results: Vec<BulkResult>,
+}
+
+/// `POST /api/v1/devices/schedule` (helpdesk): schedules one operation
+/// for a list of devices, each on its own (one refusal does not stop the
+/// others), optionally generating a string for each.
+pub(crate) async fn schedule(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Json(request): Json<ScheduleRequest>,
+) -> Result<Json<BulkView>, AdminError> {
+    operator.require(Role::Helpdesk)?;
+    if request.names.is_empty() || request.names.len() > MAX_BULK {
+        return Err(AdminError::BadRequest(format!(
+            "name 1 to {MAX_BULK} devices"
+        )));
+    }
+    let fields = DeviceFields {
+        operation: Some(request.operation),
+        completes_by: request.completes_by,
+        ..DeviceFields::default()
+    };
+    // Check the shared fields once, before anything changes.
+    fields.edit(state.now())?;
+    let mut results = Vec::with_capacity(request.names.len());
+    for given in request.names {
+        let fields = DeviceFields {
+            operation: fields.operation.clone(),
+            completes_by: fields.completes_by.clone(),
+            generate_string: request.generate_string,
+            ..DeviceFields::default()
+        };
+        let outcome = async {
+            let name = device_name(&given)?;
+            let (edit, generated) = fields.edit(state.now())?;
+            let (_, changes) = modify(&state, &operator, name, edit).await?;
+            Ok::<_, AdminError>((changes, generated))
+        }
+        .await;
+        results.push(match outcome {
+            Ok((changes, generated_string)) => BulkResult {
+                name: given,
+                ok: true,
+                changes,
+                generated_string,
+                error: None,
+            },
+            Err(e) => BulkResult {
+                name: given,
+                ok: false,
+                changes: Vec::new(),
+                generated_string: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    let succeeded = results.iter().filter(|r| r.ok).count();
+    Ok(Json(BulkView {
+        succeeded,
+        failed: results.len() - succeeded,
+        results,
+    }))
+}
+
+/// `GET /api/v1/devices/{name}/certificates`: every certificate issued to
+/// the device, oldest first.
+pub(crate) async fn certificates(
+    State(state): State<AdminState>,
+    _operator: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<IssuedView>>, AdminError> {
+    let name = device_name(&name)?;
+    let history = state
+        .store(move |s| Ok(s.certificate_history(&name)?))
+        .await?;
+    Ok(Json(history.iter().map(IssuedView::of).collect()))
+}
+
+/// `POST /api/v1/devices/{name}/revoke-lsc` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeRequest {
+    /// Why (kept in the audit log).
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/devices/{name}/revoke-lsc` (admin): revokes the device's
+/// LSC, as `capf device revoke-lsc`: it no longer authenticates the phone.
+pub(crate) async fn revoke_lsc(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    body: Option<Json<RevokeRequest>>,
+) -> Result<Json<ChangeView>, AdminError> {
+    operator.require(Role::Admin)?;
+    let name = device_name(&name)?;
+    let reason = body.and_then(|Json(b)| b.reason).unwrap_or_default();
+    let edit = DeviceEdit {
+        revoke_lsc: Some(reason),
+        ..DeviceEdit::default()
+    };
+    let (device, changes) = modify(&state, &operator, name, edit).await?;
+    Ok(Json(ChangeView {
+        device: DeviceView::of(&device, operator.sees_strings()),
+        changes,
+        generated_string: None,
+    }))
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod auth;
+mod devices;
+mod error;
+mod misc;
+pub mod password;
+mod router;
+mod serve;
+mod sessions;
+mod state;
+mod throttle;
+mod time_text;
+pub mod token;
+pub mod views;
+
+pub use accounts::{AccountView, CreatedToken, TokenView};
+pub use auth::{CSRF_HEADER, Operator, SESSION_COOKIE, Via};
+pub use devices::{BulkResult, BulkView, ChangeView, Criteria, DeviceFields, Generate, MAX_BULK};
+pub use error::AdminError;
+pub use misc::{AuditFilter, CaView, CertificateFormat, Health};
+pub use router::router;
+pub use serve::serve;
+pub use state::{AdminOptions, AdminState, AdminStore, Clock};
+pub use throttle::ThrottleOptions;

@@ -1,0 +1,53 @@
+//! The routes of the admin API.
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+
+use crate::{AdminState, accounts, auth, devices, misc};
+
+/// The admin API under `/api/v1`, ready to serve or to mount in an
+/// embedder's own axum application (`app.merge(capf_admin::router(state))`).
+///
+/// Give the server the client's address (`ConnectInfo<SocketAddr>`, as
+/// [`serve`](crate::serve) and axum's
+/// `into_make_service_with_connect_info::<SocketAddr>()` do) so that
+/// failed logins are also counted per address; without it they are
+/// counted per account only.
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/health", get(misc::health))
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/session", get(auth::session))
+        .route("/devices", get(devices::find).post(devices::create))
+        .route("/devices/schedule", post(devices::schedule))
+        .route(
+            "/devices/{name}",
+            get(devices::show)
+                .patch(devices::patch)
+                .delete(devices::remove),
+        )
+        .route(
+            "/devices/{name}/generate-string",
+            post(devices::generate_string),
+        )
+        .route("/devices/{name}/certificates", get(devices::certificates))
+        .route("/devices/{name}/revoke-lsc", post(devices::revoke_lsc))
+        .route("/accounts", get(accounts::list).post(accounts::add))
+        .route(
+            "/accounts/{name}",
+            patch(accounts::change).delete(accounts::remove),
+        )
+        .route(
+            "/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/tokens/{id}", delete(accounts::remove_token))
+        .route("/audit", get(misc::audit))
+        .route("/ca/certificate", get(misc::ca_certificate))
+        .fallback(misc::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(misc::not_found)
+        .with_state(state)
+}

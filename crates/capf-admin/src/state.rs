@@ -1,0 +1,117 @@
+//! What the router needs: the store, the CAPF certificate, a clock and
+//! options; and the in-memory sessions and login counts it keeps.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use capf_ca::CaCertificate;
+use capf_operations::{AccountStore, OperatorStore};
+
+use crate::AdminError;
+use crate::sessions::SessionTable;
+use crate::throttle::{LoginThrottle, ThrottleOptions};
+
+/// A store the admin API can work on: devices and audit log
+/// ([`OperatorStore`]) and operators ([`AccountStore`]). Implemented for
+/// every type that has both.
+pub trait AdminStore: OperatorStore + AccountStore {}
+
+impl<T: OperatorStore + AccountStore + ?Sized> AdminStore for T {}
+
+/// The wall clock the router reads (sessions, lockouts, audit times).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Choices an embedder makes for the router.
+#[derive(Clone, Debug)]
+pub struct AdminOptions {
+    /// A session with no request for this long ends. Default 15 minutes.
+    pub idle_timeout: Duration,
+    /// Login throttling.
+    pub throttle: ThrottleOptions,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Default
+    /// true; turn it off only for a plain-HTTP listener on a loopback
+    /// address, where browsers would otherwise drop the cookie.
+    pub secure_cookie: bool,
+}
+
+impl Default for AdminOptions {
+    fn default() -> Self {
+        AdminOptions {
+            idle_timeout: Duration::from_secs(15 * 60),
+            throttle: ThrottleOptions::default(),
+            secure_cookie: true,
+        }
+    }
+}
+
+/// Everything the router's handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn AdminStore>,
+    pub(crate) ca: CaCertificate,
+    pub(crate) clock: Clock,
+    pub(crate) options: AdminOptions,
+    pub(crate) sessions: SessionTable,
+    pub(crate) throttle: LoginThrottle,
+}
+
+impl AdminState {
+    /// State over `store`, serving `ca_der` (the CAPF certificate, DER) at
+    /// `/api/v1/ca/certificate`, with the system clock and default options.
+    pub fn new(store: Arc<dyn AdminStore>, ca_der: &[u8]) -> Result<Self, AdminError> {
+        Self::with_options(
+            store,
+            ca_der,
+            Arc::new(SystemTime::now),
+            AdminOptions::default(),
+        )
+    }
+
+    /// State with a clock and options of one's own (tests advance the
+    /// clock to see sessions idle out and lockouts end).
+    pub fn with_options(
+        store: Arc<dyn AdminStore>,
+        ca_der: &[u8],
+        clock: Clock,
+        options: AdminOptions,
+    ) -> Result<Self, AdminError> {
+        let ca = CaCertificate::from_der(ca_der, "CAPF certificate")
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        Ok(AdminState {
+            inner: Arc::new(Inner {
+                store,
+                ca,
+                clock,
+                options,
+                sessions: SessionTable::default(),
+                throttle: LoginThrottle::default(),
+            }),
+        })
+    }
+
+    /// The current time.
+    pub(crate) fn now(&self) -> SystemTime {
+        (self.inner.clock)()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AdminOptions {
+        &self.inner.options
+    }
+
+    /// Runs a blocking store call off the async runtime.
+    pub(crate) async fn store<T, F>(&self, call: F) -> Result<T, AdminError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn AdminStore) -> Result<T, AdminError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .map_err(|e| AdminError::Task(e.to_string()))?
+    }
+}
