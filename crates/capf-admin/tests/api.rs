@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
 use capf_admin::ThrottleOptions;
-use capf_operations::{AuditQuery, OperatorStore, Role};
+use capf_operations::{AuditQuery, Role};
 use common::{Api, HELPDESK_PASSWORD, READER_PASSWORD, Reply, Session, TEST_LIMIT};
 use serde_json::json;
 
@@ -908,6 +908,46 @@ async fn a_plain_http_loopback_listener_drops_secure_from_the_cookie() {
         assert!(rob.set_cookie.contains("HttpOnly") && rob.set_cookie.contains("SameSite=Strict"));
         let r = as_session(&api, &rob, Method::GET, "/api/v1/devices", None).await;
         assert_eq!(r.status, StatusCode::OK);
+        api.stop().await;
+    })
+    .await;
+}
+
+/// The same API over the SQLite store the command line uses: a change by
+/// a helpdesk session, its string, and the audit log's actor.
+#[tokio::test]
+async fn works_over_the_sqlite_store() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = capf_store::SqliteStore::open(dir.path().join("capf.sqlite3")).unwrap();
+        let api = Api::start_on(std::sync::Arc::new(store)).await;
+        add_phone(&api, PHONE).await;
+        let hal = api.login_as(Role::Helpdesk).await;
+        let r = as_session(
+            &api,
+            &hal,
+            Method::PATCH,
+            &format!("/api/v1/devices/{PHONE}"),
+            Some(json!({"operation": "install", "generate_string": true})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let string = r.json()["generated_string"].as_str().unwrap().to_owned();
+        let rob = api.login_as(Role::ReadOnly).await;
+        let r = as_session(
+            &api,
+            &rob,
+            Method::GET,
+            &format!("/api/v1/devices/{PHONE}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.json()["status"], "pending");
+        assert!(!r.body.contains(&string));
+        let r = as_session(&api, &rob, Method::GET, "/api/v1/audit?actor=hal", None).await;
+        let entries = r.json();
+        assert_eq!(entries[0]["event"], "operator", "{entries}");
+        assert_eq!(entries[0]["device"], PHONE);
         api.stop().await;
     })
     .await;

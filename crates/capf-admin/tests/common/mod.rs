@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use capf_admin::{AdminOptions, AdminState, ThrottleOptions, password, token};
+use capf_admin::{AdminOptions, AdminState, AdminStore, ThrottleOptions, password, token};
 use capf_ca::{
     CaCertificate, CapfIdentity, EcCurve, IdentityParams, KeySpec, LscProfile, PrivateKey,
 };
-use capf_operations::{Account, AccountName, AccountStore, MemoryStore, Role};
+use capf_operations::{Account, AccountName, MemoryStore, Role};
 use http_body_util::{BodyExt, Full};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
@@ -71,7 +71,7 @@ pub fn logs() -> String {
 /// A running admin API.
 pub struct Api {
     pub addr: SocketAddr,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn AdminStore>,
     pub ca: CaCertificate,
     connector: TlsConnector,
     clock: Arc<AtomicU64>,
@@ -90,16 +90,26 @@ impl Api {
     /// Starts a server with these throttle limits and a 10-minute idle
     /// timeout.
     pub async fn start(throttle: ThrottleOptions) -> Api {
-        Self::start_with(throttle, false).await
+        Self::start_with(Arc::new(MemoryStore::new()), throttle, false).await
+    }
+
+    /// Starts a server over a store of one's own.
+    pub async fn start_on(store: Arc<dyn AdminStore>) -> Api {
+        Self::start_with(store, ThrottleOptions::default(), false).await
     }
 
     /// Starts a server over plain HTTP on the loopback, its cookie without
     /// `Secure` (as a browser on the same host needs it).
     pub async fn start_plain() -> Api {
-        Self::start_with(ThrottleOptions::default(), true).await
+        Self::start_with(
+            Arc::new(MemoryStore::new()),
+            ThrottleOptions::default(),
+            true,
+        )
+        .await
     }
 
-    async fn start_with(throttle: ThrottleOptions, plain: bool) -> Api {
+    async fn start_with(store: Arc<dyn AdminStore>, throttle: ThrottleOptions, plain: bool) -> Api {
         capture_logs();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
         let identity = CapfIdentity::generate(
@@ -144,7 +154,6 @@ impl Api {
             ))
             .with_no_client_auth();
 
-        let store = Arc::new(MemoryStore::new());
         for (name, role, pw) in [
             ("ada", Role::Admin, ADMIN_PASSWORD),
             ("hal", Role::Helpdesk, HELPDESK_PASSWORD),
@@ -170,7 +179,7 @@ impl Api {
         let clock = Arc::new(AtomicU64::new(T0));
         let reading = Arc::clone(&clock);
         let state = AdminState::with_options(
-            store.clone(),
+            Arc::clone(&store),
             identity.certificate().der(),
             Arc::new(move || {
                 SystemTime::UNIX_EPOCH + Duration::from_secs(reading.load(Ordering::SeqCst))
