@@ -46,6 +46,10 @@ pub enum AdminError {
     /// in a session, last admin) (409).
     #[error("{0}")]
     Conflict(String),
+    /// The CAPF certificate given to [`AdminState`](crate::AdminState)
+    /// could not be read.
+    #[error("the CAPF certificate: {0}")]
+    Certificate(#[source] capf_ca::CaError),
     /// Hashing or checking a password failed (500).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
@@ -92,6 +96,7 @@ impl AdminError {
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::PasswordHash(_)
+            | AdminError::Certificate(_)
             | AdminError::Random(_)
             | AdminError::Task(_)
             | AdminError::Store(_)

@@ -122,9 +122,7 @@ pub(crate) async fn ca_certificate(
         "pem" => download(ca.pem().into_bytes(), "application/x-pem-file", "capf.pem"),
         "der" => download(ca.der().to_vec(), "application/pkix-cert", "capf.der"),
         "hashed" => {
-            let file = ca
-                .hashed_file_name()
-                .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+            let file = ca.hashed_file_name().map_err(AdminError::Certificate)?;
             download(ca.pem().into_bytes(), "application/x-pem-file", &file)
         }
         "json" => Json(CaView {

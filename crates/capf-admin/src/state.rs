@@ -79,8 +79,8 @@ impl AdminState {
         clock: Clock,
         options: AdminOptions,
     ) -> Result<Self, AdminError> {
-        let ca = CaCertificate::from_der(ca_der, "CAPF certificate")
-            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        let ca =
+            CaCertificate::from_der(ca_der, "CAPF certificate").map_err(AdminError::Certificate)?;
         Ok(AdminState {
             inner: Arc::new(Inner {
                 store,
