@@ -12,7 +12,7 @@ mod serve;
 mod sessions;
 mod state;
 mod throttle;
-mod time_text;
+use capf_operations::time_text;
 pub mod token;
 pub mod views;
 

@@ -11,7 +11,7 @@ mod failure;
 mod output;
 mod passphrase;
 mod store;
-mod time_text;
+use capf_operations::time_text;
 
 use std::process::ExitCode;
 

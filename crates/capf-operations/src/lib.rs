@@ -19,6 +19,7 @@ pub mod testing;
 
 pub mod phone;
 pub mod server;
+pub mod time_text;
 
 pub use commit::{CompletedWork, IssuedRecord, SessionCommit};
 pub use device::{CertificateRecord, Device, LastError, RetrievedKind, Revocation};

@@ -1,5 +1,5 @@
-//! RFC 3339 times for the API, without a calendar dependency (the same
-//! format as the command line: `YYYY-MM-DDTHH:MM:SSZ`).
+//! RFC 3339 times as operators read and write them (the command line and
+//! the web console: `YYYY-MM-DDTHH:MM:SSZ`), without a calendar dependency.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +28,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub(crate) fn format(t: SystemTime) -> String {
+pub fn format(t: SystemTime) -> String {
     let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
@@ -45,7 +45,7 @@ pub(crate) fn format(t: SystemTime) -> String {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a bare date means
 /// midnight UTC.
-pub(crate) fn parse(text: &str) -> Result<SystemTime, String> {
+pub fn parse(text: &str) -> Result<SystemTime, String> {
     let bad = || format!("{text:?} is not an RFC 3339 time (e.g. 2026-12-31T18:00:00Z)");
     let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
     let t = text.trim();
