@@ -118,4 +118,17 @@ pub(crate) enum Command {
             capf config capf-list --server capf1.example --server capf2.example --device SEP001122334455"
     )]
     Config(commands::config::ConfigCommand),
+    /// Operator accounts and API tokens of the console's REST API (capf-admin).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+            capf admin user add alice --role admin                 asks for the password twice\n  \
+            printf '%s\\n' \"$PW\" | capf admin user add bob --role helpdesk --password-stdin\n  \
+            capf admin user list --json\n  \
+            capf admin token create --name nightly-report --role read-only\n\n\
+            Roles: read-only sees devices, the report and the audit log (never strings);\n\
+            helpdesk also schedules operations and generates strings; admin also changes\n\
+            parameters, removes devices and manages accounts and tokens."
+    )]
+    Admin(commands::admin::AdminCommand),
 }

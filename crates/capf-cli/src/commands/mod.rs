@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod admin;
 pub(crate) mod backup;
 pub(crate) mod ca;
 pub(crate) mod config;
@@ -41,5 +42,6 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Loadgen(args) => loadgen::run(&data, args),
         Command::TrustList(command) => trust_list::run(&data, command),
         Command::Config(command) => config::run(&data, command),
+        Command::Admin(command) => admin::run(&data, command),
     }
 }
