@@ -5,16 +5,15 @@
 //! panic; passwords never appear unredacted unless asked.
 //!
 //! The command lives in the `capf` binary crate (no library), so its two
-//! pure modules are compiled in here by path, unchanged. The first input
+//! pure modules are compiled in here by path, unchanged (the times they
+//! show come from capf-operations, as in the binary). The first input
 //! byte picks the mode: even = the rest is the text, odd = the rest is raw
 //! bytes, hex-encoded first.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/capf-cli/src/time_text.rs"]
-#[allow(dead_code)]
-mod time_text;
+use capf_operations::time_text;
 
 // At the crate root: their `pub(super)` items are then visible here.
 #[path = "../../crates/capf-cli/src/commands/wire/elements.rs"]
