@@ -21,6 +21,7 @@ mod public_key;
 #[cfg(feature = "ring")]
 mod ring_signer;
 mod serial;
+mod server_cert;
 
 pub use cert::{CaCertificate, sha256_fingerprint};
 pub use chain::TrustStore;
@@ -37,3 +38,6 @@ pub use proof::{
     sign_auth_proof, sign_sudi_proof, sudi_data, verify_auth_proof, verify_device_certificate,
 };
 pub use public_key::{ProofHash, PublicKey};
+pub use server_cert::{
+    ServerCertProblem, ServerCertProfile, ServerCertificate, ServerNames, subject_alt_names,
+};
