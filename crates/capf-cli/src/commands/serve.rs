@@ -1,17 +1,23 @@
 //! `capf serve`: run the CAPF server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use capf_ca::IdentityParams;
-use capf_operations::ServerConfig;
+use capf_admin::{AdminOptions, AdminState, AdminStore};
+use capf_ca::{
+    CapfIdentity, IdentityParams, Issuer, ServerCertProfile, ServerCertificate, ServerNames,
+};
+use capf_operations::{ServerConfig, time_text};
 use capf_server::{CapfServer, ServerOptions};
 use clap::{Args, ValueEnum};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tracing::info;
 
 use crate::data_dir::DataDir;
+use crate::store::Store;
 use crate::{Failure, Outcome};
 
 /// Arguments of `capf serve`.
@@ -23,6 +29,10 @@ use crate::{Failure, Outcome};
     capf serve --legacy-listen 0.0.0.0:3805      also TLS 1.0 for 7900-series phones (legacy-tls builds)\n  \
     capf serve --metrics-listen 127.0.0.1:9804   Prometheus metrics and a health check\n  \
     capf serve --log-format json                 one JSON object per log line\n  \
+    capf serve --admin-listen 10.0.0.5:8443      the operator console's REST API over HTTPS, with a\n                                                 certificate issued by the CAPF CA for 10.0.0.5\n  \
+    capf serve --admin-listen 0.0.0.0:8443 --admin-name capf.example.org --admin-name 10.0.0.5\n                                                 ... for the names and addresses clients use\n  \
+    capf serve --admin-listen 0.0.0.0:8443 --admin-cert console.pem\n                                                 ... with a certificate of one's own\n  \
+    capf serve --admin-listen 127.0.0.1:8080 --admin-plain-http\n                                                 plain HTTP on the loopback, behind a reverse proxy\n  \
     capf serve --encrypted-config /srv/capf/configs --tftp tftp.pem\n                                                 encrypt phones' configurations for each new LSC\n  \
     RUST_LOG=debug capf serve                    more detail in the log\n\n\
     Service parameters (capf params show) are read at start: restart to apply changes.\n\n\
@@ -36,6 +46,17 @@ use crate::{Failure, Outcome};
     into DIR/<device>.cnf.xml.enc.sgn and the stub DIR/<device>.cnf.xml.sgn; the log says \
     what was rewritten, or why not. Serve only those two files to phones, never the plain \
     <device>.cnf.xml.\n\n\
+    --admin-listen: the operator console's REST API (under /api/v1/) on its own address, \
+    over the same devices and CA; it stops with the server. Create the first account with \
+    `capf admin user add NAME --role admin`. Without --admin-cert, the CAPF CA issues the \
+    listener a certificate (a P-256 key, one year) for the listen address (or, for \
+    0.0.0.0 and [::], the loopback addresses), this host's name and every --admin-name; it \
+    is kept in admin-cert.pem and admin-key.pem in the data directory and used again while \
+    it is valid for more than 30 days and for the same names. Clients trust it by trusting \
+    the CAPF certificate (capf.pem); the log gives its SHA-256 fingerprint. --admin-cert \
+    FILE: one PEM file holding the certificate, the certificates above it, and its private \
+    key (PKCS#8, SEC1 or PKCS#1). --admin-plain-http: no TLS, only on a loopback address \
+    (for a reverse proxy on the same host that does TLS).\n\n\
     Everything is logged on standard error, with timestamps.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (repeat for several; IPv4 and IPv6).
@@ -87,6 +108,34 @@ pub(crate) struct ServeArgs {
     /// --encrypted-config files.
     #[arg(long, value_name = "CERT+KEY", requires = "encrypted_config")]
     tftp: Option<PathBuf>,
+    /// Serve the operator console's REST API (HTTPS) on this address. Off
+    /// by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Option<SocketAddr>,
+    /// The --admin-listen certificate: one PEM file with the certificate,
+    /// the certificates above it and the private key. Default: a
+    /// certificate issued by the CAPF CA, kept in the data directory.
+    #[arg(
+        long,
+        value_name = "CERT+KEY",
+        requires = "admin_listen",
+        conflicts_with = "admin_plain_http"
+    )]
+    admin_cert: Option<PathBuf>,
+    /// A DNS name or IP address that clients use to reach --admin-listen,
+    /// for the certificate the CAPF CA issues (repeat for several).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "admin_listen",
+        conflicts_with_all = ["admin_cert", "admin_plain_http"]
+    )]
+    admin_name: Vec<String>,
+    /// Serve --admin-listen over plain HTTP, without TLS. Only on a
+    /// loopback address (127.0.0.1, ::1), e.g. behind a reverse proxy on
+    /// this host.
+    #[arg(long, requires = "admin_listen")]
+    admin_plain_http: bool,
 }
 
 /// How log lines are written.
@@ -99,6 +148,8 @@ pub(crate) enum LogFormat {
 }
 
 pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
+    // Usage mistakes first, before anything is created.
+    let admin_plan = AdminPlan::from_args(&args)?;
     init_logging(args.log_format);
     if !data.is_initialised() {
         // The first start creates the CAPF identity without operator action.
@@ -133,6 +184,10 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     }
     let params = store.load_parameters()?;
     let store = Arc::new(store);
+    let admin = match &admin_plan {
+        Some(plan) => Some(plan.prepare(data, &identity, &issuer, &store)?),
+        None => None,
+    };
     let encrypted_config = match (&args.encrypted_config, &args.tftp) {
         (Some(dir), Some(tftp)) => Some(Arc::new(super::config::EncryptedConfigDir::open(
             dir, tftp,
@@ -218,12 +273,32 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
         if let Some(bound) = metrics_at {
             info!("metrics on http://{bound}/metrics, health on http://{bound}/health");
         }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = match admin {
+            Some(admin) => Some(
+                admin
+                    .start(async move {
+                        let _ = admin_stopped.await;
+                    })
+                    .await?,
+            ),
+            None => None,
+        };
         info!(
             "CAPF certificate {} ({})",
             data.path(capf_ca::CERT_FILE).display(),
             identity.certificate().subject()
         );
-        server.run(shutdown).await?;
+        let served = server.run(shutdown).await;
+        let _ = stop_admin.send(());
+        if let Some(task) = admin_task {
+            match task.await {
+                Ok(Err(e)) => tracing::warn!("operator console: {e}"),
+                Err(e) => tracing::warn!("operator console stopped abnormally: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        served?;
         let _ = stop_observer.send(());
         if let Some(task) = observer_task {
             let _ = task.await;
@@ -272,4 +347,279 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// The operator console's certificate and key in the data directory, when
+/// the CAPF CA issued it.
+const ADMIN_CERT_FILE: &str = "admin-cert.pem";
+const ADMIN_KEY_FILE: &str = "admin-key.pem";
+/// An issued console certificate is replaced when it has less than this
+/// left.
+const ADMIN_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+
+/// How the operator console's listener does TLS.
+#[derive(Debug)]
+enum AdminTls {
+    /// A certificate from the CAPF CA for these names.
+    Issued(ServerNames),
+    /// The operator's own certificate and key (one PEM file).
+    OwnFile(PathBuf),
+    /// None: plain HTTP on a loopback address.
+    Plain,
+}
+
+/// `--admin-listen` and its options, checked.
+#[derive(Debug)]
+struct AdminPlan {
+    addr: SocketAddr,
+    tls: AdminTls,
+}
+
+/// The console, ready to listen.
+struct AdminReady {
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: AdminState,
+}
+
+impl AdminPlan {
+    /// The console the arguments ask for, if any; usage mistakes (exit 2).
+    fn from_args(args: &ServeArgs) -> Result<Option<AdminPlan>, Failure> {
+        let Some(addr) = args.admin_listen else {
+            return Ok(None);
+        };
+        if args.admin_plain_http {
+            if !addr.ip().is_loopback() {
+                return Err(Failure::usage(format!(
+                    "--admin-plain-http: {addr} is not a loopback address; the operator console \
+                     serves plain HTTP only on 127.0.0.1 or [::1] (for a reverse proxy on this \
+                     host). Leave out --admin-plain-http to serve HTTPS."
+                )));
+            }
+            return Ok(Some(AdminPlan {
+                addr,
+                tls: AdminTls::Plain,
+            }));
+        }
+        if let Some(path) = &args.admin_cert {
+            return Ok(Some(AdminPlan {
+                addr,
+                tls: AdminTls::OwnFile(path.clone()),
+            }));
+        }
+        let mut names = ServerNames::new();
+        let ip = addr.ip();
+        if ip.is_unspecified() {
+            // Any address: the certificate names the loopback; clients
+            // elsewhere need --admin-name for the names they use.
+            names.add_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            names.add_ip(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        } else {
+            names.add_ip(ip);
+        }
+        if ip.is_loopback() || ip.is_unspecified() {
+            names
+                .add_dns("localhost")
+                .map_err(|e| Failure::new(format!("--admin-listen: {e}")))?;
+        }
+        if let Some(host) = host_name() {
+            // A host name that cannot be a DNS name is left out.
+            let _ = names.add_dns(&host);
+        }
+        for name in &args.admin_name {
+            names
+                .add(name)
+                .map_err(|e| Failure::usage(format!("--admin-name: {e}")))?;
+        }
+        Ok(Some(AdminPlan {
+            addr,
+            tls: AdminTls::Issued(names),
+        }))
+    }
+
+    /// The TLS configuration (issuing or loading the certificate) and the
+    /// router's state over `store`.
+    fn prepare(
+        &self,
+        data: &DataDir,
+        identity: &CapfIdentity,
+        issuer: &Issuer,
+        store: &Arc<Store>,
+    ) -> Result<AdminReady, Failure> {
+        let tls = match &self.tls {
+            AdminTls::Plain => None,
+            AdminTls::OwnFile(path) => Some(own_admin_tls(path)?),
+            AdminTls::Issued(names) => Some(issued_admin_tls(data, issuer, names)?),
+        };
+        let state = AdminState::with_options(
+            Arc::clone(store) as Arc<dyn AdminStore>,
+            identity.certificate().der(),
+            Arc::new(SystemTime::now),
+            AdminOptions {
+                // Browsers drop a Secure cookie over plain HTTP.
+                secure_cookie: tls.is_some(),
+                ..AdminOptions::default()
+            },
+        )
+        .map_err(|e| Failure::new(format!("operator console: {e}")))?;
+        Ok(AdminReady {
+            addr: self.addr,
+            tls,
+            state,
+        })
+    }
+}
+
+impl AdminReady {
+    /// Binds the address and serves the console until `shutdown`.
+    async fn start(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<tokio::task::JoinHandle<Result<(), capf_admin::AdminError>>, Failure> {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|e| {
+                Failure::new(format!(
+                    "cannot listen on {} (--admin-listen): {e}",
+                    self.addr
+                ))
+            })?;
+        let bound = listener.local_addr()?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        info!("operator console (REST API) at {scheme}://{bound}/api/v1/");
+        Ok(tokio::spawn(capf_admin::serve(
+            listener,
+            self.tls,
+            capf_admin::router(self.state),
+            shutdown,
+        )))
+    }
+}
+
+/// This host's name, if the system says.
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
+/// The console's certificate from the CAPF CA: the one in the data
+/// directory while it is valid, from this CA and for these names; else a
+/// new one, saved there.
+fn issued_admin_tls(
+    data: &DataDir,
+    issuer: &Issuer,
+    names: &ServerNames,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
+    let cert_path = data.path(ADMIN_CERT_FILE);
+    let key_path = data.path(ADMIN_KEY_FILE);
+    let now = SystemTime::now();
+    let kept = if cert_path.exists() && key_path.exists() {
+        match ServerCertificate::load(&cert_path, &key_path) {
+            Ok(kept) => match kept.check(issuer, names, now, ADMIN_RENEW_BEFORE) {
+                Ok(()) => Some(kept),
+                Err(problem) => {
+                    info!(
+                        "operator console: replacing the certificate in {}: {problem}",
+                        cert_path.display()
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!("operator console: replacing an unreadable certificate: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (server, state) = match kept {
+        Some(kept) => (kept, "kept in"),
+        None => {
+            let issued =
+                ServerCertificate::issue(issuer, names, &ServerCertProfile::default(), now)
+                    .map_err(|e| {
+                        Failure::new(format!(
+                            "cannot issue the operator console's certificate: {e}"
+                        ))
+                    })?;
+            issued.save(&cert_path, &key_path)?;
+            (issued, "new, saved in")
+        }
+    };
+    let certificate = server.certificate();
+    info!(
+        "operator console uses a certificate issued by the CAPF CA ({}) for {}, valid until {} \
+         ({state} {}); SHA-256 fingerprint {}",
+        issuer.certificate().subject(),
+        capf_ca::subject_alt_names(certificate),
+        time_text::format(certificate.not_after()),
+        cert_path.display(),
+        certificate.fingerprint_sha256_hex()
+    );
+    let chain = server
+        .chain_der()
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        server.private_key().to_pkcs8_der()?,
+    ));
+    admin_tls_config(chain, key)
+}
+
+/// The console's certificate from `--admin-cert FILE`.
+fn own_admin_tls(path: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, Failure> {
+    let named = |what: &str| format!("--admin-cert {}: {what}", path.display());
+    let pem = std::fs::read(path).map_err(|e| Failure::new(named(&e.to_string())))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::new(named(&format!("not a readable PEM file ({e})"))))?;
+    let Some(first) = chain.first() else {
+        return Err(Failure::new(named("no CERTIFICATE in the file")));
+    };
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+        Failure::new(named(
+            "no private key in the file (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)",
+        ))
+    })?;
+    let certificate = capf_ca::CaCertificate::from_der(first, "--admin-cert certificate")?;
+    if certificate.not_after() <= SystemTime::now() {
+        tracing::warn!(
+            "operator console: the certificate {} expired at {}",
+            certificate.subject(),
+            time_text::format(certificate.not_after())
+        );
+    }
+    info!(
+        "operator console uses the certificate {} ({}), valid until {}; SHA-256 fingerprint {}",
+        path.display(),
+        certificate.subject(),
+        time_text::format(certificate.not_after()),
+        certificate.fingerprint_sha256_hex()
+    );
+    admin_tls_config(chain, key).map_err(|e| Failure::new(named(&e.message)))
+}
+
+/// TLS 1.2 and 1.3 (ring), HTTP/1.1, no client certificates.
+fn admin_tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Failure::new(format!("operator console TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            Failure::new(format!(
+                "operator console TLS: the certificate and key cannot be used: {e}"
+            ))
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
