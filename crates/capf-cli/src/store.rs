@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use capf_operations::{
-    OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
+    DeviceName, OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
 };
 use capf_store::SqliteStore;
 use capf_store_postgres::PostgresStore;
@@ -116,6 +116,18 @@ impl StoreBackend for Store {
         match self {
             Store::Sqlite(s) => s.write(change, done),
             Store::Postgres(p) => p.write(change, done),
+        }
+    }
+
+    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.write_touching(devices, change, done),
+            Store::Postgres(p) => p.write_touching(devices, change, done),
         }
     }
 

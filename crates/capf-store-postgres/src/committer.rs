@@ -10,7 +10,7 @@
 //! seen by the other, wrong-string counts add up. A change that fails
 //! rolls back to its savepoint, which also gives back the locks it took.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -22,7 +22,7 @@ use capf_operations::{
 
 use crate::PostgresError;
 use crate::connect::Target;
-use crate::rows::{self, Conn};
+use crate::rows::{self, Conn, Held};
 use crate::schema::{ACCOUNTS_LOCK_CLASS, LOCK_CLASS};
 
 /// The key under which a transaction notes that it holds the accounts
@@ -41,6 +41,8 @@ pub(crate) trait Pending: Send {
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>);
     /// A write of the change failed when it was sent (after `run`).
     fn fail(&mut self, error: &PostgresError);
+    /// The devices the change said it will touch (it may touch others).
+    fn devices(&self) -> &[DeviceName];
 }
 
 /// A change and its callback.
@@ -48,6 +50,7 @@ pub(crate) struct Change<T, C, D> {
     change: Option<C>,
     done: D,
     result: Option<Result<T, OperationsError>>,
+    devices: Vec<DeviceName>,
 }
 
 impl<T, C, D> Change<T, C, D> {
@@ -56,7 +59,15 @@ impl<T, C, D> Change<T, C, D> {
             change: Some(change),
             done,
             result: None,
+            devices: Vec::new(),
         }
+    }
+
+    /// The change will touch `devices`: the batch holds and reads them
+    /// ahead, with the other changes' devices.
+    pub(crate) fn touching(mut self, devices: &[DeviceName]) -> Self {
+        self.devices = devices.to_vec();
+        self
     }
 }
 
@@ -91,6 +102,10 @@ where
         ))));
     }
 
+    fn devices(&self) -> &[DeviceName] {
+        &self.devices
+    }
+
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>) {
         let result = match (batch_error, self.result) {
             (Some(e), _) => Err(OperationsError::store(e.to_string())),
@@ -101,24 +116,37 @@ where
     }
 }
 
+/// What a batch's transaction holds: the devices it locked (and the
+/// operator accounts, as [`ACCOUNTS_HELD`]), and the device and lease rows
+/// of held devices as the transaction sees them, so that a change reads
+/// them without a round trip (no other node can change a held device).
+#[derive(Default)]
+pub(crate) struct BatchHeld {
+    locked: HashSet<String>,
+    rows: HashMap<String, Held>,
+}
+
 /// The rows as one change sees them: inside the batch's transaction
-/// (taking device locks), or inside a read-only snapshot.
+/// (holding devices), or inside a read-only snapshot.
 pub(crate) struct Rows<'a> {
     conn: &'a mut Conn,
-    /// Devices locked by this transaction; `None` for reads.
-    locked: Option<&'a mut HashSet<String>>,
+    /// What the batch holds; `None` for reads.
+    batch: Option<&'a mut BatchHeld>,
     /// Devices this change locked (given back if it rolls back).
-    pub(crate) locked_here: Vec<String>,
+    locked_here: Vec<String>,
+    /// Held rows this change read or wrote (forgotten if it rolls back).
+    touched_here: Vec<String>,
     /// The first statement that failed in this change.
     failed: Option<String>,
 }
 
 impl<'a> Rows<'a> {
-    pub(crate) fn writing(conn: &'a mut Conn, locked: &'a mut HashSet<String>) -> Self {
+    pub(crate) fn writing(conn: &'a mut Conn, batch: &'a mut BatchHeld) -> Self {
         Self {
             conn,
-            locked: Some(locked),
+            batch: Some(batch),
             locked_here: Vec::new(),
+            touched_here: Vec::new(),
             failed: None,
         }
     }
@@ -126,8 +154,9 @@ impl<'a> Rows<'a> {
     pub(crate) fn reading(conn: &'a mut Conn) -> Self {
         Self {
             conn,
-            locked: None,
+            batch: None,
             locked_here: Vec::new(),
+            touched_here: Vec::new(),
             failed: None,
         }
     }
@@ -143,29 +172,64 @@ impl<'a> Rows<'a> {
         result.map_err(OperationsError::from)
     }
 
-    /// Holds `name` until the transaction ends (writes only).
-    fn hold(&mut self, name: &DeviceName) -> Result<(), OperationsError> {
-        let Some(locked) = self.locked.as_deref_mut() else {
-            return Ok(());
+    /// Locks `name` until the transaction ends (writes only), if the
+    /// transaction does not hold it yet.
+    fn hold(&mut self, name: &DeviceName) {
+        let Some(batch) = self.batch.as_deref_mut() else {
+            return;
         };
-        if locked.contains(name.as_str()) {
-            return Ok(());
+        if batch.locked.contains(name.as_str()) {
+            return;
         }
         // Sent with the read or write that follows: the database takes the
         // lock before it runs them (statements run in the order sent).
-        let device = name.to_string();
-        self.conn.defer(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            format!("holding device {device}"),
-            Box::new(move |client, statement| {
-                Box::pin(async move { client.execute(statement, &[&LOCK_CLASS, &device]).await })
-            }),
-        );
-        if let Some(locked) = self.locked.as_deref_mut() {
-            locked.insert(name.to_string());
-        }
+        rows::lock_devices(self.conn, vec![name.to_string()], LOCK_CLASS);
+        batch.locked.insert(name.to_string());
         self.locked_here.push(name.to_string());
-        Ok(())
+    }
+
+    /// The device and lease rows of `name`, held (writes only; `None` for
+    /// reads): read with its lock unless the batch read them already.
+    fn held(&mut self, name: &DeviceName) -> Result<Option<&mut Held>, OperationsError> {
+        if self.batch.is_none() {
+            return Ok(None);
+        }
+        let cached = self
+            .batch
+            .as_deref()
+            .is_some_and(|b| b.rows.contains_key(name.as_str()));
+        if !cached {
+            self.hold(name);
+            let loaded = rows::load_held(self.conn, &[name.to_string()]);
+            let loaded = self.note(loaded)?;
+            let mut found = Held::default();
+            for (wanted, held) in loaded {
+                if wanted == name.as_str() {
+                    found = self.note(held)?;
+                }
+            }
+            if let Some(batch) = self.batch.as_deref_mut() {
+                batch.rows.insert(name.to_string(), found);
+            }
+        }
+        self.touched_here.push(name.to_string());
+        Ok(self
+            .batch
+            .as_deref_mut()
+            .and_then(|b| b.rows.get_mut(name.as_str())))
+    }
+
+    /// Changes the held rows of `name`, if the transaction read them (a
+    /// write to rows it did not read is read back from the database).
+    fn update_held(&mut self, name: &DeviceName, update: impl FnOnce(&mut Held)) {
+        if let Some(held) = self
+            .batch
+            .as_deref_mut()
+            .and_then(|b| b.rows.get_mut(name.as_str()))
+        {
+            update(held);
+            self.touched_here.push(name.to_string());
+        }
     }
 }
 
@@ -174,10 +238,10 @@ impl Rows<'_> {
     /// (writes only): the last-admin rule reads all accounts, then writes
     /// one, and no other node's account change may come in between.
     fn hold_accounts(&mut self) {
-        let Some(locked) = self.locked.as_deref_mut() else {
+        let Some(batch) = self.batch.as_deref_mut() else {
             return;
         };
-        if !locked.insert(ACCOUNTS_HELD.to_owned()) {
+        if !batch.locked.insert(ACCOUNTS_HELD.to_owned()) {
             return;
         }
         // Sent with the read or write that follows, as a device's lock.
@@ -194,7 +258,9 @@ impl Rows<'_> {
 
 impl StoreReads for Rows<'_> {
     fn device(&mut self, name: &DeviceName) -> Result<Option<Device>, OperationsError> {
-        self.hold(name)?;
+        if let Some(held) = self.held(name)? {
+            return Ok(held.device.clone());
+        }
         let result = rows::load_device(self.conn, name);
         self.note(result)
     }
@@ -205,7 +271,9 @@ impl StoreReads for Rows<'_> {
     }
 
     fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
-        self.hold(name)?;
+        if let Some(held) = self.held(name)? {
+            return Ok(held.lease.clone());
+        }
         let result = rows::load_lease(self.conn, name);
         self.note(result)
     }
@@ -263,27 +331,36 @@ impl StoreReads for Rows<'_> {
 
 impl StoreTransaction for Rows<'_> {
     fn put_device(&mut self, device: &Device) -> Result<(), OperationsError> {
-        self.hold(&device.name)?;
+        self.hold(&device.name);
         let result = rows::save_device(self.conn, device);
-        self.note(result)
+        self.note(result)?;
+        self.update_held(&device.name, |held| held.device = Some(device.clone()));
+        Ok(())
     }
 
     fn delete_device(&mut self, name: &DeviceName) -> Result<bool, OperationsError> {
-        self.hold(name)?;
+        self.hold(name);
         let result = rows::delete_device(self.conn, name);
-        self.note(result)
+        let removed = self.note(result)?;
+        // The lease goes with the device.
+        self.update_held(name, |held| *held = Held::default());
+        Ok(removed)
     }
 
     fn put_lease(&mut self, lease: &Lease) -> Result<(), OperationsError> {
-        self.hold(&lease.device)?;
+        self.hold(&lease.device);
         let result = rows::save_lease(self.conn, lease);
-        self.note(result)
+        self.note(result)?;
+        self.update_held(&lease.device, |held| held.lease = Some(lease.clone()));
+        Ok(())
     }
 
     fn delete_lease(&mut self, name: &DeviceName) -> Result<(), OperationsError> {
-        self.hold(name)?;
+        self.hold(name);
         let result = rows::delete_lease(self.conn, name);
-        self.note(result)
+        self.note(result)?;
+        self.update_held(name, |held| held.lease = None);
+        Ok(())
     }
 
     fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError> {
@@ -446,26 +523,48 @@ fn commit_loop(shared: &Shared, conn: Conn, target: &Target) {
 /// holds one change: a failure rolls the whole transaction back), one
 /// `COMMIT`, then the answers.
 ///
-/// Round trips are few: `BEGIN` and each `SAVEPOINT` go out with the
-/// change's first statement, a change's writes and the release of its
-/// savepoint go out together at its end.
+/// Round trips are few: `BEGIN`, the locks on every device the changes
+/// said they touch and the read of those devices and their leases go out
+/// together; each change then reads them from memory, and its `SAVEPOINT`
+/// and writes go out together at its end. A change's savepoint is not
+/// released (it would cost a statement): savepoints nest, and a change
+/// that fails rolls back to its own, the most recent.
 fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
     let single = batch.len() == 1;
-    let mut locked = HashSet::new();
+    let mut held = BatchHeld::default();
     let outcome = (|| {
         conn.defer_simple("BEGIN");
+        let mut names: Vec<String> = batch
+            .iter()
+            .flat_map(|job| job.devices())
+            .map(ToString::to_string)
+            .collect();
+        // Sorted: two nodes' batches lock shared devices in the same order.
+        names.sort_unstable();
+        names.dedup();
+        if !names.is_empty() {
+            rows::lock_devices(conn, names.clone(), LOCK_CLASS);
+            for (name, rows) in rows::load_held(conn, &names)? {
+                // A row that cannot be read is left to the change that
+                // reads it (it reads it again, and fails alone).
+                if let Ok(rows) = rows {
+                    held.rows.insert(name, rows);
+                }
+            }
+            held.locked.extend(names);
+        }
         let mut any_ok = false;
         for job in &mut batch {
+            let mark = conn.mark();
             if !single {
                 conn.defer_simple("SAVEPOINT change");
             }
-            let mut rows = Rows::writing(conn, &mut locked);
+            let sent_before = conn.sent();
+            let mut rows = Rows::writing(conn, &mut held);
             let mut ok = job.run(&mut rows);
             let locked_here = std::mem::take(&mut rows.locked_here);
+            let touched_here = std::mem::take(&mut rows.touched_here);
             if ok {
-                if !single {
-                    conn.defer_simple("RELEASE SAVEPOINT change");
-                }
                 // The change's writes, answered: one that failed fails it.
                 if let Err(e) = conn.flush() {
                     if e.is_connection_lost() {
@@ -477,18 +576,25 @@ fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
             }
             if ok {
                 any_ok = true;
+                continue;
+            }
+            // What it read or wrote is read again by the next change that
+            // needs it; the locks it took go with its savepoint.
+            for name in touched_here {
+                held.rows.remove(&name);
+            }
+            for name in locked_here {
+                held.locked.remove(&name);
+            }
+            if single {
+                conn.discard();
+            } else if conn.sent() == sent_before {
+                // Nothing of it went out (not even its savepoint).
+                conn.discard_from(mark);
             } else {
-                // Its locks go with the savepoint.
-                for name in locked_here {
-                    locked.remove(&name);
-                }
-                if single {
-                    conn.discard();
-                } else {
-                    // Whatever it queued runs, and is undone.
-                    let _ = conn.flush();
-                    conn.batch_execute("ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change")?;
-                }
+                // Whatever it queued runs, and is undone.
+                let _ = conn.flush();
+                conn.batch_execute("ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change")?;
             }
         }
         if any_ok {

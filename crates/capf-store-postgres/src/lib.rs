@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use capf_operations::{
-    OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
+    DeviceName, OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
 };
 
 pub use error::PostgresError;
@@ -291,6 +291,16 @@ impl StoreBackend for PostgresStore {
         D: FnOnce(Result<T, OperationsError>) + Send + 'static,
     {
         self.committer.submit(Box::new(Change::new(change, done)));
+    }
+
+    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        self.committer
+            .submit(Box::new(Change::new(change, done).touching(devices)));
     }
 
     fn read<T, R>(&self, read: R) -> Result<T, OperationsError>

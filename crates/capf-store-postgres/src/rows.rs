@@ -56,6 +56,8 @@ pub(crate) struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
     deferred: Vec<Deferred>,
+    /// How many times queued statements went out (see [`sent`](Self::sent)).
+    sends: u64,
 }
 
 impl Conn {
@@ -65,6 +67,7 @@ impl Conn {
             client,
             statements: HashMap::new(),
             deferred: Vec::new(),
+            sends: 0,
         }
     }
 
@@ -122,8 +125,27 @@ impl Conn {
         self.deferred.clear();
     }
 
+    /// Where the queue ends now: [`discard_from`](Self::discard_from)
+    /// forgets what is queued after it.
+    pub(crate) fn mark(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Forgets the statements queued since `mark` (none of them was sent:
+    /// the queue was not sent since `mark` was taken).
+    pub(crate) fn discard_from(&mut self, mark: usize) {
+        self.deferred.truncate(mark);
+    }
+
+    /// A count that changes each time the queue is sent: equal before and
+    /// after some work means that nothing queued went out in between.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sends
+    }
+
     /// The queue, each statement prepared.
     fn take_queue(&mut self) -> Result<Vec<Queued>, PostgresError> {
+        self.sends += 1;
         let deferred = std::mem::take(&mut self.deferred);
         let mut queued = Vec::with_capacity(deferred.len());
         for d in deferred {
@@ -498,6 +520,92 @@ pub(crate) fn delete_device(conn: &mut Conn, name: &DeviceName) -> Result<bool, 
     Ok(n > 0)
 }
 
+/// Device and lease columns, for the devices a list names (a missing
+/// device gives a row of nulls but `wanted`).
+const SELECT_HELD: &str = concat!(
+    "SELECT wanted, ",
+    device_columns!(),
+    ", token, expires_ns FROM unnest($1::text[]) AS wanted \
+     LEFT JOIN devices ON devices.name = wanted LEFT JOIN leases ON leases.device = wanted"
+);
+
+/// A device and its lease as a transaction holding the device sees them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held {
+    pub(crate) device: Option<Device>,
+    pub(crate) lease: Option<Lease>,
+}
+
+/// Queues the advisory locks on `names` (taken in the order given: sort
+/// them, so that two batches lock shared devices in the same order).
+pub(crate) fn lock_devices(conn: &mut Conn, names: Vec<String>, class: i32) {
+    let context = match names.as_slice() {
+        [one] => format!("holding device {one}"),
+        _ => format!("holding {} devices", names.len()),
+    };
+    conn.defer(
+        "SELECT pg_advisory_xact_lock($1, hashtext(n)) FROM unnest($2::text[]) AS n",
+        context,
+        Box::new(move |client, statement| {
+            Box::pin(async move { client.execute(statement, &[&class, &names]).await })
+        }),
+    );
+}
+
+/// The devices `names` and their leases, in one query (sent after what is
+/// queued, e.g. their locks); each name with its rows, or why they cannot
+/// be read.
+#[allow(clippy::type_complexity)]
+pub(crate) fn load_held(
+    conn: &mut Conn,
+    names: &[String],
+) -> Result<Vec<(String, Result<Held, PostgresError>)>, PostgresError> {
+    let context = || match names {
+        [one] => format!("reading device {one} and its lease"),
+        _ => format!("reading {} devices and their leases", names.len()),
+    };
+    let rows = conn.query(SELECT_HELD, &[&names], context)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let wanted: String = row.try_get(0).map_err(PostgresError::query(context()))?;
+        let held = held_from_row(row, &wanted);
+        out.push((wanted, held));
+    }
+    Ok(out)
+}
+
+fn held_from_row(row: &Row, wanted: &str) -> Result<Held, PostgresError> {
+    let context = || format!("reading device {wanted} and its lease");
+    let present: Option<String> = row
+        .try_get("name")
+        .map_err(PostgresError::query(context()))?;
+    let device = present.map(|_| device_from_row(row)).transpose()?;
+    let token: Option<i64> = row
+        .try_get("token")
+        .map_err(PostgresError::query(context()))?;
+    let expires: Option<i64> = row
+        .try_get("expires_ns")
+        .map_err(PostgresError::query(context()))?;
+    let lease = match (token, expires) {
+        (Some(token), Some(expires)) => {
+            let device = DeviceName::parse(wanted)
+                .map_err(|e| PostgresError::corrupt("leases", wanted, e.to_string()))?;
+            Some(lease_from(device, token, expires)?)
+        }
+        _ => None,
+    };
+    Ok(Held { device, lease })
+}
+
+fn lease_from(device: DeviceName, token: i64, expires: i64) -> Result<Lease, PostgresError> {
+    let bad = |why: &str| PostgresError::corrupt("leases", device.as_str(), why);
+    Ok(Lease {
+        token: u64::try_from(token).map_err(|_| bad("negative token"))?,
+        expires: from_nanos(expires).ok_or_else(|| bad("expiry out of range"))?,
+        device,
+    })
+}
+
 pub(crate) fn load_lease(
     conn: &mut Conn,
     name: &DeviceName,
@@ -513,12 +621,7 @@ pub(crate) fn load_lease(
     let context = || format!("reading the lease on {name}");
     let token: i64 = row.try_get(0).map_err(PostgresError::query(context()))?;
     let expires: i64 = row.try_get(1).map_err(PostgresError::query(context()))?;
-    let bad = |why: &str| PostgresError::corrupt("leases", name.as_str(), why);
-    Ok(Some(Lease {
-        device: name.clone(),
-        token: u64::try_from(token).map_err(|_| bad("negative token"))?,
-        expires: from_nanos(expires).ok_or_else(|| bad("expiry out of range"))?,
-    }))
+    lease_from(name.clone(), token, expires).map(Some)
 }
 
 pub(crate) fn save_lease(conn: &mut Conn, lease: &Lease) -> Result<(), PostgresError> {

@@ -173,6 +173,10 @@ fn local_checks() -> Vec<LocalCheck> {
             "a_version_1_database_gains_accounts_and_actors",
             a_version_1_database_gains_accounts_and_actors,
         ),
+        (
+            "each_change_of_a_batch_sees_the_held_rows_as_left_before_it",
+            each_change_of_a_batch_sees_the_held_rows_as_left_before_it,
+        ),
     ]
 }
 
@@ -352,6 +356,155 @@ fn a_write_the_database_refuses_fails_only_its_change(address: &str, setup: &mut
         );
     }
     assert_eq!(answers, names.len());
+}
+
+/// The changes of one batch read the devices they said they touch from
+/// what the batch read ahead: each sees what the changes before it left,
+/// and nothing of a change that failed, whether it failed before anything
+/// of it was sent, after its writes were sent, or when the database
+/// refused one of them.
+fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, setup: &mut Client) {
+    use capf_operations::capf_auth::AuthMode;
+    use capf_operations::{
+        AuditEntry, Device, DeviceName, Lease, OperationsError, OperatorStore, StoreBackend,
+        StoreTransaction,
+    };
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let schema = address
+        .split("search_path=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    setup
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.detail = 'refuse me' THEN \
+             RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON {schema}.audit_log \
+             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse();"
+        ))
+        .unwrap();
+    let store = PostgresStore::open(address, None).unwrap();
+    let (x, y, z, w) = (
+        DeviceName::parse("SEP00000000000A").unwrap(),
+        DeviceName::parse("SEP00000000000B").unwrap(),
+        DeviceName::parse("SEP00000000000C").unwrap(),
+        DeviceName::parse("SEP00000000000D").unwrap(),
+    );
+    let t0 = SystemTime::now();
+    for name in [&x, &y, &z, &w] {
+        let mut device = Device::new(name.clone(), AuthMode::NullString);
+        device.description = "as added".to_owned();
+        store.insert(&device, t0).unwrap();
+    }
+    let lease = |device: &DeviceName, token: u64| Lease {
+        device: device.clone(),
+        token,
+        expires: t0 + Duration::from_secs(600),
+    };
+
+    // A first change holds the committer until every other change is
+    // queued: they then run as one batch.
+    let (release, wait) = mpsc::channel::<()>();
+    let (started, has_started) = mpsc::channel::<()>();
+    store.write(
+        move |_| {
+            started.send(()).unwrap();
+            wait.recv_timeout(Duration::from_secs(30)).unwrap();
+            Ok(())
+        },
+        |_: Result<(), OperationsError>| {},
+    );
+    has_started.recv_timeout(Duration::from_secs(30)).unwrap();
+
+    type Step =
+        Box<dyn FnOnce(&mut dyn StoreTransaction) -> Result<String, OperationsError> + Send>;
+    let fail = || Err(OperationsError::store("failed by the test"));
+    let steps: Vec<(&str, DeviceName, Step)> = vec![
+        ("x takes lease 1", x.clone(), {
+            let l = lease(&x, 1);
+            Box::new(move |t| t.put_lease(&l).map(|()| "ok".to_owned()))
+        }),
+        ("x sees lease 1, writes 2, fails unsent", x.clone(), {
+            let (x, l) = (x.clone(), lease(&x, 2));
+            Box::new(move |t| {
+                let seen = t.lease(&x)?.map(|l| l.token);
+                assert_eq!(seen, Some(1));
+                t.put_lease(&l)?;
+                fail()
+            })
+        }),
+        ("x still sees lease 1", x.clone(), {
+            let x = x.clone();
+            Box::new(move |t| Ok(format!("{:?}", t.lease(&x)?.map(|l| l.token))))
+        }),
+        ("y changed, z read (sends), fails", y.clone(), {
+            let (y, z) = (y.clone(), z.clone());
+            Box::new(move |t| {
+                let mut device = t.device(&y)?.unwrap();
+                device.description = "changed by a failed change".to_owned();
+                t.put_device(&device)?;
+                t.device(&z)?.unwrap();
+                fail()
+            })
+        }),
+        ("y as added", y.clone(), {
+            let y = y.clone();
+            Box::new(move |t| Ok(t.device(&y)?.unwrap().description))
+        }),
+        ("w leased, its audit refused", w.clone(), {
+            let (w, l) = (w.clone(), lease(&w, 7));
+            Box::new(move |t| {
+                t.put_lease(&l)?;
+                t.append_audit(&AuditEntry::new(t0, &w, "test", "refuse me"))?;
+                Ok("written".to_owned())
+            })
+        }),
+        ("w has no lease", w.clone(), {
+            let w = w.clone();
+            Box::new(move |t| Ok(format!("{:?}", t.lease(&w)?.map(|l| l.token))))
+        }),
+    ];
+    let (tx, rx) = mpsc::channel();
+    for (i, (what, device, step)) in steps.into_iter().enumerate() {
+        let tx = tx.clone();
+        store.write_touching(&[device], step, move |r| {
+            tx.send((i, what, r)).unwrap();
+        });
+    }
+    drop(tx);
+    release.send(()).unwrap();
+    let mut answers: Vec<_> = rx.iter().collect();
+    answers.sort_by_key(|(i, ..)| *i);
+    let shown: Vec<String> = answers
+        .into_iter()
+        .map(|(_, what, r)| match r {
+            Ok(v) => format!("{what}: {v}"),
+            Err(e) if e.to_string().contains("by the test") => format!("{what}: failed"),
+            Err(e) => format!("{what}: {e}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "x takes lease 1: ok",
+            "x sees lease 1, writes 2, fails unsent: failed",
+            "x still sees lease 1: Some(1)",
+            "y changed, z read (sends), fails: failed",
+            "y as added: as added",
+            "w leased, its audit refused: failed",
+            "w has no lease: None",
+        ]
+    );
+    // What was committed: the same.
+    assert_eq!(store.load(&y).unwrap().unwrap().description, "as added");
+    let leases = store
+        .read(|r| Ok((r.lease(&x)?.map(|l| l.token), r.lease(&w)?)))
+        .unwrap();
+    assert_eq!(leases.0, Some(1));
+    assert!(leases.1.is_none());
 }
 
 /// A database of schema version 1 (no accounts; an audit log whose device

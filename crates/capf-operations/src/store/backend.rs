@@ -173,6 +173,20 @@ pub trait StoreBackend: Send + Sync {
         C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
         D: FnOnce(Result<T, OperationsError>) + Send + 'static;
 
+    /// [`write`](Self::write) of a change that will touch `devices` (and
+    /// perhaps others). A hint: a backend may hold those devices and read
+    /// them ahead, together with the other changes of its batch, in one
+    /// round trip to its database. The default ignores it.
+    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    where
+        T: Send + 'static,
+        C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
+        D: FnOnce(Result<T, OperationsError>) + Send + 'static,
+    {
+        let _ = devices;
+        self.write(change, done);
+    }
+
     /// Runs `read` against the last committed state and returns its result.
     fn read<T, R>(&self, read: R) -> Result<T, OperationsError>
     where

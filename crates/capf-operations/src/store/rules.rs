@@ -514,7 +514,8 @@ impl<B: StoreBackend> SessionStore for B {
         let early = Arc::new(Mutex::new(Some(reply)));
         let late = early.clone();
         let name = name.clone();
-        self.write(
+        self.write_touching(
+            &[name.clone()],
             move |tx| {
                 let begun = begin_in(tx, &name, now, ttl)?;
                 if let Some(reply) = early.lock().unwrap_or_else(PoisonError::into_inner).take() {
@@ -531,13 +532,19 @@ impl<B: StoreBackend> SessionStore for B {
     }
 
     fn commit(&self, lease: &Lease, change: &SessionCommit, release: bool, reply: Reply<Device>) {
+        let devices = [lease.device.clone()];
         let (lease, change) = (lease.clone(), change.clone());
-        self.write(move |tx| commit_in(tx, &lease, &change, release), reply);
+        self.write_touching(
+            &devices,
+            move |tx| commit_in(tx, &lease, &change, release),
+            reply,
+        );
     }
 
     fn release(&self, lease: &Lease, reply: Reply<()>) {
+        let devices = [lease.device.clone()];
         let lease = lease.clone();
-        self.write(move |tx| release_in(tx, &lease), reply);
+        self.write_touching(&devices, move |tx| release_in(tx, &lease), reply);
     }
 
     fn health(&self, reply: Reply<()>) {
