@@ -25,3 +25,10 @@ pub use capf_store as store;
 /// The tokio TLS server and phone client (`capf-server`).
 #[cfg(feature = "server")]
 pub use capf_server as server;
+
+/// The operator REST API (`capf-admin`): [`admin::router`] is an axum
+/// router to mount in an application of one's own, over any store that
+/// keeps devices and operator accounts (e.g. [`store::SqliteStore`]);
+/// [`admin::serve`] serves it on its own. See `examples/admin_router.rs`.
+#[cfg(feature = "admin")]
+pub use capf_admin as admin;
