@@ -12,9 +12,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use capf_ca::CaCertificate;
+use capf_ca::{
+    CaCertificate, CapfIdentity, EcCurve, IdentityParams, KeySpec, ServerCertProfile,
+    ServerCertificate, ServerNames,
+};
 use common::{Serve, capf};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -92,9 +95,14 @@ impl Client {
     fn https(addr: SocketAddr, data: &Path) -> Client {
         let pem = std::fs::read_to_string(data.join(capf_ca::CERT_FILE)).unwrap();
         let capf = CaCertificate::from_pem(&pem, "CAPF certificate").unwrap();
+        Self::https_trusting(addr, &capf)
+    }
+
+    /// A client whose only root is `root`.
+    fn https_trusting(addr: SocketAddr, root: &CaCertificate) -> Client {
         let mut roots = rustls::RootCertStore::empty();
         roots
-            .add(CertificateDer::from(capf.der().to_vec()))
+            .add(CertificateDer::from(root.der().to_vec()))
             .unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -443,4 +451,110 @@ fn plain_http_only_on_a_loopback_address() {
     assert!(!data.join("admin-cert.pem").exists());
     let (status, _) = serve.sigterm();
     assert!(status.success());
+}
+
+#[test]
+fn console_with_a_certificate_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The operator's own CA and a certificate for 127.0.0.1, in one PEM
+    // file: the key first, then the certificate and the CA above it.
+    let own_ca = CapfIdentity::generate(
+        &IdentityParams {
+            key: KeySpec::Ec(EcCurve::P256),
+            ..IdentityParams::default()
+        },
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut names = ServerNames::new();
+    names.add("127.0.0.1").unwrap();
+    let own = ServerCertificate::issue(
+        &own_ca.issuer().unwrap(),
+        &names,
+        &ServerCertProfile::default(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let file = dir.path().join("console.pem");
+    std::fs::write(
+        &file,
+        format!(
+            "{}{}",
+            own.private_key().to_pkcs8_pem().unwrap(),
+            own.chain_pem()
+        ),
+    )
+    .unwrap();
+
+    let file_arg = file.to_str().unwrap();
+    let mut serve = Serve::start_with(
+        &data,
+        dir.path().join("serve.log"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-cert",
+            file_arg,
+        ],
+    );
+    let addr = console_address(&mut serve, "https");
+    let log = serve.log();
+    assert!(
+        log.contains(&format!("operator console uses the certificate {file_arg}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&own.certificate().fingerprint_sha256_hex()),
+        "{log}"
+    );
+    assert!(!data.join("admin-cert.pem").exists(), "nothing issued");
+    runtime().block_on(async {
+        // Trusted through the operator's CA...
+        let client = Client::https_trusting(addr, own_ca.certificate());
+        let health = client
+            .request(hyper::Method::GET, "/api/v1/health", &[], None)
+            .await;
+        assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+        // ... and not through the CAPF certificate.
+        let capf = Client::https(addr, &data);
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let refused = capf
+            .tls
+            .as_ref()
+            .unwrap()
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await;
+        assert!(refused.is_err(), "a certificate the CAPF CA did not issue");
+    });
+    let (status, _) = serve.sigterm();
+    assert!(status.success());
+
+    // A file without a key: the server does not start, and says why.
+    std::fs::write(&file, own.chain_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_capf"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-cert",
+            file_arg,
+        ])
+        .env_remove("CAPF_DATA_DIR")
+        .env_remove("CAPF_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(file_arg) && stderr.contains("no private key"),
+        "{stderr}"
+    );
 }
