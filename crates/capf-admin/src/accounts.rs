@@ -9,14 +9,16 @@ use axum::response::{IntoResponse, Response};
 use capf_operations::{Account, AccountName, ApiToken, AuditEntry, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorBody;
 use crate::{AdminError, AdminState, Operator, password, time_text, token};
 
 /// An account as the API shows it (never its hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// Login name.
     pub name: String,
     /// `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = crate::openapi::RoleName)]
     pub role: &'static str,
     /// When it was made.
     pub created_at: String,
@@ -36,13 +38,14 @@ impl AccountView {
 }
 
 /// A token as the API shows it (never its secret or hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// The public id.
     pub id: String,
     /// What it is for.
     pub label: String,
     /// `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = crate::openapi::RoleName)]
     pub role: &'static str,
     /// When it was made.
     pub created_at: String,
@@ -71,6 +74,17 @@ fn account_name(text: &str) -> Result<AccountName, AdminError> {
 }
 
 /// `GET /api/v1/accounts` (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    operation_id = "list_accounts",
+    responses(
+        (status = 200, description = "Every account", body = Vec<AccountView>),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     operator: Operator,
@@ -81,15 +95,34 @@ pub(crate) async fn list(
 }
 
 /// `POST /api/v1/accounts` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewAccount {
+    /// Login name: 1 to 64 of A-Z, a-z, 0-9, `.`, `_`, `@`, `-`.
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     name: String,
+    /// `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = crate::openapi::RoleName)]
     role: String,
+    /// Password: 8 characters or more (at most 1024 bytes).
+    #[schema(min_length = 8)]
     password: String,
 }
 
 /// `POST /api/v1/accounts` (admin): adds an account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    operation_id = "add_account",
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "Added", body = AccountView),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 409, description = "The account exists", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn add(
     State(state): State<AdminState>,
     operator: Operator,
@@ -124,15 +157,35 @@ pub(crate) async fn add(
 }
 
 /// `PATCH /api/v1/accounts/{name}` body: what changes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountChange {
+    /// A new role: `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = Option<crate::openapi::RoleName>)]
     role: Option<String>,
+    /// A new password (ends the account's sessions): 8 characters or
+    /// more (at most 1024 bytes).
+    #[schema(min_length = 8)]
     password: Option<String>,
 }
 
 /// `PATCH /api/v1/accounts/{name}` (admin): a new role or password. A new
 /// password ends the account's sessions.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/accounts/{name}",
+    tag = "accounts",
+    operation_id = "change_account",
+    params(("name" = String, Path, description = "The account's login name")),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "The account as it now is", body = AccountView),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "It is the last admin", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn change(
     State(state): State<AdminState>,
     operator: Operator,
@@ -180,6 +233,20 @@ pub(crate) async fn change(
 }
 
 /// `DELETE /api/v1/accounts/{name}` (admin). The last admin stays (409).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{name}",
+    tag = "accounts",
+    operation_id = "remove_account",
+    params(("name" = String, Path, description = "The account's login name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "It is the last admin", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn remove(
     State(state): State<AdminState>,
     operator: Operator,
@@ -206,6 +273,17 @@ pub(crate) async fn remove(
 }
 
 /// `GET /api/v1/tokens` (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    responses(
+        (status = 200, description = "Every token (never its secret)", body = Vec<TokenView>),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn list_tokens(
     State(state): State<AdminState>,
     operator: Operator,
@@ -216,15 +294,19 @@ pub(crate) async fn list_tokens(
 }
 
 /// `POST /api/v1/tokens` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
+    /// What it is for (1 to 200 bytes).
+    #[schema(example = "provisioning script", min_length = 1, max_length = 200)]
     label: String,
+    /// `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = crate::openapi::RoleName)]
     role: String,
 }
 
 /// A token just made: shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The token's record.
     #[serde(flatten)]
@@ -235,6 +317,18 @@ pub struct CreatedToken {
 }
 
 /// `POST /api/v1/tokens` (admin): makes a token and answers it once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Made: the token is in this answer only", body = CreatedToken),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn create_token(
     State(state): State<AdminState>,
     operator: Operator,
@@ -271,6 +365,19 @@ pub(crate) async fn create_token(
 }
 
 /// `DELETE /api/v1/tokens/{id}` (admin): revokes a token at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    operation_id = "remove_token",
+    params(("id" = String, Path, description = "The token's public id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn remove_token(
     State(state): State<AdminState>,
     operator: Operator,

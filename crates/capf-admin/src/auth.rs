@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use capf_operations::{AccountName, Role, escape_text};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorBody;
 use crate::{AdminError, AdminState, password, token};
 
 /// The session cookie's name.
@@ -191,20 +192,25 @@ async fn by_token(value: &HeaderValue, state: &AdminState) -> Result<Operator, A
 }
 
 /// `POST /api/v1/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginRequest {
+    /// The account's name.
+    #[schema(example = "alice")]
     name: String,
+    /// Its password.
     password: String,
 }
 
 /// What login and `GET /api/v1/session` answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SessionView {
     /// The account name (or the token's label).
     name: String,
     /// `read-only`, `helpdesk` or `admin`.
+    #[schema(value_type = crate::openapi::RoleName)]
     role: &'static str,
     /// `session` or `token`.
+    #[schema(value_type = crate::openapi::ViaName)]
     via: &'static str,
     /// Send it as `X-CSRF-Token` with every change (browser sessions only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,6 +234,20 @@ fn cookie(state: &AdminState, value: &str, clear: bool) -> Result<HeaderValue, A
 /// `POST /api/v1/login`: checks the password (throttled per account and
 /// per address), starts a session, sets the cookie and answers the CSRF
 /// token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "session",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in: the session cookie is set; send `csrf_token` as X-CSRF-Token with every change", body = SessionView,
+            headers(("Set-Cookie" = String, description = "`capf_session=...; Path=/; HttpOnly; SameSite=Strict` (and `Secure` over HTTPS)"))),
+        (status = 401, description = "Wrong account name or password (which one is not said)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for the account or from the address", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds until the lockout ends"))),
+    ),
+)]
 pub(crate) async fn login(
     State(state): State<AdminState>,
     ClientAddr(address): ClientAddr,
@@ -295,6 +315,18 @@ pub(crate) async fn login(
 
 /// `POST /api/v1/logout`: ends the browser session (and clears the
 /// cookie). A token has no session: nothing to end.
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "session",
+    operation_id = "logout",
+    responses(
+        (status = 204, description = "Logged out (the cookie is cleared)",
+            headers(("Set-Cookie" = String, description = "The cleared session cookie (`Max-Age=0`)"))),
+        (status = 403, description = "A browser session without its CSRF token", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn logout(
     State(state): State<AdminState>,
     operator: Operator,
@@ -314,6 +346,14 @@ pub(crate) async fn logout(
 }
 
 /// `GET /api/v1/session`: who is logged in, and the CSRF token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "session",
+    operation_id = "session",
+    responses((status = 200, description = "Who is asking (and, for a browser session, its CSRF token)", body = SessionView)),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn session(
     State(state): State<AdminState>,
     operator: Operator,

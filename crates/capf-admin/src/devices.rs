@@ -17,6 +17,7 @@ use capf_operations::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorBody;
 use crate::views::{DevicePageView, DeviceView, IssuedView};
 use crate::{AdminError, AdminState, Operator, time_text};
 
@@ -33,10 +34,12 @@ pub const MAX_BULK: usize = 1000;
 
 /// Search criteria of `GET /api/v1/devices`, as query parameters: the same
 /// as `capf find`'s flags, with `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Criteria {
     /// Device name matches this pattern.
+    #[param(example = "SEP0011")]
     pub name: Option<String>,
     /// Description matches this pattern.
     pub description: Option<String>,
@@ -45,26 +48,35 @@ pub struct Criteria {
     /// How patterns match: `begins-with`, `contains` (default),
     /// `ends-with`, `exact`, `empty`, `not-empty`.
     #[serde(rename = "match")]
+    #[param(value_type = Option<crate::openapi::MatchName>)]
     pub how: Option<String>,
     /// How `name` matches (overrides `match`).
+    #[param(value_type = Option<crate::openapi::MatchName>)]
     pub name_match: Option<String>,
     /// How `description` matches (overrides `match`).
+    #[param(value_type = Option<crate::openapi::MatchName>)]
     pub description_match: Option<String>,
     /// How `auth_string` matches (overrides `match`); read-only operators
     /// may ask only `empty` or `not-empty`.
+    #[param(value_type = Option<crate::openapi::MatchName>)]
     pub auth_string_match: Option<String>,
     /// `installed` or `not-installed`.
+    #[param(value_type = Option<crate::openapi::LscStatusName>)]
     pub lsc_status: Option<String>,
     /// `none`, `install`, `delete` or `troubleshoot`.
+    #[param(value_type = Option<crate::openapi::OperationName>)]
     pub operation: Option<String>,
     /// `none`, `pending`, `successful` or `failed`.
+    #[param(value_type = Option<crate::openapi::StatusName>)]
     pub status: Option<String>,
     /// Sort column: `name` (default), `description`, `operation`,
     /// `status`, `lsc-status`, `auth-mode`, `security-mode`.
+    #[param(value_type = Option<crate::openapi::SortName>)]
     pub sort: Option<String>,
     /// Sort descending.
     pub desc: Option<bool>,
     /// Page, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<usize>,
     /// Devices per page (default 50; 0: all on one page).
     pub per_page: Option<usize>,
@@ -179,7 +191,7 @@ fn field_param(field: TextField) -> &'static str {
 }
 
 /// A string to generate: `true` (8 digits) or a length (4 to 10).
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Generate {
     /// `true`: 8 digits; `false`: none.
@@ -200,24 +212,30 @@ impl Generate {
 
 /// The fields of `POST /api/v1/devices` and `PATCH /api/v1/devices/{name}`,
 /// as `capf device add|set` takes them; a change touches only those given.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceFields {
     /// `install`, `delete`, `troubleshoot` or `none`.
+    #[schema(value_type = Option<crate::openapi::OperationName>)]
     pub operation: Option<String>,
     /// `auth-string`, `null-string`, `lsc-first` or `mic-first`.
+    #[schema(value_type = Option<crate::openapi::AuthModeName>)]
     pub auth_mode: Option<String>,
     /// Arm this string (4 to 10 digits, single use).
+    #[schema(example = "12345678", pattern = "^[0-9]{4,10}$")]
     pub auth_string: Option<String>,
     /// Generate and arm a random string (answered once).
     pub generate_string: Option<Generate>,
     /// `rsa1024`..`rsa4096`, `p256`, `p384`, `p521`, or `default`.
+    #[schema(value_type = Option<crate::openapi::KeyName>)]
     pub key: Option<String>,
     /// Deadline (RFC 3339, in the future), or `none`.
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub completes_by: Option<String>,
     /// Free text.
     pub description: Option<String>,
     /// `non-secure`, `authenticated` or `encrypted`.
+    #[schema(value_type = Option<crate::openapi::SecurityModeName>)]
     pub security_mode: Option<String>,
     /// Lift a lockout without arming a string.
     #[serde(default)]
@@ -309,7 +327,7 @@ impl DeviceFields {
 
 /// What a change answers: the device as it now is, what changed, and the
 /// string generated for it (shown this once).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChangeView {
     /// The device as it now is.
     pub device: DeviceView,
@@ -347,6 +365,18 @@ fn describe(changes: &[String]) -> String {
 }
 
 /// `GET /api/v1/devices`: find with criteria, sorted and paged.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    operation_id = "find_devices",
+    params(Criteria),
+    responses(
+        (status = 200, description = "One page of the devices that match every criterion", body = DevicePageView),
+        (status = 403, description = "A read-only operator searched strings by content", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn find(
     State(state): State<AdminState>,
     operator: Operator,
@@ -373,6 +403,18 @@ pub(crate) async fn find(
 }
 
 /// `GET /api/v1/devices/{name}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{name}",
+    tag = "devices",
+    operation_id = "show_device",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    responses(
+        (status = 200, description = "The device (its string only for helpdesk and admin)", body = DeviceView),
+        (status = 404, description = "No such device", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     operator: Operator,
@@ -392,15 +434,45 @@ async fn load(state: &AdminState, name: DeviceName) -> Result<Device, AdminError
         .await
 }
 
-/// `POST /api/v1/devices` body: a name and the fields of a change.
-#[derive(Deserialize)]
+/// `POST /api/v1/devices` body: a name and the fields of a change, in one
+/// object. (Its schema in the OpenAPI document is made from
+/// [`DeviceFields`]'s.)
 pub(crate) struct CreateRequest {
     name: String,
-    #[serde(flatten)]
     fields: DeviceFields,
 }
 
+impl<'de> Deserialize<'de> for CreateRequest {
+    /// The name, then every other field as [`DeviceFields`], which refuses
+    /// fields it does not know (serde's `flatten` would let them pass).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let name = match object.remove("name") {
+            Some(serde_json::Value::String(name)) => name,
+            Some(_) => return Err(D::Error::custom("name: a device name is a string")),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let fields = DeviceFields::deserialize(serde_json::Value::Object(object))
+            .map_err(D::Error::custom)?;
+        Ok(CreateRequest { name, fields })
+    }
+}
+
 /// `POST /api/v1/devices` (admin): adds a device, as `capf device add`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices",
+    tag = "devices",
+    operation_id = "add_device",
+    request_body(content = ref("#/components/schemas/CreateRequest"), description = "A name and the fields of a change"),
+    responses(
+        (status = 201, description = "Added", body = ChangeView),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 409, description = "The device exists", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     operator: Operator,
@@ -465,6 +537,21 @@ async fn modify(
 /// `PATCH /api/v1/devices/{name}`: changes only the fields given, as
 /// `capf device set`. Helpdesk may schedule, set deadlines, arm strings and
 /// lift lockouts; the other fields need admin.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{name}",
+    tag = "devices",
+    operation_id = "change_device",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    request_body = DeviceFields,
+    responses(
+        (status = 200, description = "Changed", body = ChangeView),
+        (status = 403, description = "The role does not allow these fields, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 409, description = "A phone's session is working on the device: try again", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn patch(
     State(state): State<AdminState>,
     operator: Operator,
@@ -483,6 +570,20 @@ pub(crate) async fn patch(
 }
 
 /// `DELETE /api/v1/devices/{name}` (admin).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{name}",
+    tag = "devices",
+    operation_id = "remove_device",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 409, description = "A phone's session is working on the device: try again", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn remove(
     State(state): State<AdminState>,
     operator: Operator,
@@ -509,15 +610,31 @@ pub(crate) async fn remove(
 }
 
 /// `POST /api/v1/devices/{name}/generate-string` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GenerateRequest {
     /// Digits (4 to 10, default 8).
+    #[schema(minimum = 4, maximum = 10)]
     length: Option<usize>,
 }
 
 /// `POST /api/v1/devices/{name}/generate-string` (helpdesk): arms a new
 /// random string (lifting a lockout) and answers it once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{name}/generate-string",
+    tag = "devices",
+    operation_id = "generate_string",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    request_body = Option<GenerateRequest>,
+    responses(
+        (status = 200, description = "Armed: the string is in this answer", body = ChangeView),
+        (status = 403, description = "A read-only operator, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 409, description = "A phone's session is working on the device: try again", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn generate_string(
     State(state): State<AdminState>,
     operator: Operator,
@@ -542,21 +659,24 @@ pub(crate) async fn generate_string(
 }
 
 /// `POST /api/v1/devices/schedule` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleRequest {
-    /// The devices.
+    /// The devices (1 to 1000).
+    #[schema(min_items = 1, max_items = 1000, example = json!(["SEP001122334455"]))]
     names: Vec<String>,
     /// `install`, `delete`, `troubleshoot` or `none`.
+    #[schema(value_type = crate::openapi::OperationName)]
     operation: String,
-    /// Deadline (RFC 3339), or `none`.
+    /// Deadline (RFC 3339, in the future), or `none`.
+    #[schema(example = "2030-01-01T00:00:00Z")]
     completes_by: Option<String>,
     /// Generate a string for each device.
     generate_string: Option<Generate>,
 }
 
 /// What happened to one device of a bulk request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkResult {
     /// The device name as given.
     pub name: String,
@@ -574,7 +694,7 @@ pub struct BulkResult {
 }
 
 /// `POST /api/v1/devices/schedule` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkView {
     /// How many devices were changed.
     pub succeeded: usize,
@@ -587,6 +707,18 @@ pub struct BulkView {
 /// `POST /api/v1/devices/schedule` (helpdesk): schedules one operation
 /// for a list of devices, each on its own (one refusal does not stop the
 /// others), optionally generating a string for each.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/schedule",
+    tag = "devices",
+    operation_id = "schedule_devices",
+    request_body = ScheduleRequest,
+    responses(
+        (status = 200, description = "One result per device: a refusal of one does not stop the others", body = BulkView),
+        (status = 403, description = "A read-only operator, or a browser session without its CSRF token", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn schedule(
     State(state): State<AdminState>,
     operator: Operator,
@@ -647,6 +779,17 @@ pub(crate) async fn schedule(
 
 /// `GET /api/v1/devices/{name}/certificates`: every certificate issued to
 /// the device, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{name}/certificates",
+    tag = "devices",
+    operation_id = "device_certificates",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    responses(
+        (status = 200, description = "Every certificate issued to the device, oldest first (none for an unknown device)", body = Vec<IssuedView>),
+    ),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn certificates(
     State(state): State<AdminState>,
     _operator: Operator,
@@ -660,7 +803,7 @@ pub(crate) async fn certificates(
 }
 
 /// `POST /api/v1/devices/{name}/revoke-lsc` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeRequest {
     /// Why (kept in the audit log).
@@ -669,6 +812,21 @@ pub(crate) struct RevokeRequest {
 
 /// `POST /api/v1/devices/{name}/revoke-lsc` (admin): revokes the device's
 /// LSC, as `capf device revoke-lsc`: it no longer authenticates the phone.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{name}/revoke-lsc",
+    tag = "devices",
+    operation_id = "revoke_lsc",
+    params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
+    request_body = Option<RevokeRequest>,
+    responses(
+        (status = 200, description = "Revoked (or already without an LSC: `changes` says)", body = ChangeView),
+        (status = 403, description = "Not an admin, or a browser session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 409, description = "A phone's session is working on the device: try again", body = ErrorBody),
+    ),
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
 pub(crate) async fn revoke_lsc(
     State(state): State<AdminState>,
     operator: Operator,

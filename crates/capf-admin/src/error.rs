@@ -105,10 +105,56 @@ impl AdminError {
     }
 }
 
-/// The body of every error answer.
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
+/// The body of every error answer, the API's own and axum's refusals of a
+/// request it cannot read alike (see [`json_errors`]).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, in words.
+    #[schema(example = "device SEP001122334455 is not configured")]
+    pub(crate) error: String,
+}
+
+/// Most bytes of a refusal's text that [`json_errors`] reads.
+const MAX_REFUSAL_TEXT: usize = 64 * 1024;
+
+/// Turns every error answer that is not JSON (axum's refusals of a body,
+/// query or path it cannot read: 400, 413, 415, 422; a method a path does
+/// not take: 405) into the API's own `{"error": "..."}`, keeping the
+/// status and headers (`Allow` among them). Answers that already are JSON
+/// and successful answers pass unchanged.
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REFUSAL_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&ErrorBody { error }).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 impl IntoResponse for AdminError {

@@ -11,10 +11,12 @@ use crate::views::AuditView;
 use crate::{AdminError, AdminState, Operator, time_text};
 
 /// Filters of `GET /api/v1/audit`, all ANDed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// Only this device's entries.
+    #[param(example = "SEP001122334455")]
     pub device: Option<String>,
     /// Only this event (`added`, `changed`, `operator`, `refused`,
     /// `account-added`...).
@@ -22,11 +24,13 @@ pub struct AuditFilter {
     /// Only entries by this actor (`alice`, `token:<id>`).
     pub actor: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[param(example = "2026-12-01T00:00:00Z")]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
+    #[param(example = "2026-12-31T00:00:00Z")]
     pub until: Option<String>,
     /// At most this many entries, the newest (default 1000, at most
-    /// 10000).
+    /// 10000: more is taken as 10000).
     pub limit: Option<usize>,
 }
 
@@ -63,6 +67,15 @@ impl AuditFilter {
 }
 
 /// `GET /api/v1/audit`: the audit log, newest first, filtered.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    operation_id = "audit",
+    params(AuditFilter),
+    responses((status = 200, description = "Entries, newest first", body = Vec<AuditView>)),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn audit(
     State(state): State<AdminState>,
     _operator: Operator,
@@ -74,16 +87,18 @@ pub(crate) async fn audit(
 }
 
 /// `GET /api/v1/ca/certificate` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CertificateFormat {
     /// `pem` (default), `der`, `hashed` (PEM named `<hash>.0`, as OpenSSL's
     /// certificate directories want it) or `json` (its fields).
+    #[param(value_type = Option<crate::openapi::FormatName>)]
     pub format: Option<String>,
 }
 
 /// The CAPF certificate's fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaView {
     /// Subject name.
     pub subject: String,
@@ -112,6 +127,23 @@ fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {
 }
 
 /// `GET /api/v1/ca/certificate?format=pem|der|hashed|json`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ca/certificate",
+    tag = "ca",
+    operation_id = "ca_certificate",
+    params(CertificateFormat),
+    responses((
+        status = 200,
+        description = "The CAPF certificate: PEM (`pem`, `hashed`, named in Content-Disposition), DER (`der`) or its fields (`json`)",
+        content(
+            (String = "application/x-pem-file"),
+            (Vec<u8> = "application/pkix-cert"),
+            (CaView = "application/json"),
+        ),
+    )),
+    security(("token" = []), ("session" = [])),
+)]
 pub(crate) async fn ca_certificate(
     State(state): State<AdminState>,
     _operator: Operator,
@@ -144,14 +176,22 @@ pub(crate) async fn ca_certificate(
 }
 
 /// `GET /api/v1/health` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`.
+    #[schema(example = "ok")]
     pub status: &'static str,
 }
 
 /// `GET /api/v1/health`: answers without authentication; says nothing but
 /// that the API is up.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "meta",
+    operation_id = "health",
+    responses((status = 200, description = "The API is up", body = Health)),
+)]
 pub(crate) async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }

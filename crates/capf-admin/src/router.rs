@@ -1,9 +1,10 @@
 //! The routes of the admin API.
 
 use axum::Router;
+use axum::middleware::map_response;
 use axum::routing::{delete, get, patch, post};
 
-use crate::{AdminState, accounts, auth, devices, misc};
+use crate::{AdminState, accounts, auth, devices, error, misc, openapi};
 
 /// The admin API under `/api/v1`, ready to serve or to mount in an
 /// embedder's own axum application (`app.merge(capf_admin::router(state))`).
@@ -13,9 +14,14 @@ use crate::{AdminState, accounts, auth, devices, misc};
 /// `into_make_service_with_connect_info::<SocketAddr>()` do) so that
 /// failed logins are also counted per address; without it they are
 /// counted per account only.
+///
+/// Every error answer is JSON, `{"error": "..."}`; the OpenAPI document of
+/// the routes is at `GET /api/v1/openapi.json` (no authentication needed),
+/// and [`openapi`](crate::openapi()) returns it.
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/health", get(misc::health))
+        .route("/openapi.json", get(openapi::document))
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/session", get(auth::session))
@@ -50,4 +56,5 @@ pub fn router(state: AdminState) -> Router {
         .nest("/api/v1", api)
         .fallback(misc::not_found)
         .with_state(state)
+        .layer(map_response(error::json_errors))
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::time_text;
 
 /// A certificate on a device record.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CertificateView {
     /// Subject name.
     pub subject: String,
@@ -44,7 +44,7 @@ impl CertificateView {
 
 /// Something recorded with a time and a reason (a revocation, the last
 /// error).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ReasonView {
     /// Why.
     pub reason: String,
@@ -53,17 +53,20 @@ pub struct ReasonView {
 }
 
 /// A device as the API shows it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     /// Device name.
     pub name: String,
     /// Free text.
     pub description: String,
     /// `non-secure`, `authenticated` or `encrypted`.
+    #[schema(value_type = crate::openapi::SecurityModeName)]
     pub security_mode: &'static str,
     /// `auth-string`, `null-string`, `lsc-first` or `mic-first`.
+    #[schema(value_type = crate::openapi::AuthModeName)]
     pub auth_mode: &'static str,
     /// `armed`, `not-set` or `locked-out`.
+    #[schema(value_type = crate::openapi::StringStateName)]
     pub auth_string_state: &'static str,
     /// The armed string's digits: only for helpdesk and admin operators,
     /// and only when one is armed.
@@ -74,16 +77,20 @@ pub struct DeviceView {
     /// Locked out by wrong strings.
     pub locked: bool,
     /// The key the phone is asked for (`None`: the service default).
+    #[schema(value_type = Option<crate::openapi::KeyName>)]
     pub key: Option<String>,
     /// `none`, `install`, `delete` or `troubleshoot`.
+    #[schema(value_type = crate::openapi::OperationName)]
     pub operation: &'static str,
     /// The operation's deadline.
     pub completes_by: Option<String>,
     /// `none`, `pending`, `successful` or `failed`.
+    #[schema(value_type = crate::openapi::StatusName)]
     pub status: &'static str,
     /// The status as CUCM words it ("Install/Upgrade successful").
     pub status_label: String,
     /// `installed` or `not-installed`.
+    #[schema(value_type = crate::openapi::LscStatusName)]
     pub lsc_status: &'static str,
     /// The LSC on record.
     pub lsc: Option<CertificateView>,
@@ -158,7 +165,7 @@ impl DeviceView {
 }
 
 /// One page of a device search.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DevicePageView {
     /// This page's number, from 1.
     pub page: usize,
@@ -173,7 +180,7 @@ pub struct DevicePageView {
 }
 
 /// A certificate this CAPF issued to a device, with what became of it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedView {
     /// The certificate.
     #[serde(flatten)]
@@ -208,7 +215,7 @@ impl IssuedView {
 }
 
 /// An entry of the audit log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     /// When.
     pub at: String,

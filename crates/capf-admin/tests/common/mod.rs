@@ -109,6 +109,12 @@ impl Api {
         .await
     }
 
+    /// Starts a server over plain HTTP on the loopback over a store of
+    /// one's own (the OpenAPI tests: schemathesis talks plain HTTP).
+    pub async fn start_plain_on(store: Arc<dyn AdminStore>) -> Api {
+        Self::start_with(store, ThrottleOptions::default(), true).await
+    }
+
     async fn start_with(store: Arc<dyn AdminStore>, throttle: ThrottleOptions, plain: bool) -> Api {
         capture_logs();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);

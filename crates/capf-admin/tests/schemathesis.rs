@@ -1,0 +1,132 @@
+//! Property-based testing of the running API from its own OpenAPI document
+//! with schemathesis (PyPI: `python3 -m pip install schemathesis`): a real
+//! server over plain HTTP on 127.0.0.1 with a SQLite store in a temporary
+//! directory, driven by `st run` with an admin API token. It fails on any
+//! 5xx, and on any answer whose status, content type, headers or body the
+//! document does not describe.
+//!
+//! Skipped, saying so, when neither `st` nor `schemathesis` is installed,
+//! unless `CAPF_REQUIRE_SCHEMATHESIS` is set (CI sets it), then it fails.
+//! `CAPF_SCHEMATHESIS_EXAMPLES` sets the examples per operation (default
+//! 25) and `CAPF_SCHEMATHESIS_CHECKS` the checks (default [`CHECKS`]); the
+//! whole run is bounded in time either way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capf_operations::{OperatorStore, Role};
+use common::Api;
+
+/// The longest the schemathesis run may take before it is stopped (and the
+/// test fails).
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// What schemathesis checks on every answer: no 5xx; status, content type,
+/// headers and body as documented; 401 without the token; 405 with
+/// `Allow` for methods a path does not take; a removed resource is gone.
+/// (Not `positive_data_acceptance`: the API refuses, with 400, values the
+/// schema cannot express, such as a match without a pattern or a
+/// troubleshoot for a device with no certificate.)
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_headers_conformance,response_schema_conformance,ignored_auth,\
+                      unsupported_method,allow_header_conformance,missing_required_header,\
+                      use_after_free,ensure_resource_availability";
+
+/// The schemathesis command line, if one is installed.
+fn schemathesis() -> Option<String> {
+    ["st", "schemathesis"].into_iter().find_map(|cmd| {
+        Command::new(cmd)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+            .map(|_| cmd.to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
+    let Some(st) = schemathesis() else {
+        if std::env::var_os("CAPF_REQUIRE_SCHEMATHESIS").is_some() {
+            panic!(
+                "CAPF_REQUIRE_SCHEMATHESIS is set but schemathesis is not installed \
+                 (python3 -m pip install schemathesis)"
+            );
+        }
+        eprintln!(
+            "skipped: schemathesis is not installed (python3 -m pip install schemathesis); \
+             set CAPF_REQUIRE_SCHEMATHESIS=1 to make this a failure"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = capf_store::SqliteStore::open(dir.path().join("capf.sqlite3")).unwrap();
+    // The device of the document's examples, so that requests built from
+    // them reach the handlers' logic rather than "not configured".
+    let example = capf_operations::Device::new(
+        capf_operations::DeviceName::parse("SEP001122334455").unwrap(),
+        capf_auth::AuthMode::AuthString,
+    );
+    store
+        .insert(&example, std::time::SystemTime::now())
+        .unwrap();
+    let api = Api::start_plain_on(Arc::new(store)).await;
+    let url = format!("http://{}/api/v1/openapi.json", api.addr);
+    let token = api.token(Role::Admin).to_owned();
+    let checks = std::env::var("CAPF_SCHEMATHESIS_CHECKS").unwrap_or_else(|_| CHECKS.into());
+    let examples = std::env::var("CAPF_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let work = dir.path().to_owned();
+    let st_for_run = st.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(&st_for_run)
+            .args(["run", &url])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args(["--checks", &checks])
+            .args(["--max-examples", &examples])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--workers", "2"])
+            .args(["--request-timeout", "10"])
+            .args(["--seed", "20261207"])
+            .args(["--max-failures", "20"])
+            .args(["--suppress-health-check", "all"])
+            .args(["--output-truncate", "false"])
+            .env("NO_COLOR", "1")
+            // Hypothesis keeps its example database in the working
+            // directory: a temporary one, not the source tree.
+            .current_dir(&work)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {st_for_run}: {e}"));
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if started.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap();
+    api.stop().await;
+    match outcome {
+        Some(status) => assert!(
+            status.success(),
+            "schemathesis ({st}) found failures (its report is above): {status}"
+        ),
+        None => panic!(
+            "schemathesis ran past {} s and was stopped",
+            RUN_LIMIT.as_secs()
+        ),
+    }
+}
