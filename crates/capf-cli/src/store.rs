@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use capf_operations::{
-    DeviceName, OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
+    OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction, Touching,
 };
 use capf_store::SqliteStore;
 use capf_store_postgres::PostgresStore;
@@ -119,15 +119,15 @@ impl StoreBackend for Store {
         }
     }
 
-    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    fn write_touching<T, C, D>(&self, touching: &Touching, change: C, done: D)
     where
         T: Send + 'static,
         C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
         D: FnOnce(Result<T, OperationsError>) + Send + 'static,
     {
         match self {
-            Store::Sqlite(s) => s.write_touching(devices, change, done),
-            Store::Postgres(p) => p.write_touching(devices, change, done),
+            Store::Sqlite(s) => s.write_touching(touching, change, done),
+            Store::Postgres(p) => p.write_touching(touching, change, done),
         }
     }
 

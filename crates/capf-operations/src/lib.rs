@@ -40,7 +40,7 @@ pub use store::rows;
 pub use store::{
     Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
     DeviceStore, Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend, StoreReads,
-    StoreTransaction,
+    StoreTransaction, Touching,
 };
 pub use text::escape_text;
 pub use transmit::Transmit;

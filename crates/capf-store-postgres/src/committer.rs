@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 
 use capf_operations::{
     Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
-    Lease, OperationsError, StoreReads, StoreTransaction,
+    Lease, OperationsError, StoreReads, StoreTransaction, Touching,
 };
 
 use crate::PostgresError;
@@ -40,9 +40,9 @@ pub(crate) trait Pending: Send {
     /// not committed).
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>);
     /// A write of the change failed when it was sent (after `run`).
-    fn fail(&mut self, error: &PostgresError);
-    /// The devices the change said it will touch (it may touch others).
-    fn devices(&self) -> &[DeviceName];
+    fn fail(&mut self, error: PostgresError);
+    /// What the change said it will touch (it may touch more).
+    fn touching(&self) -> &Touching;
 }
 
 /// A change and its callback.
@@ -50,7 +50,7 @@ pub(crate) struct Change<T, C, D> {
     change: Option<C>,
     done: D,
     result: Option<Result<T, OperationsError>>,
-    devices: Vec<DeviceName>,
+    touching: Touching,
 }
 
 impl<T, C, D> Change<T, C, D> {
@@ -59,14 +59,14 @@ impl<T, C, D> Change<T, C, D> {
             change: Some(change),
             done,
             result: None,
-            devices: Vec::new(),
+            touching: Touching::default(),
         }
     }
 
-    /// The change will touch `devices`: the batch holds and reads them
-    /// ahead, with the other changes' devices.
-    pub(crate) fn touching(mut self, devices: &[DeviceName]) -> Self {
-        self.devices = devices.to_vec();
+    /// The change will touch `touching`: the batch holds and reads it
+    /// ahead, with what the other changes touch.
+    pub(crate) fn touching(mut self, touching: &Touching) -> Self {
+        self.touching = touching.clone();
         self
     }
 }
@@ -96,14 +96,18 @@ where
         ok
     }
 
-    fn fail(&mut self, error: &PostgresError) {
-        self.result = Some(Err(OperationsError::store(format!(
-            "a statement failed inside the change: {error}"
-        ))));
+    fn fail(&mut self, error: PostgresError) {
+        self.result = Some(Err(match error {
+            // The change's answer (a serial held by another device).
+            PostgresError::Operations(inner) => *inner,
+            other => {
+                OperationsError::store(format!("a statement failed inside the change: {other}"))
+            }
+        }));
     }
 
-    fn devices(&self) -> &[DeviceName] {
-        &self.devices
+    fn touching(&self) -> &Touching {
+        &self.touching
     }
 
     fn finish(self: Box<Self>, batch_error: Option<&PostgresError>) {
@@ -124,6 +128,11 @@ where
 pub(crate) struct BatchHeld {
     locked: HashSet<String>,
     rows: HashMap<String, Held>,
+    /// Issued certificates read ahead, by serial (`None`: not recorded),
+    /// with what this batch's changes recorded since. Another node may
+    /// record a serial meanwhile only for another device, and then the
+    /// upsert refuses this batch's record of it.
+    certificates: HashMap<String, Option<CertificateHistory>>,
 }
 
 /// The rows as one change sees them: inside the batch's transaction
@@ -136,6 +145,9 @@ pub(crate) struct Rows<'a> {
     locked_here: Vec<String>,
     /// Held rows this change read or wrote (forgotten if it rolls back).
     touched_here: Vec<String>,
+    /// Certificates read ahead that this change read or wrote (forgotten
+    /// if it rolls back).
+    certificates_here: Vec<String>,
     /// The first statement that failed in this change.
     failed: Option<String>,
 }
@@ -147,6 +159,7 @@ impl<'a> Rows<'a> {
             batch: Some(batch),
             locked_here: Vec::new(),
             touched_here: Vec::new(),
+            certificates_here: Vec::new(),
             failed: None,
         }
     }
@@ -157,6 +170,7 @@ impl<'a> Rows<'a> {
             batch: None,
             locked_here: Vec::new(),
             touched_here: Vec::new(),
+            certificates_here: Vec::new(),
             failed: None,
         }
     }
@@ -282,6 +296,15 @@ impl StoreReads for Rows<'_> {
         &mut self,
         serial_hex: &str,
     ) -> Result<Option<CertificateHistory>, OperationsError> {
+        if let Some(ahead) = self
+            .batch
+            .as_deref()
+            .and_then(|b| b.certificates.get(serial_hex))
+        {
+            let ahead = ahead.clone();
+            self.certificates_here.push(serial_hex.to_owned());
+            return Ok(ahead);
+        }
         let result = rows::load_certificate(self.conn, serial_hex);
         self.note(result)
     }
@@ -365,12 +388,17 @@ impl StoreTransaction for Rows<'_> {
 
     fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError> {
         let result = rows::save_certificate(self.conn, certificate);
-        // A serial held by another device is the change's answer, not a
-        // broken statement (the upsert's WHERE refused it quietly).
-        match result {
-            Err(PostgresError::Operations(e)) => Err(*e),
-            other => self.note(other),
+        self.note(result)?;
+        let serial = &certificate.record.certificate.serial_hex;
+        if let Some(ahead) = self
+            .batch
+            .as_deref_mut()
+            .and_then(|b| b.certificates.get_mut(serial))
+        {
+            *ahead = Some(certificate.clone());
+            self.certificates_here.push(serial.clone());
         }
+        Ok(())
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {
@@ -536,19 +564,33 @@ fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
         conn.defer_simple("BEGIN");
         let mut names: Vec<String> = batch
             .iter()
-            .flat_map(|job| job.devices())
+            .flat_map(|job| &job.touching().devices)
             .map(ToString::to_string)
             .collect();
         // Sorted: two nodes' batches lock shared devices in the same order.
         names.sort_unstable();
         names.dedup();
-        if !names.is_empty() {
-            rows::lock_devices(conn, names.clone(), LOCK_CLASS);
-            for (name, rows) in rows::load_held(conn, &names)? {
-                // A row that cannot be read is left to the change that
-                // reads it (it reads it again, and fails alone).
+        let mut serials: Vec<String> = batch
+            .iter()
+            .flat_map(|job| job.touching().certificates.iter().cloned())
+            .collect();
+        serials.sort_unstable();
+        serials.dedup();
+        if !names.is_empty() || !serials.is_empty() {
+            if !names.is_empty() {
+                rows::lock_devices(conn, names.clone(), LOCK_CLASS);
+            }
+            let ahead = rows::load_ahead(conn, &names, &serials)?;
+            // A row that cannot be read is left to the change that reads
+            // it (it reads it again, and fails alone).
+            for (name, rows) in ahead.devices {
                 if let Ok(rows) = rows {
                     held.rows.insert(name, rows);
+                }
+            }
+            for (serial, recorded) in ahead.certificates {
+                if let Ok(recorded) = recorded {
+                    held.certificates.insert(serial, recorded);
                 }
             }
             held.locked.extend(names);
@@ -564,13 +606,14 @@ fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
             let mut ok = job.run(&mut rows);
             let locked_here = std::mem::take(&mut rows.locked_here);
             let touched_here = std::mem::take(&mut rows.touched_here);
+            let certificates_here = std::mem::take(&mut rows.certificates_here);
             if ok {
                 // The change's writes, answered: one that failed fails it.
                 if let Err(e) = conn.flush() {
                     if e.is_connection_lost() {
                         return Err(e);
                     }
-                    job.fail(&e);
+                    job.fail(rows::name_holder(conn, e));
                     ok = false;
                 }
             }
@@ -582,6 +625,9 @@ fn run_batch(conn: &mut Conn, mut batch: Vec<Box<dyn Pending>>) {
             // needs it; the locks it took go with its savepoint.
             for name in touched_here {
                 held.rows.remove(&name);
+            }
+            for serial in certificates_here {
+                held.certificates.remove(&serial);
             }
             for name in locked_here {
                 held.locked.remove(&name);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use capf_operations::{
-    DeviceName, OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction,
+    OperationsError, ServiceParameters, StoreBackend, StoreReads, StoreTransaction, Touching,
 };
 
 pub use error::PostgresError;
@@ -293,14 +293,14 @@ impl StoreBackend for PostgresStore {
         self.committer.submit(Box::new(Change::new(change, done)));
     }
 
-    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    fn write_touching<T, C, D>(&self, touching: &Touching, change: C, done: D)
     where
         T: Send + 'static,
         C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
         D: FnOnce(Result<T, OperationsError>) + Send + 'static,
     {
         self.committer
-            .submit(Box::new(Change::new(change, done).touching(devices)));
+            .submit(Box::new(Change::new(change, done).touching(touching)));
     }
 
     fn read<T, R>(&self, read: R) -> Result<T, OperationsError>

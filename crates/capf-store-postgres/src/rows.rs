@@ -28,6 +28,10 @@ type Pending<'c, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Erro
 /// sent with the next statement someone does wait for.
 type Write = Box<dyn for<'c> FnOnce(&'c Client, &'c Statement) -> Pending<'c, u64> + Send>;
 
+/// What a write's row count means: `Some(error)` fails the change though
+/// the statement itself succeeded (e.g. an upsert whose `WHERE` refused).
+pub(crate) type RowsCheck = Box<dyn FnOnce(u64) -> Option<PostgresError> + Send>;
+
 /// A statement sent later, in the same round trip as others.
 enum Deferred {
     /// A prepared statement with its parameters.
@@ -35,6 +39,7 @@ enum Deferred {
         sql: &'static str,
         context: String,
         write: Write,
+        check: Option<RowsCheck>,
     },
     /// A statement without parameters (`SAVEPOINT`, `BEGIN`).
     Simple(&'static str),
@@ -96,6 +101,23 @@ impl Conn {
             sql,
             context,
             write,
+            check: None,
+        });
+    }
+
+    /// [`defer`](Self::defer), and `check` judges the rows it changed.
+    pub(crate) fn defer_checked(
+        &mut self,
+        sql: &'static str,
+        context: String,
+        write: Write,
+        check: RowsCheck,
+    ) {
+        self.deferred.push(Deferred::Prepared {
+            sql,
+            context,
+            write,
+            check: Some(check),
         });
     }
 
@@ -154,10 +176,12 @@ impl Conn {
                     sql,
                     context,
                     write,
+                    check,
                 } => Queued::Prepared {
                     statement: self.statement(sql, &context)?,
                     context,
                     write,
+                    check,
                 },
                 Deferred::Simple(sql) => Queued::Simple(sql),
             });
@@ -189,6 +213,50 @@ impl Conn {
         run_pipeline(&self.runtime, &self.client, queued, last, context)
     }
 
+    /// Two queries after the queued statements, in the same round trip.
+    pub(crate) fn query_pair(
+        &mut self,
+        first: (&'static str, &[&(dyn ToSql + Sync)]),
+        second: (&'static str, &[&(dyn ToSql + Sync)]),
+        context: impl Fn() -> String,
+    ) -> Result<(Vec<Row>, Vec<Row>), PostgresError> {
+        let a = self.statement(first.0, &context())?;
+        let b = self.statement(second.0, &context())?;
+        let queued = self.take_queue()?;
+        let client = &self.client;
+        let (params_a, params_b) = (first.1, second.1);
+        let both = async move {
+            // Polled in order: the first is sent before the second.
+            let mut a = std::pin::pin!(client.query(&a, params_a));
+            let mut b = std::pin::pin!(client.query(&b, params_b));
+            let (mut rows_a, mut rows_b) = (None, None);
+            std::future::poll_fn(|cx| {
+                if rows_a.is_none()
+                    && let Poll::Ready(r) = a.as_mut().poll(cx)
+                {
+                    rows_a = Some(r);
+                }
+                if rows_b.is_none()
+                    && let Poll::Ready(r) = b.as_mut().poll(cx)
+                {
+                    rows_b = Some(r);
+                }
+                if rows_a.is_some() && rows_b.is_some() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            match (rows_a, rows_b) {
+                (Some(a), Some(b)) => Ok((a?, b?)),
+                // Both are answered when the loop above ends.
+                _ => Ok((Vec::new(), Vec::new())),
+            }
+        };
+        run_pipeline(&self.runtime, &self.client, queued, both, context)
+    }
+
     /// [`query`](Self::query) for a statement made at run time (not
     /// kept prepared: one of many shapes, run now and then).
     pub(crate) fn query_text(
@@ -218,6 +286,7 @@ enum Queued {
         statement: Statement,
         context: String,
         write: Write,
+        check: Option<RowsCheck>,
     },
     Simple(&'static str),
 }
@@ -234,21 +303,25 @@ fn run_pipeline<'a, T>(
     let mut statements = Vec::with_capacity(queued.len());
     let mut contexts = Vec::with_capacity(queued.len());
     let mut writes = Vec::with_capacity(queued.len());
+    let mut checks = Vec::with_capacity(queued.len());
     for q in queued {
         match q {
             Queued::Prepared {
                 statement,
                 context,
                 write,
+                check,
             } => {
                 statements.push(Some(statement));
                 contexts.push(context);
                 writes.push(Err(write));
+                checks.push(check);
             }
             Queued::Simple(sql) => {
                 statements.push(None);
                 contexts.push(format!("running {sql}"));
                 writes.push(Ok(sql));
+                checks.push(None);
             }
         }
     }
@@ -293,9 +366,15 @@ fn run_pipeline<'a, T>(
             Poll::Pending
         }
     }));
-    for (answer, context) in answers.into_iter().zip(contexts) {
-        if let Some(Err(source)) = answer {
-            return Err(PostgresError::Query { context, source });
+    for ((answer, context), check) in answers.into_iter().zip(contexts).zip(checks) {
+        match (answer, check) {
+            (Some(Err(source)), _) => return Err(PostgresError::Query { context, source }),
+            (Some(Ok(rows)), Some(check)) => {
+                if let Some(refused) = check(rows) {
+                    return Err(refused);
+                }
+            }
+            _ => {}
         }
     }
     match last_answer {
@@ -552,9 +631,52 @@ pub(crate) fn lock_devices(conn: &mut Conn, names: Vec<String>, class: i32) {
     );
 }
 
+/// What a batch reads ahead: each device named with its rows, each
+/// certificate named with its record (`None`: not recorded), or why they
+/// cannot be read.
+pub(crate) struct Ahead {
+    pub(crate) devices: Vec<(String, Result<Held, PostgresError>)>,
+    pub(crate) certificates: Vec<(String, Result<Option<CertificateHistory>, PostgresError>)>,
+}
+
+/// The devices `names` and their leases, and the certificates `serials`,
+/// in one round trip (after what is queued, e.g. the devices' locks).
+pub(crate) fn load_ahead(
+    conn: &mut Conn,
+    names: &[String],
+    serials: &[String],
+) -> Result<Ahead, PostgresError> {
+    let context = || match names {
+        [one] => format!("reading device {one} and its lease"),
+        _ => format!("reading {} devices and their leases", names.len()),
+    };
+    let (device_rows, certificate_rows) = conn.query_pair(
+        (SELECT_HELD, &[&names]),
+        (SELECT_CERTIFICATES_AHEAD, &[&serials]),
+        context,
+    )?;
+    let mut ahead = Ahead {
+        devices: Vec::with_capacity(device_rows.len()),
+        certificates: Vec::with_capacity(certificate_rows.len()),
+    };
+    for row in &device_rows {
+        let wanted: String = row.try_get(0).map_err(PostgresError::query(context()))?;
+        let held = held_from_row(row, &wanted);
+        ahead.devices.push((wanted, held));
+    }
+    for row in &certificate_rows {
+        let wanted: String = row.try_get(0).map_err(PostgresError::query(context()))?;
+        let recorded = row
+            .try_get::<_, Option<String>>("serial")
+            .map_err(PostgresError::query(context()))
+            .and_then(|serial| serial.map(|_| issued_from_row(row)).transpose());
+        ahead.certificates.push((wanted, recorded));
+    }
+    Ok(ahead)
+}
+
 /// The devices `names` and their leases, in one query (sent after what is
-/// queued, e.g. their locks); each name with its rows, or why they cannot
-/// be read.
+/// queued, e.g. their locks).
 #[allow(clippy::type_complexity)]
 pub(crate) fn load_held(
     conn: &mut Conn,
@@ -727,53 +849,96 @@ pub(crate) fn load_certificates(
 /// Inserts a certificate, or updates the history of one already recorded
 /// for the same device. A serial recorded for another device (another node
 /// issued it a moment ago) is a [`OperationsError::SerialConflict`].
+/// Records a certificate (sent with the next statement whose answer is
+/// needed). A serial recorded for another device fails the change with
+/// [`OperationsError::SerialConflict`] (the upsert's `WHERE` refuses it;
+/// the holder is not named: see [`name_holder`]).
 pub(crate) fn save_certificate(
     conn: &mut Conn,
     history: &CertificateHistory,
 ) -> Result<(), PostgresError> {
     let r = IssuedRow::from_history(history)?;
-    let changed = conn.execute(
-        concat!(
-            "INSERT INTO issued_certificates (",
-            issued_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (serial) DO UPDATE SET der = excluded.der, subject = excluded.subject, \
-         issuer = excluded.issuer, not_before_secs = excluded.not_before_secs, \
-         not_after_secs = excluded.not_after_secs, issued_at_ns = excluded.issued_at_ns, \
-         delivered = excluded.delivered, delivered_at_ns = excluded.delivered_at_ns, \
-         superseded_at_ns = excluded.superseded_at_ns, deleted_at_ns = excluded.deleted_at_ns, \
-         revoked_at_ns = excluded.revoked_at_ns \
-         WHERE issued_certificates.device = excluded.device"
-        ),
-        &[
-            &r.device,
-            &r.serial,
-            &r.der,
-            &r.subject,
-            &r.issuer,
-            &r.not_before_secs,
-            &r.not_after_secs,
-            &r.issued_at_ns,
-            &r.delivered,
-            &r.delivered_at_ns,
-            &r.superseded_at_ns,
-            &r.deleted_at_ns,
-            &r.revoked_at_ns,
-        ],
-        || format!("recording certificate {}", r.serial),
-    )?;
-    if changed == 0 {
-        let holder = load_certificate(conn, &r.serial)?
-            .map(|h| h.record.device.to_string())
-            .unwrap_or_default();
-        return Err(OperationsError::SerialConflict {
-            serial: r.serial,
-            device: holder,
-        }
-        .into());
-    }
+    let context = format!("recording certificate {}", r.serial);
+    let serial = r.serial.clone();
+    conn.defer_checked(
+        UPSERT_CERTIFICATE,
+        context,
+        Box::new(move |client, statement| {
+            Box::pin(async move {
+                client
+                    .execute(
+                        statement,
+                        &[
+                            &r.device,
+                            &r.serial,
+                            &r.der,
+                            &r.subject,
+                            &r.issuer,
+                            &r.not_before_secs,
+                            &r.not_after_secs,
+                            &r.issued_at_ns,
+                            &r.delivered,
+                            &r.delivered_at_ns,
+                            &r.superseded_at_ns,
+                            &r.deleted_at_ns,
+                            &r.revoked_at_ns,
+                        ],
+                    )
+                    .await
+            })
+        }),
+        Box::new(move |changed| {
+            (changed == 0).then(|| {
+                OperationsError::SerialConflict {
+                    serial,
+                    device: String::new(),
+                }
+                .into()
+            })
+        }),
+    );
     Ok(())
 }
+
+/// Names the device that holds the serial of a [`SerialConflict`]
+/// reported without it.
+///
+/// [`SerialConflict`]: OperationsError::SerialConflict
+pub(crate) fn name_holder(conn: &mut Conn, error: PostgresError) -> PostgresError {
+    let PostgresError::Operations(inner) = error else {
+        return error;
+    };
+    match *inner {
+        OperationsError::SerialConflict { serial, device } if device.is_empty() => {
+            let device = load_certificate(conn, &serial)
+                .ok()
+                .flatten()
+                .map(|h| h.record.device.to_string())
+                .unwrap_or_default();
+            OperationsError::SerialConflict { serial, device }.into()
+        }
+        other => other.into(),
+    }
+}
+
+const SELECT_CERTIFICATES_AHEAD: &str = concat!(
+    "SELECT wanted, ",
+    issued_columns!(),
+    " FROM unnest($1::text[]) AS wanted LEFT JOIN issued_certificates ON serial = wanted"
+);
+
+const UPSERT_CERTIFICATE: &str = concat!(
+    "INSERT INTO issued_certificates (",
+    issued_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (serial) DO UPDATE SET der = excluded.der, subject = excluded.subject, \
+     issuer = excluded.issuer, not_before_secs = excluded.not_before_secs, \
+     not_after_secs = excluded.not_after_secs, issued_at_ns = excluded.issued_at_ns, \
+     delivered = excluded.delivered, delivered_at_ns = excluded.delivered_at_ns, \
+     superseded_at_ns = excluded.superseded_at_ns, deleted_at_ns = excluded.deleted_at_ns, \
+     revoked_at_ns = excluded.revoked_at_ns \
+     WHERE issued_certificates.device = excluded.device"
+);
 
 pub(crate) fn append_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<(), PostgresError> {
     let r = AuditRow::from_entry(entry)?;

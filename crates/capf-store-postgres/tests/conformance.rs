@@ -366,8 +366,8 @@ fn a_write_the_database_refuses_fails_only_its_change(address: &str, setup: &mut
 fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, setup: &mut Client) {
     use capf_operations::capf_auth::AuthMode;
     use capf_operations::{
-        AuditEntry, Device, DeviceName, Lease, OperationsError, OperatorStore, StoreBackend,
-        StoreTransaction,
+        AuditEntry, CertificateHistory, CertificateRecord, Device, DeviceName, IssuedRecord, Lease,
+        OperationsError, OperatorStore, StoreBackend, StoreTransaction, Touching,
     };
     use std::sync::mpsc;
     use std::time::Duration;
@@ -404,6 +404,23 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
         token,
         expires: t0 + Duration::from_secs(600),
     };
+    let whole_seconds =
+        UNIX_EPOCH + Duration::from_secs(t0.duration_since(UNIX_EPOCH).unwrap().as_secs());
+    let record = move |device: &DeviceName, serial: &str| IssuedRecord {
+        device: device.clone(),
+        certificate: CertificateRecord {
+            der: vec![0x30, 0x00],
+            subject: format!("CN={device}"),
+            issuer: "CN=test".to_owned(),
+            serial_hex: serial.to_owned(),
+            not_before: whole_seconds,
+            not_after: whole_seconds + Duration::from_secs(3600),
+        },
+        issued_at: whole_seconds,
+        delivered: false,
+    };
+    // Recorded for y before the batch.
+    store.record_issued(&record(&y, "5353"), t0).unwrap();
 
     // A first change holds the committer until every other change is
     // queued: they then run as one batch.
@@ -422,12 +439,43 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
     type Step =
         Box<dyn FnOnce(&mut dyn StoreTransaction) -> Result<String, OperationsError> + Send>;
     let fail = || Err(OperationsError::store("failed by the test"));
-    let steps: Vec<(&str, DeviceName, Step)> = vec![
-        ("x takes lease 1", x.clone(), {
+    let on = |device: &DeviceName| Touching::device(device);
+    let on_x_with = |serial: &str| Touching::device(&x).and_certificate(serial);
+    let steps: Vec<(&str, Touching, Step)> = vec![
+        ("x records 5151", on_x_with("5151"), {
+            let h = CertificateHistory::issued(record(&x, "5151"));
+            Box::new(move |t| {
+                assert!(t.certificate("5151")?.is_none());
+                t.put_certificate(&h).map(|()| "ok".to_owned())
+            })
+        }),
+        ("x sees 5151", on_x_with("5151"), {
+            Box::new(move |t| {
+                Ok(format!(
+                    "{:?}",
+                    t.certificate("5151")?.map(|h| h.record.device.to_string())
+                ))
+            })
+        }),
+        ("x records 5252, fails unsent", on_x_with("5252"), {
+            let h = CertificateHistory::issued(record(&x, "5252"));
+            Box::new(move |t| {
+                t.put_certificate(&h)?;
+                fail()
+            })
+        }),
+        ("5252 is not recorded", on_x_with("5252"), {
+            Box::new(move |t| Ok(format!("{:?}", t.certificate("5252")?.map(|_| ()))))
+        }),
+        ("x records y's 5353", on(&x), {
+            let h = CertificateHistory::issued(record(&x, "5353"));
+            Box::new(move |t| t.put_certificate(&h).map(|()| "recorded".to_owned()))
+        }),
+        ("x takes lease 1", on(&x), {
             let l = lease(&x, 1);
             Box::new(move |t| t.put_lease(&l).map(|()| "ok".to_owned()))
         }),
-        ("x sees lease 1, writes 2, fails unsent", x.clone(), {
+        ("x sees lease 1, writes 2, fails unsent", on(&x), {
             let (x, l) = (x.clone(), lease(&x, 2));
             Box::new(move |t| {
                 let seen = t.lease(&x)?.map(|l| l.token);
@@ -436,11 +484,11 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
                 fail()
             })
         }),
-        ("x still sees lease 1", x.clone(), {
+        ("x still sees lease 1", on(&x), {
             let x = x.clone();
             Box::new(move |t| Ok(format!("{:?}", t.lease(&x)?.map(|l| l.token))))
         }),
-        ("y changed, z read (sends), fails", y.clone(), {
+        ("y changed, z read (sends), fails", on(&y), {
             let (y, z) = (y.clone(), z.clone());
             Box::new(move |t| {
                 let mut device = t.device(&y)?.unwrap();
@@ -450,11 +498,11 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
                 fail()
             })
         }),
-        ("y as added", y.clone(), {
+        ("y as added", on(&y), {
             let y = y.clone();
             Box::new(move |t| Ok(t.device(&y)?.unwrap().description))
         }),
-        ("w leased, its audit refused", w.clone(), {
+        ("w leased, its audit refused", on(&w), {
             let (w, l) = (w.clone(), lease(&w, 7));
             Box::new(move |t| {
                 t.put_lease(&l)?;
@@ -462,15 +510,15 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
                 Ok("written".to_owned())
             })
         }),
-        ("w has no lease", w.clone(), {
+        ("w has no lease", on(&w), {
             let w = w.clone();
             Box::new(move |t| Ok(format!("{:?}", t.lease(&w)?.map(|l| l.token))))
         }),
     ];
     let (tx, rx) = mpsc::channel();
-    for (i, (what, device, step)) in steps.into_iter().enumerate() {
+    for (i, (what, touching, step)) in steps.into_iter().enumerate() {
         let tx = tx.clone();
-        store.write_touching(&[device], step, move |r| {
+        store.write_touching(&touching, step, move |r| {
             tx.send((i, what, r)).unwrap();
         });
     }
@@ -483,12 +531,20 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
         .map(|(_, what, r)| match r {
             Ok(v) => format!("{what}: {v}"),
             Err(e) if e.to_string().contains("by the test") => format!("{what}: failed"),
+            Err(OperationsError::SerialConflict { device, .. }) => {
+                format!("{what}: held by {device}")
+            }
             Err(e) => format!("{what}: {e}"),
         })
         .collect();
     assert_eq!(
         shown,
         [
+            "x records 5151: ok",
+            "x sees 5151: Some(\"SEP00000000000A\")",
+            "x records 5252, fails unsent: failed",
+            "5252 is not recorded: None",
+            "x records y's 5353: held by SEP00000000000B",
             "x takes lease 1: ok",
             "x sees lease 1, writes 2, fails unsent: failed",
             "x still sees lease 1: Some(1)",
@@ -505,6 +561,18 @@ fn each_change_of_a_batch_sees_the_held_rows_as_left_before_it(address: &str, se
         .unwrap();
     assert_eq!(leases.0, Some(1));
     assert!(leases.1.is_none());
+    let recorded = store
+        .read(|r| {
+            Ok((
+                r.certificate("5151")?,
+                r.certificate("5252")?,
+                r.certificate("5353")?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(recorded.0.unwrap().record.device, x);
+    assert!(recorded.1.is_none());
+    assert_eq!(recorded.2.unwrap().record.device, y);
 }
 
 /// A database of schema version 1 (no accounts; an audit log whose device

@@ -135,6 +135,34 @@ pub trait StoreTransaction: StoreReads {
     }
 }
 
+/// What a change says it will touch: the hint of
+/// [`StoreBackend::write_touching`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touching {
+    /// Devices (and their leases) it will read or write.
+    pub devices: Vec<DeviceName>,
+    /// Issued certificates it will read, by serial (hex, as recorded).
+    pub certificates: Vec<String>,
+}
+
+impl Touching {
+    /// A change on `device`.
+    #[must_use]
+    pub fn device(device: &DeviceName) -> Self {
+        Self {
+            devices: vec![device.clone()],
+            certificates: Vec::new(),
+        }
+    }
+
+    /// ... that will also read the certificate with serial `serial_hex`.
+    #[must_use]
+    pub fn and_certificate(mut self, serial_hex: &str) -> Self {
+        self.certificates.push(serial_hex.to_owned());
+        self
+    }
+}
+
 /// A storage backend: runs changes in write transactions and reads.
 ///
 /// Implement this (SQLite, PostgreSQL, an application's own database, the
@@ -173,17 +201,18 @@ pub trait StoreBackend: Send + Sync {
         C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
         D: FnOnce(Result<T, OperationsError>) + Send + 'static;
 
-    /// [`write`](Self::write) of a change that will touch `devices` (and
-    /// perhaps others). A hint: a backend may hold those devices and read
-    /// them ahead, together with the other changes of its batch, in one
-    /// round trip to its database. The default ignores it.
-    fn write_touching<T, C, D>(&self, devices: &[DeviceName], change: C, done: D)
+    /// [`write`](Self::write) of a change that says what it will touch
+    /// (it may touch more). A hint: a backend may hold those devices and
+    /// read them and those certificates ahead, together with the other
+    /// changes of its batch, in one round trip to its database. The
+    /// default ignores it.
+    fn write_touching<T, C, D>(&self, touching: &Touching, change: C, done: D)
     where
         T: Send + 'static,
         C: FnOnce(&mut dyn StoreTransaction) -> Result<T, OperationsError> + Send + 'static,
         D: FnOnce(Result<T, OperationsError>) + Send + 'static,
     {
-        let _ = devices;
+        let _ = touching;
         self.write(change, done);
     }
 

@@ -23,7 +23,7 @@ mod rules;
 mod session_store;
 
 pub use account_store::{Account, AccountName, AccountStore, ApiToken, Role};
-pub use backend::{StoreBackend, StoreReads, StoreTransaction};
+pub use backend::{StoreBackend, StoreReads, StoreTransaction, Touching};
 pub use operator_store::OperatorStore;
 pub use records::{AuditEntry, AuditQuery, CertificateHistory, Lease};
 pub use session_store::{Reply, SessionStore};

@@ -11,7 +11,7 @@ use crate::{
     Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
     CompletedWork, Device, DeviceEdit, DeviceName, DevicePage, DeviceQuery, Edited, IssuedRecord,
     Lease, OperationsError, OperatorStore, Reply, RetrievedKind, Role, SessionCommit, SessionStore,
-    StoreBackend, StoreTransaction,
+    StoreBackend, StoreTransaction, Touching,
 };
 
 fn unknown(name: &DeviceName) -> OperationsError {
@@ -515,7 +515,7 @@ impl<B: StoreBackend> SessionStore for B {
         let late = early.clone();
         let name = name.clone();
         self.write_touching(
-            &[name.clone()],
+            &Touching::device(&name),
             move |tx| {
                 let begun = begin_in(tx, &name, now, ttl)?;
                 if let Some(reply) = early.lock().unwrap_or_else(PoisonError::into_inner).take() {
@@ -532,19 +532,28 @@ impl<B: StoreBackend> SessionStore for B {
     }
 
     fn commit(&self, lease: &Lease, change: &SessionCommit, release: bool, reply: Reply<Device>) {
-        let devices = [lease.device.clone()];
+        let touching = match change {
+            SessionCommit::Issued(record) => {
+                Touching::device(&lease.device).and_certificate(&record.certificate.serial_hex)
+            }
+            SessionCommit::Completed {
+                work: CompletedWork::Installed { serial_hex },
+                ..
+            } => Touching::device(&lease.device).and_certificate(serial_hex),
+            _ => Touching::device(&lease.device),
+        };
         let (lease, change) = (lease.clone(), change.clone());
         self.write_touching(
-            &devices,
+            &touching,
             move |tx| commit_in(tx, &lease, &change, release),
             reply,
         );
     }
 
     fn release(&self, lease: &Lease, reply: Reply<()>) {
-        let devices = [lease.device.clone()];
+        let touching = Touching::device(&lease.device);
         let lease = lease.clone();
-        self.write_touching(&devices, move |tx| release_in(tx, &lease), reply);
+        self.write_touching(&touching, move |tx| release_in(tx, &lease), reply);
     }
 
     fn health(&self, reply: Reply<()>) {
