@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use capf_operations::{Account, AccountName, ApiToken, AuditEntry, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::body::JsonObject;
 use crate::error::ErrorBody;
 use crate::{AdminError, AdminState, Operator, password, time_text, token};
 
@@ -126,7 +127,7 @@ pub(crate) struct NewAccount {
 pub(crate) async fn add(
     State(state): State<AdminState>,
     operator: Operator,
-    Json(request): Json<NewAccount>,
+    JsonObject(request): JsonObject<NewAccount>,
 ) -> Result<Response, AdminError> {
     operator.require(Role::Admin)?;
     let name = account_name(&request.name)?;
@@ -190,7 +191,7 @@ pub(crate) async fn change(
     State(state): State<AdminState>,
     operator: Operator,
     Path(name): Path<String>,
-    Json(request): Json<AccountChange>,
+    JsonObject(request): JsonObject<AccountChange>,
 ) -> Result<Json<AccountView>, AdminError> {
     operator.require(Role::Admin)?;
     let name = account_name(&name)?;
@@ -332,7 +333,7 @@ pub struct CreatedToken {
 pub(crate) async fn create_token(
     State(state): State<AdminState>,
     operator: Operator,
-    Json(request): Json<NewToken>,
+    JsonObject(request): JsonObject<NewToken>,
 ) -> Result<Response, AdminError> {
     operator.require(Role::Admin)?;
     let role: Role = request.role.parse().map_err(bad)?;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use capf_operations::{AccountName, Role, escape_text};
 use serde::{Deserialize, Serialize};
 
+use crate::body::JsonObject;
 use crate::error::ErrorBody;
 use crate::{AdminError, AdminState, password, token};
 
@@ -251,7 +252,7 @@ fn cookie(state: &AdminState, value: &str, clear: bool) -> Result<HeaderValue, A
 pub(crate) async fn login(
     State(state): State<AdminState>,
     ClientAddr(address): ClientAddr,
-    Json(request): Json<LoginRequest>,
+    JsonObject(request): JsonObject<LoginRequest>,
 ) -> Result<Response, AdminError> {
     let now = state.now();
     let shown_name = escape_text(&request.name).into_owned();

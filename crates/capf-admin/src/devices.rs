@@ -17,6 +17,7 @@ use capf_operations::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::body::JsonObject;
 use crate::error::ErrorBody;
 use crate::views::{DevicePageView, DeviceView, IssuedView};
 use crate::{AdminError, AdminState, Operator, time_text};
@@ -476,7 +477,7 @@ impl<'de> Deserialize<'de> for CreateRequest {
 pub(crate) async fn create(
     State(state): State<AdminState>,
     operator: Operator,
-    Json(request): Json<CreateRequest>,
+    JsonObject(request): JsonObject<CreateRequest>,
 ) -> Result<Response, AdminError> {
     operator.require(Role::Admin)?;
     let name = device_name(&request.name)?;
@@ -556,7 +557,7 @@ pub(crate) async fn patch(
     State(state): State<AdminState>,
     operator: Operator,
     Path(name): Path<String>,
-    Json(fields): Json<DeviceFields>,
+    JsonObject(fields): JsonObject<DeviceFields>,
 ) -> Result<Json<ChangeView>, AdminError> {
     operator.require(fields.needed_role())?;
     let name = device_name(&name)?;
@@ -639,11 +640,11 @@ pub(crate) async fn generate_string(
     State(state): State<AdminState>,
     operator: Operator,
     Path(name): Path<String>,
-    body: Option<Json<GenerateRequest>>,
+    body: Option<JsonObject<GenerateRequest>>,
 ) -> Result<Json<ChangeView>, AdminError> {
     operator.require(Role::Helpdesk)?;
     let name = device_name(&name)?;
-    let length = body.and_then(|Json(b)| b.length).unwrap_or(8);
+    let length = body.and_then(|JsonObject(b)| b.length).unwrap_or(8);
     let string = AuthString::generate(length).map_err(bad)?;
     let generated = string.expose().to_owned();
     let edit = DeviceEdit {
@@ -722,7 +723,7 @@ pub struct BulkView {
 pub(crate) async fn schedule(
     State(state): State<AdminState>,
     operator: Operator,
-    Json(request): Json<ScheduleRequest>,
+    JsonObject(request): JsonObject<ScheduleRequest>,
 ) -> Result<Json<BulkView>, AdminError> {
     operator.require(Role::Helpdesk)?;
     if request.names.is_empty() || request.names.len() > MAX_BULK {
@@ -831,11 +832,11 @@ pub(crate) async fn revoke_lsc(
     State(state): State<AdminState>,
     operator: Operator,
     Path(name): Path<String>,
-    body: Option<Json<RevokeRequest>>,
+    body: Option<JsonObject<RevokeRequest>>,
 ) -> Result<Json<ChangeView>, AdminError> {
     operator.require(Role::Admin)?;
     let name = device_name(&name)?;
-    let reason = body.and_then(|Json(b)| b.reason).unwrap_or_default();
+    let reason = body.and_then(|JsonObject(b)| b.reason).unwrap_or_default();
     let edit = DeviceEdit {
         revoke_lsc: Some(reason),
         ..DeviceEdit::default()

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+mod body;
 mod devices;
 mod error;
 mod misc;

@@ -316,6 +316,32 @@ async fn every_error_answer_is_json() {
             assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
             assert!(error_of(&r).contains(says), "{r:?}");
         }
+        // A body that is not an object, even one serde could read a
+        // struct from.
+        for body in [json!([null, null]), json!("x"), json!(null)] {
+            let r = api
+                .request(Method::PATCH, "/api/v1/accounts/ada", &auth, Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+            assert!(error_of(&r).contains("object"), "{r:?}");
+        }
+        // An optional body may be left out or be null.
+        let device = json!({"name": "SEP001122334455"});
+        let r = api
+            .request(Method::POST, "/api/v1/devices", &auth, Some(device))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        for body in [None, Some(json!(null)), Some(json!({"length": 6}))] {
+            let r = api
+                .request(
+                    Method::POST,
+                    "/api/v1/devices/SEP001122334455/generate-string",
+                    &auth,
+                    body,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        }
         // No body where one is needed (axum: 415).
         let r = api
             .request(Method::POST, "/api/v1/devices", &auth, None)
@@ -342,7 +368,7 @@ async fn every_error_answer_is_json() {
         assert_eq!(error_of(&r), "method not allowed");
         // The API's own errors are unchanged.
         let r = api
-            .request(Method::GET, "/api/v1/devices/SEP001122334455", &auth, None)
+            .request(Method::GET, "/api/v1/devices/SEP00112233AAAA", &auth, None)
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert!(error_of(&r).contains("not configured"));

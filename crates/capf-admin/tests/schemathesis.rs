@@ -26,15 +26,16 @@ use common::Api;
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 /// What schemathesis checks on every answer: no 5xx; status, content type,
-/// headers and body as documented; 401 without the token; 405 with
-/// `Allow` for methods a path does not take; a removed resource is gone.
+/// headers and body as documented; data the schema forbids is refused; 401
+/// without the token; 405 with `Allow` for methods a path does not take; a
+/// removed resource is gone.
 /// (Not `positive_data_acceptance`: the API refuses, with 400, values the
 /// schema cannot express, such as a match without a pattern or a
 /// troubleshoot for a device with no certificate.)
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance,ignored_auth,\
                       unsupported_method,allow_header_conformance,missing_required_header,\
-                      use_after_free,ensure_resource_availability";
+                      use_after_free,ensure_resource_availability,negative_data_rejection";
 
 /// The schemathesis command line, if one is installed.
 fn schemathesis() -> Option<String> {
