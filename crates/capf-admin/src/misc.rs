@@ -138,7 +138,7 @@ fn download(body: Vec<u8>, content_type: &'static str, file: &str) -> Response {
         description = "The CAPF certificate: PEM (`pem`, `hashed`, named in Content-Disposition), DER (`der`) or its fields (`json`)",
         content(
             (String = "application/x-pem-file"),
-            (Vec<u8> = "application/pkix-cert"),
+            (crate::openapi::FileBytes = "application/pkix-cert"),
             (CaView = "application/json"),
         ),
     )),

@@ -159,6 +159,12 @@ pub(crate) enum FormatName {
     Json,
 }
 
+/// A file's bytes (the DER certificate).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(crate) struct FileBytes(Vec<u8>);
+
 /// How an operator authenticated.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]

@@ -90,7 +90,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", &checks])
             .args(["--max-examples", &examples])
-            .args(["--phases", "examples,coverage,fuzzing"])
+            // Every phase: the document's examples, the coverage of each
+            // schema's edges, random fuzzing, and stateful sequences (a
+            // device added, then changed, then removed...).
+            .args(["--phases", "examples,coverage,fuzzing,stateful"])
             .args(["--workers", "2"])
             .args(["--request-timeout", "10"])
             .args(["--seed", "20261207"])
