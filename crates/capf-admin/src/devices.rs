@@ -779,7 +779,9 @@ pub(crate) async fn schedule(
 }
 
 /// `GET /api/v1/devices/{name}/certificates`: every certificate issued to
-/// the device, oldest first.
+/// the device, oldest first. A removed device's certificates stay on
+/// record and are answered; a name that is neither configured nor was
+/// ever issued a certificate is 404, as `GET /api/v1/devices/{name}` is.
 #[utoipa::path(
     get,
     path = "/api/v1/devices/{name}/certificates",
@@ -787,7 +789,8 @@ pub(crate) async fn schedule(
     operation_id = "device_certificates",
     params(("name" = String, Path, description = "Device name", example = "SEP001122334455")),
     responses(
-        (status = 200, description = "Every certificate issued to the device, oldest first (none for an unknown device)", body = Vec<IssuedView>),
+        (status = 200, description = "Every certificate issued to the device, oldest first (also after the device was removed)", body = Vec<IssuedView>),
+        (status = 404, description = "No such device, and none was ever issued a certificate under this name", body = ErrorBody),
     ),
     security(("token" = []), ("session" = [])),
 )]
@@ -798,7 +801,15 @@ pub(crate) async fn certificates(
 ) -> Result<Json<Vec<IssuedView>>, AdminError> {
     let name = device_name(&name)?;
     let history = state
-        .store(move |s| Ok(s.certificate_history(&name)?))
+        .store(move |s| {
+            let history = s.certificate_history(&name)?;
+            if history.is_empty() && s.load(&name)?.is_none() {
+                return Err(AdminError::NotFound(format!(
+                    "device {name} is not configured"
+                )));
+            }
+            Ok(history)
+        })
         .await?;
     Ok(Json(history.iter().map(IssuedView::of).collect()))
 }

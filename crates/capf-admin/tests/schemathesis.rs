@@ -51,6 +51,47 @@ fn schemathesis() -> Option<String> {
     })
 }
 
+/// The document checked against the OpenAPI 3.1 specification's own JSON
+/// schema by openapi-spec-validator (PyPI), which CI installs beside
+/// schemathesis; skipped like the run below when it is missing.
+#[test]
+fn the_document_validates_against_the_openapi_specification() {
+    const CHECK: &str = "import json, sys\n\
+                         from openapi_spec_validator import validate\n\
+                         validate(json.load(sys.stdin))\n";
+    let installed = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        if std::env::var_os("CAPF_REQUIRE_SCHEMATHESIS").is_some() {
+            panic!(
+                "CAPF_REQUIRE_SCHEMATHESIS is set but openapi-spec-validator is not installed \
+                 (python3 -m pip install openapi-spec-validator)"
+            );
+        }
+        eprintln!(
+            "skipped: openapi-spec-validator is not installed \
+             (python3 -m pip install openapi-spec-validator)"
+        );
+        return;
+    }
+    let document = capf_admin::openapi().to_json().unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", CHECK])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), document.as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the document does not validate (the reason is above)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let Some(st) = schemathesis() else {
