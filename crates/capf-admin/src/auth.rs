@@ -77,21 +77,60 @@ impl Operator {
 
 /// The client's address, when the server put one in the request
 /// (`ConnectInfo<SocketAddr>`, as [`serve`](crate::serve) and axum's
-/// `into_make_service_with_connect_info` do).
+/// `into_make_service_with_connect_info` do). When that address is a
+/// trusted reverse proxy ([`AdminOptions::trusted_proxies`]), the client
+/// is the last address of `X-Forwarded-For` that is not itself a trusted
+/// proxy; from any other peer the header is ignored (a client cannot
+/// choose the address it is counted under).
+///
+/// [`AdminOptions::trusted_proxies`]: crate::AdminOptions::trusted_proxies
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AdminState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr(peer.map(|peer| {
+            client_behind(peer, &parts.headers, &state.inner.options.trusted_proxies)
+        })))
     }
+}
+
+/// The client a request from `peer` speaks for (see [`ClientAddr`]).
+pub(crate) fn client_behind(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let is_trusted = |a: &IpAddr| trusted.contains(&a.to_canonical());
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Each proxy appends the address it received the request from: read
+    // from the right, past the trusted proxies. A value that does not
+    // parse ends the walk (what is left of it is the client's to write).
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in forwarded.iter().rev() {
+        let Ok(address) = entry.parse::<IpAddr>() else {
+            break;
+        };
+        client = address.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    client
 }
 
 /// The value of the `capf_session` cookie, if the request has one.
@@ -367,4 +406,66 @@ pub(crate) async fn session(
         csrf_token: operator.csrf,
         idle_timeout_seconds: is_session.then_some(state.inner.options.idle_timeout.as_secs()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(peer: &str, forwarded: &[&str], trusted: &[&str]) -> IpAddr {
+        let mut headers = HeaderMap::new();
+        for value in forwarded {
+            headers.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+        }
+        let trusted: Vec<IpAddr> = trusted.iter().filter_map(|a| a.parse().ok()).collect();
+        let peer = peer.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        client_behind(peer, &headers, &trusted)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        let proxy = ["10.0.0.1"];
+        assert_eq!(client("192.0.2.7", &["192.0.2.1"], &proxy), ip("192.0.2.7"));
+        assert_eq!(client("10.0.0.1", &["192.0.2.1"], &proxy), ip("192.0.2.1"));
+        assert_eq!(client("10.0.0.1", &[], &proxy), ip("10.0.0.1"));
+        assert_eq!(client("192.0.2.7", &["192.0.2.1"], &[]), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn the_client_is_the_last_address_no_trusted_proxy_wrote() {
+        let proxies = ["10.0.0.1", "10.0.0.2"];
+        // What the client wrote itself comes first, and is ignored.
+        assert_eq!(
+            client("10.0.0.1", &["198.51.100.9, 192.0.2.1"], &proxies),
+            ip("192.0.2.1")
+        );
+        // Two proxies in a row.
+        assert_eq!(
+            client("10.0.0.1", &["192.0.2.1, 10.0.0.2"], &proxies),
+            ip("192.0.2.1")
+        );
+        // Several header lines count as one list, in order.
+        assert_eq!(
+            client("10.0.0.1", &["198.51.100.9", "192.0.2.1"], &proxies),
+            ip("192.0.2.1")
+        );
+        // Something that is not an address ends the walk.
+        assert_eq!(client("10.0.0.1", &["unknown"], &proxies), ip("10.0.0.1"));
+        assert_eq!(
+            client("10.0.0.1", &["192.0.2.1, unknown, 10.0.0.2"], &proxies),
+            ip("10.0.0.2")
+        );
+        // An IPv4 address seen as IPv6 is the same address.
+        assert_eq!(
+            client("::ffff:10.0.0.1", &["::ffff:192.0.2.1"], &proxies),
+            ip("192.0.2.1")
+        );
+    }
 }

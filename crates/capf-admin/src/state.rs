@@ -32,6 +32,12 @@ pub struct AdminOptions {
     /// true; turn it off only for a plain-HTTP listener on a loopback
     /// address, where browsers would otherwise drop the cookie.
     pub secure_cookie: bool,
+    /// Reverse proxies in front of the listener (their addresses as the
+    /// listener sees them). A request from one of them is counted, for
+    /// login throttling and in the log, under the client address the
+    /// proxy gives in `X-Forwarded-For`; a request from anywhere else
+    /// under its own address, whatever it says. Default none.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for AdminOptions {
@@ -40,6 +46,7 @@ impl Default for AdminOptions {
             idle_timeout: Duration::from_secs(15 * 60),
             throttle: ThrottleOptions::default(),
             secure_cookie: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -509,6 +509,52 @@ async fn failed_logins_lock_the_account_and_the_address() {
     .await;
 }
 
+/// Logs in through a reverse proxy that says the client is `client`.
+async fn login_via(api: &Api, client: &str, name: &str, password: &str) -> StatusCode {
+    api.request(
+        Method::POST,
+        "/api/v1/login",
+        &[("x-forwarded-for", client)],
+        Some(json!({"name": name, "password": password})),
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failures_count_per_client_address() {
+    bounded(async {
+        // Every test client connects from 127.0.0.1, here the proxy.
+        let api = Api::start_behind_proxy(throttle()).await;
+        for account in ["nobody1", "nobody2", "nobody3"] {
+            let status = login_via(&api, "192.0.2.1", account, "wrong-pass").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        // That client is locked out; another behind the same proxy is not.
+        let status = login_via(&api, "192.0.2.1", "rob", READER_PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let status = login_via(&api, "192.0.2.2", "rob", READER_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+        // A client that puts a made-up address first is still counted
+        // under the address the proxy saw (the last one).
+        let status = login_via(&api, "198.51.100.9, 192.0.2.1", "rob", READER_PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        api.stop().await;
+
+        // A server that trusts no proxy ignores the header: a client
+        // cannot step out of its lockout by naming another address.
+        let api = Api::start(throttle()).await;
+        for account in ["nobody1", "nobody2", "nobody3"] {
+            let status = login_via(&api, "192.0.2.1", account, "wrong-pass").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let status = login_via(&api, "192.0.2.2", "rob", READER_PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        api.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn strings_never_reach_read_only_operators_or_the_log() {
     bounded(async {

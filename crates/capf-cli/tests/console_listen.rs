@@ -454,6 +454,91 @@ fn plain_http_only_on_a_loopback_address() {
 }
 
 #[test]
+fn behind_a_trusted_proxy_clients_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut serve = Serve::start_with(
+        &data,
+        dir.path().join("serve.log"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-plain-http",
+            "--admin-trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    let addr = console_address(&mut serve, "http");
+    let out = capf_with_stdin(
+        &data,
+        &[
+            "admin",
+            "user",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "ada-password-1234\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = Client::plain(addr);
+    runtime().block_on(async {
+        let login = |from: &'static str, password: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .request(
+                        hyper::Method::POST,
+                        "/api/v1/login",
+                        &[("x-forwarded-for", from)],
+                        Some(serde_json::json!({"name": "ada", "password": password})),
+                    )
+                    .await
+            }
+        };
+        // Five failed logins (the default limit) from one client behind
+        // the proxy, for an unknown name: they lock that client's address.
+        for _ in 0..5 {
+            let r = client
+                .request(
+                    hyper::Method::POST,
+                    "/api/v1/login",
+                    &[("x-forwarded-for", "192.0.2.1")],
+                    Some(serde_json::json!({"name": "nobody", "password": "wrong-password"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        }
+        let locked = login("192.0.2.1", "ada-password-1234").await;
+        assert_eq!(
+            locked.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            locked.body
+        );
+        // Another client behind the same proxy logs in; its cookie is
+        // Secure (browsers reach the proxy over HTTPS).
+        let other = login("192.0.2.2", "ada-password-1234").await;
+        assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+        let cookie = other.headers[hyper::header::SET_COOKIE].to_str().unwrap();
+        assert!(cookie.contains("Secure"), "{cookie}");
+    });
+    let log = serve.sigterm().1.join("\n");
+    assert!(
+        log.contains("192.0.2.1"),
+        "the log names the client, not the proxy: {log}"
+    );
+}
+
+#[test]
 fn console_with_a_certificate_of_ones_own() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -115,7 +115,24 @@ impl Api {
         Self::start_with(store, ThrottleOptions::default(), true).await
     }
 
+    /// Starts a server behind a reverse proxy at 127.0.0.1 (where every
+    /// test client connects from): it trusts that address's
+    /// `X-Forwarded-For`.
+    pub async fn start_behind_proxy(throttle: ThrottleOptions) -> Api {
+        let proxy = std::net::IpAddr::from([127, 0, 0, 1]);
+        Self::start_with_proxies(Arc::new(MemoryStore::new()), throttle, false, vec![proxy]).await
+    }
+
     async fn start_with(store: Arc<dyn AdminStore>, throttle: ThrottleOptions, plain: bool) -> Api {
+        Self::start_with_proxies(store, throttle, plain, Vec::new()).await
+    }
+
+    async fn start_with_proxies(
+        store: Arc<dyn AdminStore>,
+        throttle: ThrottleOptions,
+        plain: bool,
+        trusted_proxies: Vec<std::net::IpAddr>,
+    ) -> Api {
         capture_logs();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
         let identity = CapfIdentity::generate(
@@ -194,6 +211,7 @@ impl Api {
                 idle_timeout: Duration::from_secs(600),
                 throttle,
                 secure_cookie: !plain,
+                trusted_proxies,
             },
         )
         .unwrap();

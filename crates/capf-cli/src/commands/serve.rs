@@ -136,6 +136,14 @@ pub(crate) struct ServeArgs {
     /// this host.
     #[arg(long, requires = "admin_listen")]
     admin_plain_http: bool,
+    /// The address of a reverse proxy in front of --admin-listen (repeat
+    /// for several). Requests from it are counted, for login lockouts and
+    /// in the log, under the client address it gives in X-Forwarded-For;
+    /// without it, every client behind the proxy shares one address. The
+    /// session cookie is then marked Secure (browsers reach the proxy over
+    /// HTTPS) even with --admin-plain-http.
+    #[arg(long, value_name = "IP", requires = "admin_listen")]
+    admin_trusted_proxy: Vec<std::net::IpAddr>,
 }
 
 /// How log lines are written.
@@ -373,6 +381,8 @@ enum AdminTls {
 struct AdminPlan {
     addr: SocketAddr,
     tls: AdminTls,
+    /// Reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The console, ready to listen.
@@ -380,6 +390,15 @@ struct AdminReady {
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     state: AdminState,
+}
+
+/// The trusted proxies, each as the listener sees it (an IPv4 address
+/// written as IPv6 is the IPv4 address).
+fn trusted_proxies(args: &ServeArgs) -> Vec<std::net::IpAddr> {
+    args.admin_trusted_proxy
+        .iter()
+        .map(std::net::IpAddr::to_canonical)
+        .collect()
 }
 
 impl AdminPlan {
@@ -399,12 +418,14 @@ impl AdminPlan {
             return Ok(Some(AdminPlan {
                 addr,
                 tls: AdminTls::Plain,
+                trusted_proxies: trusted_proxies(args),
             }));
         }
         if let Some(path) = &args.admin_cert {
             return Ok(Some(AdminPlan {
                 addr,
                 tls: AdminTls::OwnFile(path.clone()),
+                trusted_proxies: trusted_proxies(args),
             }));
         }
         let mut names = ServerNames::new();
@@ -434,6 +455,7 @@ impl AdminPlan {
         Ok(Some(AdminPlan {
             addr,
             tls: AdminTls::Issued(names),
+            trusted_proxies: trusted_proxies(args),
         }))
     }
 
@@ -456,8 +478,10 @@ impl AdminPlan {
             identity.certificate().der(),
             Arc::new(SystemTime::now),
             AdminOptions {
-                // Browsers drop a Secure cookie over plain HTTP.
-                secure_cookie: tls.is_some(),
+                // Browsers drop a Secure cookie over plain HTTP; behind a
+                // trusted proxy they speak HTTPS to the proxy.
+                secure_cookie: tls.is_some() || !self.trusted_proxies.is_empty(),
+                trusted_proxies: self.trusted_proxies.clone(),
                 ..AdminOptions::default()
             },
         )
