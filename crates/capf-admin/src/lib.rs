@@ -8,6 +8,7 @@ mod devices;
 mod error;
 mod misc;
 mod openapi;
+mod pages;
 pub mod password;
 mod router;
 mod serve;

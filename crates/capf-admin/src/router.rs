@@ -4,7 +4,7 @@ use axum::Router;
 use axum::middleware::map_response;
 use axum::routing::{delete, get, patch, post};
 
-use crate::{AdminState, accounts, auth, devices, error, misc, openapi};
+use crate::{AdminState, accounts, auth, devices, error, misc, openapi, pages};
 
 /// The admin API under `/api/v1`, ready to serve or to mount in an
 /// embedder's own axum application (`app.merge(capf_admin::router(state))`).
@@ -52,9 +52,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/audit", get(misc::audit))
         .route("/ca/certificate", get(misc::ca_certificate))
         .fallback(misc::not_found);
+    // The console's pages answer HTML, so they are merged outside the
+    // layer that makes every API refusal JSON.
     Router::new()
         .nest("/api/v1", api)
         .fallback(misc::not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(map_response(error::json_errors))
+        .merge(pages::routes(state))
 }
