@@ -458,7 +458,10 @@ async fn scenario() {
 
     // The phone enrolls with the string.
     enroll(&phone, &capf_addr, PHONE, &string).await;
-    // (A GET: reloading the answer to the form would post it again.)
+    // The schedule form answered with a redirect: reloading the page does
+    // not post it again (which would schedule a new install).
+    b.refresh().await.unwrap();
+    assert_eq!(text(&b, "#status").await, "Install/Upgrade successful");
     b.goto(&format!("{base}/devices/{PHONE}")).await.unwrap();
     assert_eq!(text(&b, "#status").await, "Install/Upgrade successful");
     let page = b.source().await.unwrap();

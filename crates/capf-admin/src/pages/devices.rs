@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use capf_operations::Role;
 use serde::Deserialize;
@@ -554,8 +554,25 @@ pub(crate) async fn show(
     State(state): State<AdminState>,
     user: PageUser,
     Path(name): Path<String>,
+    Query(after): Query<After>,
 ) -> Result<Response, PageError> {
-    device_page(state, &user, name, String::new()).await
+    let message = match after.done.as_deref() {
+        Some("scheduled") => notice(
+            "ok",
+            "Scheduled: the phone's next CAPF session carries out the operation.",
+        ),
+        Some("unchanged") => notice("", "Nothing changed: that was already scheduled."),
+        _ => String::new(),
+    };
+    device_page(state, &user, name, message).await
+}
+
+/// What the device page was sent to after (a schedule form answers with
+/// a redirect, so that reloading the page does not post the form again).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct After {
+    done: Option<String>,
 }
 
 /// `POST /devices/{name}/generate-string`: the API's Generate String; the
@@ -608,10 +625,10 @@ pub(crate) async fn schedule(
         JsonObject(change),
     )
     .await?;
-    let what = if change.changes.is_empty() {
-        "Nothing changed.".to_owned()
+    let done = if change.changes.is_empty() {
+        "unchanged"
     } else {
-        format!("Scheduled: {}.", change.changes.join(", "))
+        "scheduled"
     };
-    device_page(state, &user, name, notice("ok", &esc(&what))).await
+    Ok(Redirect::to(&format!("/devices/{}?done={done}", url_part(&name))).into_response())
 }

@@ -547,12 +547,19 @@ mod tests {
             Some(&format!("csrf_token={csrf}&operation=install")),
         )
         .await;
-        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        let next = answer.headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(next, format!("/devices/{PHONE}?done=scheduled"));
+        let answer = send(&app, "GET", &next, Some(&cookie), None).await;
         assert!(
             answer.body.contains("Install/Upgrade pending"),
             "{}",
             answer.body
         );
+        assert!(answer.body.contains("Scheduled:"));
         let answer = send(
             &app,
             "POST",
@@ -594,6 +601,49 @@ mod tests {
         assert_eq!(answer.headers[header::LOCATION], "/login");
         let answer = send(&app, "GET", "/devices", Some(&cookie), None).await;
         assert_eq!(answer.headers[header::LOCATION], "/login");
+    }
+
+    #[tokio::test]
+    async fn the_login_form_is_throttled_as_the_api_login() {
+        let app = app();
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let answer = send(
+                &app,
+                "POST",
+                "/login",
+                None,
+                Some("name=hal&password=wrong-guess"),
+            )
+            .await;
+            statuses.push(answer.status);
+        }
+        assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+        let locked = send(
+            &app,
+            "POST",
+            "/login",
+            None,
+            Some("name=hal&password=pass-word-1"),
+        )
+        .await;
+        // Locked out: even the right password waits, and the page says so.
+        assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(locked.headers.contains_key(header::RETRY_AFTER));
+        assert!(locked.body.contains("too many failed logins"));
+        assert!(!locked.headers.contains_key(header::SET_COOKIE));
+        // The API refuses the same account: one lockout for both.
+        let api = app
+            .clone()
+            .call(
+                Request::post("/api/v1/login")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(r#"{"name":"hal","password":"pass-word-1"}"#))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]
