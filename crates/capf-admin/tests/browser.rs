@@ -12,11 +12,13 @@
 //!   changes something; a form without the session's CSRF token is refused.
 //!
 //! Screenshots (1280x800 and phone width) go to `screenshots/`. Without
-//! `/usr/bin/chromium` and `/usr/bin/chromedriver` the test says it
+//! `/usr/bin/chromium` and `/usr/bin/chromedriver` (or what
+//! `CAPF_CHROMIUM` and `CAPF_CHROMEDRIVER` name) the test says it
 //! skipped, unless `CAPF_REQUIRE_BROWSER` is set (CI): then it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -35,10 +37,19 @@ use capf_store::SqliteStore;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::sync::oneshot;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Longest the whole test may run.
+/// Debian's Chromium and chromedriver (`CAPF_CHROMIUM` and
+/// `CAPF_CHROMEDRIVER` name others).
+fn chromium() -> PathBuf {
+    std::env::var_os("CAPF_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
+}
+
+fn chromedriver() -> PathBuf {
+    std::env::var_os("CAPF_CHROMEDRIVER")
+        .map_or_else(|| "/usr/bin/chromedriver".into(), PathBuf::from)
+}
+/// Longest the whole test may run, and its steps in the browser.
 const LIMIT: Duration = Duration::from_secs(240);
+const STEPS_LIMIT: Duration = Duration::from_secs(180);
 
 const HELPDESK_PASSWORD: &str = "helpdesk-pass-4711";
 const READER_PASSWORD: &str = "reader-pass-1234";
@@ -54,6 +65,12 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver and the browsers it started are one process group
+        // of their own: end them all (a browser outlives its driver).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -69,9 +86,10 @@ fn free_port() -> u16 {
 
 fn start_driver() -> Driver {
     let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
+    let child = Command::new(chromedriver())
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -91,7 +109,7 @@ async fn browser(driver: &Driver) -> Client {
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
-            "binary": CHROMIUM,
+            "binary": chromium(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1280,800", "--hide-scrollbars", "--no-first-run"],
         }),
@@ -267,16 +285,18 @@ async fn forged_post(addr: SocketAddr, cookie: &str, csrf: &str) -> u16 {
 
 #[test]
 fn console_in_headless_chromium() {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
+    let (browser, driver) = (chromium(), chromedriver());
+    if !(browser.exists() && driver.exists()) {
+        let missing = format!(
+            "{} or {} is missing (apt-get install chromium chromium-driver)",
+            browser.display(),
+            driver.display()
+        );
         assert!(
             std::env::var_os("CAPF_REQUIRE_BROWSER").is_none(),
-            "CAPF_REQUIRE_BROWSER is set but {CHROMIUM} or {CHROMEDRIVER} is missing \
-             (apt-get install chromium chromium-driver)"
+            "CAPF_REQUIRE_BROWSER is set but {missing}"
         );
-        eprintln!(
-            "skipped: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
-        );
+        eprintln!("skipped: {missing}");
         return;
     }
     tokio::runtime::Builder::new_multi_thread()
@@ -372,7 +392,57 @@ async fn scenario() {
 
     let driver = start_driver();
     let b = browser(&driver).await;
+    let steps = tokio::spawn(steps(
+        b.clone(),
+        Steps {
+            base,
+            admin_addr,
+            capf_addr,
+            phone,
+            store,
+        },
+    ));
+    let outcome = tokio::time::timeout(STEPS_LIMIT, steps).await;
+    // Whatever happened, the browser goes, then its driver.
+    let _ = tokio::time::timeout(Duration::from_secs(10), b.close()).await;
+    drop(driver);
+    let _ = stop_admin.send(());
+    let _ = stop_capf.send(());
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the browser steps did not finish: {e}"),
+        Err(_) => panic!("the browser steps did not finish within {STEPS_LIMIT:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(10), admin_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), capf_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
 
+/// What the browser steps work with.
+struct Steps {
+    base: String,
+    admin_addr: SocketAddr,
+    capf_addr: String,
+    phone: PhoneClient,
+    store: Arc<SqliteStore>,
+}
+
+async fn steps(b: Client, s: Steps) {
+    let Steps {
+        base,
+        admin_addr,
+        capf_addr,
+        phone,
+        store,
+    } = s;
     viewport(&b, 1280, 800).await;
 
     // Helpdesk: find the phone by LSC status.
@@ -513,19 +583,4 @@ async fn scenario() {
     );
     b.goto(&format!("{base}/ca")).await.unwrap();
     assert!(text(&b, "main").await.contains("SHA-256 fingerprint"));
-
-    b.close().await.unwrap();
-    drop(driver);
-    let _ = stop_admin.send(());
-    tokio::time::timeout(Duration::from_secs(10), admin_task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let _ = stop_capf.send(());
-    tokio::time::timeout(Duration::from_secs(20), capf_task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
 }
