@@ -484,6 +484,9 @@ async fn steps(b: Client, s: Steps) {
     // Select the row and schedule an install for it in bulk.
     click(&b, "#select-0").await;
     shot(&b, "find-and-list-1280x800.png").await;
+    viewport(&b, 390, 844).await;
+    shot(&b, "find-and-list-phone-width.png").await;
+    viewport(&b, 1280, 800).await;
     submit(&b, "#bulk-schedule").await;
     let outcome = text(&b, ".notice").await;
     assert!(outcome.contains("1 scheduled, 0 not changed"), "{outcome}");
