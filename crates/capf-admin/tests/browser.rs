@@ -11,7 +11,9 @@
 //! * a read-only operator sees neither the string nor any button that
 //!   changes something; a form without the session's CSRF token is refused.
 //!
-//! Screenshots (1280x800 and phone width) go to `screenshots/`. Without
+//! Screenshots (1280x800 and phone width) go to the target directory
+//! (`target/capf-admin-screenshots/`), or, with `CAPF_UPDATE_SCREENSHOTS`
+//! set, to the crate's `screenshots/` that the README shows. Without
 //! `/usr/bin/chromium` and `/usr/bin/chromedriver` (or what
 //! `CAPF_CHROMIUM` and `CAPF_CHROMEDRIVER` name) the test says it
 //! skipped, unless `CAPF_REQUIRE_BROWSER` is set (CI): then it fails.
@@ -167,7 +169,16 @@ async fn enroll(client: &PhoneClient, addr: &str, name: &str, string: &str) {
 }
 
 fn screenshots() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The committed ones change only when asked: each run shows other
+    // serials and times.
+    let dir = if std::env::var_os("CAPF_UPDATE_SCREENSHOTS").is_some() {
+        crate_dir.join("screenshots")
+    } else {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| crate_dir.join("../../target"), PathBuf::from)
+            .join("capf-admin-screenshots")
+    };
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
