@@ -35,7 +35,7 @@ pub const MAX_BULK: usize = 1000;
 
 /// Search criteria of `GET /api/v1/devices`, as query parameters: the same
 /// as `capf find`'s flags, with `_` for `-`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Criteria {
@@ -50,29 +50,37 @@ pub struct Criteria {
     /// `ends-with`, `exact`, `empty`, `not-empty`.
     #[serde(rename = "match")]
     #[param(value_type = Option<crate::openapi::MatchName>)]
+    #[schema(value_type = Option<crate::openapi::MatchName>)]
     pub how: Option<String>,
     /// How `name` matches (overrides `match`).
     #[param(value_type = Option<crate::openapi::MatchName>)]
+    #[schema(value_type = Option<crate::openapi::MatchName>)]
     pub name_match: Option<String>,
     /// How `description` matches (overrides `match`).
     #[param(value_type = Option<crate::openapi::MatchName>)]
+    #[schema(value_type = Option<crate::openapi::MatchName>)]
     pub description_match: Option<String>,
     /// How `auth_string` matches (overrides `match`); read-only operators
     /// may ask only `empty` or `not-empty`.
     #[param(value_type = Option<crate::openapi::MatchName>)]
+    #[schema(value_type = Option<crate::openapi::MatchName>)]
     pub auth_string_match: Option<String>,
     /// `installed` or `not-installed`.
     #[param(value_type = Option<crate::openapi::LscStatusName>)]
+    #[schema(value_type = Option<crate::openapi::LscStatusName>)]
     pub lsc_status: Option<String>,
     /// `none`, `install`, `delete` or `troubleshoot`.
     #[param(value_type = Option<crate::openapi::OperationName>)]
+    #[schema(value_type = Option<crate::openapi::OperationName>)]
     pub operation: Option<String>,
     /// `none`, `pending`, `successful` or `failed`.
     #[param(value_type = Option<crate::openapi::StatusName>)]
+    #[schema(value_type = Option<crate::openapi::StatusName>)]
     pub status: Option<String>,
     /// Sort column: `name` (default), `description`, `operation`,
     /// `status`, `lsc-status`, `auth-mode`, `security-mode`.
     #[param(value_type = Option<crate::openapi::SortName>)]
+    #[schema(value_type = Option<crate::openapi::SortName>)]
     pub sort: Option<String>,
     /// Sort descending.
     pub desc: Option<bool>,
@@ -663,9 +671,13 @@ pub(crate) async fn generate_string(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleRequest {
-    /// The devices (1 to 1000).
+    /// The devices (1 to 1000). Give either this or `matching`.
     #[schema(min_items = 1, max_items = 1000, example = json!(["SEP001122334455"]))]
-    names: Vec<String>,
+    names: Option<Vec<String>>,
+    /// Every device that `GET /api/v1/devices` would find with these
+    /// criteria (paging ignored; at most 1000 may match). Give either
+    /// this or `names`.
+    matching: Option<Criteria>,
     /// `install`, `delete`, `troubleshoot` or `none`.
     #[schema(value_type = crate::openapi::OperationName)]
     operation: String,
@@ -706,8 +718,9 @@ pub struct BulkView {
 }
 
 /// `POST /api/v1/devices/schedule` (helpdesk): schedules one operation
-/// for a list of devices, each on its own (one refusal does not stop the
-/// others), optionally generating a string for each.
+/// for a list of devices, or for every device a find query matches, each
+/// on its own (one refusal does not stop the others), optionally
+/// generating a string for each.
 #[utoipa::path(
     post,
     path = "/api/v1/devices/schedule",
@@ -726,9 +739,19 @@ pub(crate) async fn schedule(
     JsonObject(request): JsonObject<ScheduleRequest>,
 ) -> Result<Json<BulkView>, AdminError> {
     operator.require(Role::Helpdesk)?;
-    if request.names.is_empty() || request.names.len() > MAX_BULK {
+    let names = match (request.names, request.matching) {
+        (Some(names), None) => names,
+        (None, Some(criteria)) => matching_names(&state, &operator, criteria).await?,
+        _ => {
+            return Err(AdminError::BadRequest(
+                "give either names or matching, not both".into(),
+            ));
+        }
+    };
+    if names.is_empty() || names.len() > MAX_BULK {
         return Err(AdminError::BadRequest(format!(
-            "name 1 to {MAX_BULK} devices"
+            "name 1 to {MAX_BULK} devices ({} given or matching)",
+            names.len()
         )));
     }
     let fields = DeviceFields {
@@ -738,8 +761,8 @@ pub(crate) async fn schedule(
     };
     // Check the shared fields once, before anything changes.
     fields.edit(state.now())?;
-    let mut results = Vec::with_capacity(request.names.len());
-    for given in request.names {
+    let mut results = Vec::with_capacity(names.len());
+    for given in names {
         let fields = DeviceFields {
             operation: fields.operation.clone(),
             completes_by: fields.completes_by.clone(),
@@ -776,6 +799,22 @@ pub(crate) async fn schedule(
         failed: results.len() - succeeded,
         results,
     }))
+}
+
+/// The names of every device `criteria` find (all pages), in their order.
+async fn matching_names(
+    state: &AdminState,
+    operator: &Operator,
+    criteria: Criteria,
+) -> Result<Vec<String>, AdminError> {
+    let criteria = Criteria {
+        page: None,
+        per_page: Some(0),
+        ..criteria
+    };
+    let query = criteria.query(operator.sees_strings())?;
+    let page = state.store(move |s| Ok(s.find(&query)?)).await?;
+    Ok(page.devices.iter().map(|d| d.name.to_string()).collect())
 }
 
 /// `GET /api/v1/devices/{name}/certificates`: every certificate issued to

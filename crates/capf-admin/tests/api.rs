@@ -509,6 +509,91 @@ async fn failed_logins_lock_the_account_and_the_address() {
     .await;
 }
 
+#[tokio::test]
+async fn bulk_schedule_on_a_query_changes_what_find_finds() {
+    bounded(async {
+        let api = Api::start(throttle()).await;
+        for name in ["SEP000000000001", "SEP000000000002", "SEP0000000000A1"] {
+            add_phone(&api, name).await;
+        }
+        let helpdesk = format!("Bearer {}", api.token(Role::Helpdesk));
+        let auth = [("authorization", helpdesk.as_str())];
+        let criteria = json!({"name": "SEP00000000000", "match": "begins-with"});
+        let found = api
+            .request(
+                Method::GET,
+                "/api/v1/devices?name=SEP00000000000&match=begins-with",
+                &auth,
+                None,
+            )
+            .await
+            .json();
+        let found: Vec<&str> = found["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, ["SEP000000000001", "SEP000000000002"]);
+        let r = api
+            .request(
+                Method::POST,
+                "/api/v1/devices/schedule",
+                &auth,
+                Some(
+                    json!({"matching": criteria, "operation": "install", "generate_string": true}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let view = r.json();
+        let scheduled: Vec<&str> = view["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(scheduled, found);
+        assert_eq!(view["succeeded"], 2);
+        for name in ["SEP000000000001", "SEP000000000002", "SEP0000000000A1"] {
+            let device = api
+                .request(Method::GET, &format!("/api/v1/devices/{name}"), &auth, None)
+                .await
+                .json();
+            let expected = if name.ends_with("A1") {
+                "none"
+            } else {
+                "install"
+            };
+            assert_eq!(device["operation"], expected, "{name}: {device}");
+        }
+        // Names and a query together, or neither: refused, nothing changes.
+        for body in [
+            json!({"names": ["SEP0000000000A1"], "matching": criteria, "operation": "delete"}),
+            json!({"operation": "delete"}),
+            json!({"matching": {"name": "nothing-like-this"}, "operation": "delete"}),
+        ] {
+            let r = api
+                .request(Method::POST, "/api/v1/devices/schedule", &auth, Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        }
+        // Read-only operators schedule nothing, by query either.
+        let reader = format!("Bearer {}", api.token(Role::ReadOnly));
+        let r = api
+            .request(
+                Method::POST,
+                "/api/v1/devices/schedule",
+                &[("authorization", &reader)],
+                Some(json!({"matching": {}, "operation": "delete"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        api.stop().await;
+    })
+    .await;
+}
+
 /// Logs in through a reverse proxy that says the client is `client`.
 async fn login_via(api: &Api, client: &str, name: &str, password: &str) -> StatusCode {
     api.request(
