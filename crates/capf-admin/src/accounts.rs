@@ -233,6 +233,97 @@ pub(crate) async fn change(
     Ok(Json(AccountView::of(&account)))
 }
 
+/// `POST /api/v1/session/password` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OwnPasswordChange {
+    /// The password the operator logged in with.
+    current_password: String,
+    /// The new password: 8 characters or more (at most 1024 bytes).
+    #[schema(min_length = 8)]
+    new_password: String,
+}
+
+/// `POST /api/v1/session/password` (any role, browser sessions only): the
+/// operator changes their own password, giving the current one. Every
+/// session of the account ends, this one too: log in again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session/password",
+    tag = "session",
+    operation_id = "change_own_password",
+    request_body = OwnPasswordChange,
+    responses(
+        (status = 204, description = "Changed; every session of the account has ended"),
+        (status = 403, description = "The current password is wrong, the request came with an API token (it has no password), or without the session's CSRF token", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords for the account", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the lockout ends"))),
+    ),
+    // A token authenticates, and is then refused (403): it has no password.
+    security(("token" = []), ("session" = [], "csrf" = [])),
+)]
+pub(crate) async fn change_own_password(
+    State(state): State<AdminState>,
+    operator: Operator,
+    JsonObject(request): JsonObject<OwnPasswordChange>,
+) -> Result<StatusCode, AdminError> {
+    if !matches!(operator.via, crate::Via::Session) {
+        return Err(AdminError::Refused(
+            "an API token has no password: change an account's password as an admin".into(),
+        ));
+    }
+    let now = state.now();
+    if let Some(retry_after) = state.inner.throttle.locked(&operator.name, None, now) {
+        return Err(AdminError::Throttled { retry_after });
+    }
+    password::check_new(&request.new_password)?;
+    let name = account_name(&operator.name)?;
+    let account = {
+        let name = name.clone();
+        state.store(move |s| Ok(s.account(&name)?)).await?
+    }
+    .ok_or_else(|| AdminError::NotFound(format!("account {name} does not exist")))?;
+    let (current, stored, new) = (
+        request.current_password,
+        account.password_hash,
+        request.new_password,
+    );
+    let hash = tokio::task::spawn_blocking(move || {
+        if password::verify(&current, &stored) {
+            password::hash(&new).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await
+    .map_err(|e| AdminError::Task(e.to_string()))??;
+    let Some(hash) = hash else {
+        // Counted as a failed login of the account: a taken-over session
+        // cannot try passwords without limit.
+        let options = state.inner.options.throttle;
+        state
+            .inner
+            .throttle
+            .failed(&operator.name, None, now, &options);
+        tracing::warn!(account = %operator.name, "own password change refused: wrong current password");
+        return Err(AdminError::Refused("the current password is wrong".into()));
+    };
+    let actor = operator.actor();
+    state
+        .store(move |s| {
+            if !s.set_password(&name, &hash, now)? {
+                return Err(AdminError::NotFound(format!(
+                    "account {name} does not exist"
+                )));
+            }
+            s.record_event(&AuditEntry::account_password_set(now, &name).by(actor))?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(account = %operator.name, "operator changed their own password");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE /api/v1/accounts/{name}` (admin). The last admin stays (409).
 #[utoipa::path(
     delete,

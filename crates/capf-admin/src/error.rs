@@ -30,6 +30,10 @@ pub enum AdminError {
     /// the session's CSRF token in `X-CSRF-Token` (403).
     #[error("missing or wrong X-CSRF-Token header (GET /api/v1/session returns the token)")]
     CsrfMismatch,
+    /// Refused for another reason than the role: a wrong current
+    /// password, a token asking for what only a session may (403).
+    #[error("{0}")]
+    Refused(String),
     /// Too many failed logins for the account or from the address (429).
     #[error("too many failed logins: try again in {} s", retry_after.as_secs().max(1))]
     Throttled {
@@ -90,7 +94,9 @@ impl AdminError {
     pub fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthenticated | AdminError::BadCredentials => StatusCode::UNAUTHORIZED,
-            AdminError::Forbidden { .. } | AdminError::CsrfMismatch => StatusCode::FORBIDDEN,
+            AdminError::Forbidden { .. } | AdminError::CsrfMismatch | AdminError::Refused(_) => {
+                StatusCode::FORBIDDEN
+            }
             AdminError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,

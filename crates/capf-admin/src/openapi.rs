@@ -192,6 +192,7 @@ pub(crate) enum ViaName {
         auth::login,
         auth::logout,
         auth::session,
+        accounts::change_own_password,
         devices::find,
         devices::create,
         devices::schedule,

@@ -25,6 +25,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/session", get(auth::session))
+        .route("/session/password", post(accounts::change_own_password))
         .route("/devices", get(devices::find).post(devices::create))
         .route("/devices/schedule", post(devices::schedule))
         .route(

@@ -36,6 +36,11 @@ async fn bounded<F: std::future::Future<Output = ()>>(body: F) {
 fn endpoints() -> Vec<(Method, String, Option<serde_json::Value>)> {
     vec![
         (Method::GET, "/api/v1/session".into(), None),
+        (
+            Method::POST,
+            "/api/v1/session/password".into(),
+            Some(json!({"current_password": "whatever-pass", "new_password": "new-pass-1234"})),
+        ),
         (Method::POST, "/api/v1/logout".into(), None),
         (Method::GET, "/api/v1/devices".into(), None),
         (Method::GET, format!("/api/v1/devices/{PHONE}"), None),
@@ -589,6 +594,109 @@ async fn bulk_schedule_on_a_query_changes_what_find_finds() {
             )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        api.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operators_change_their_own_password() {
+    bounded(async {
+        let api = Api::start(throttle()).await;
+        let hal = api.login("hal", HELPDESK_PASSWORD).await.unwrap();
+        let change =
+            |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+        // Without the session's CSRF token: refused.
+        let r = api
+            .request(
+                Method::POST,
+                "/api/v1/session/password",
+                &[("cookie", &hal.cookie)],
+                Some(change(HELPDESK_PASSWORD, "a-new-pass-123")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        // A wrong current password: refused, and counted.
+        let r = as_session(
+            &api,
+            &hal,
+            Method::POST,
+            "/api/v1/session/password",
+            Some(change("not-my-password", "a-new-pass-123")),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert!(r.body.contains("current password is wrong"), "{}", r.body);
+        // A new password too short: refused.
+        let r = as_session(
+            &api,
+            &hal,
+            Method::POST,
+            "/api/v1/session/password",
+            Some(change(HELPDESK_PASSWORD, "short")),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        // An API token has no password.
+        let bearer = format!("Bearer {}", api.token(Role::Helpdesk));
+        let r = api
+            .request(
+                Method::POST,
+                "/api/v1/session/password",
+                &[("authorization", &bearer)],
+                Some(change(HELPDESK_PASSWORD, "a-new-pass-123")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        // The right one: changed, this session ends, the new password works.
+        let r = as_session(
+            &api,
+            &hal,
+            Method::POST,
+            "/api/v1/session/password",
+            Some(change(HELPDESK_PASSWORD, "a-new-pass-123")),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let r = as_session(&api, &hal, Method::GET, "/api/v1/session", None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(api.login("hal", HELPDESK_PASSWORD).await.is_err());
+        assert!(api.login("hal", "a-new-pass-123").await.is_ok());
+        let audit = api
+            .store
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.actor.as_deref() == Some("hal") && e.event.contains("password")),
+            "{audit:?}"
+        );
+        // Wrong current passwords lock the account like failed logins.
+        let hal = api.login("hal", "a-new-pass-123").await.unwrap();
+        for _ in 0..3 {
+            let r = as_session(
+                &api,
+                &hal,
+                Method::POST,
+                "/api/v1/session/password",
+                Some(change("guess-guess-1", "another-pass-1")),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        }
+        let r = as_session(
+            &api,
+            &hal,
+            Method::POST,
+            "/api/v1/session/password",
+            Some(change("a-new-pass-123", "another-pass-1")),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
         api.stop().await;
     })
     .await;
