@@ -200,3 +200,51 @@ pub(crate) async fn health() -> Json<Health> {
 pub(crate) async fn not_found(_operator: Operator) -> AdminError {
     AdminError::NotFound("no such API endpoint".into())
 }
+
+/// `GET /api/v1/report`: the CAPF report as CSV, one row per device the
+/// find criteria match (every page; paging parameters are ignored), in
+/// cells a spreadsheet opens as text. Operators who may not see
+/// authentication strings get `set` (or nothing) in that column.
+#[utoipa::path(
+    get,
+    path = "/api/v1/report",
+    tag = "devices",
+    operation_id = "capf_report",
+    params(crate::devices::Criteria),
+    responses((
+        status = 200,
+        description = "The CAPF report (`capf-report.csv`, as `capf report` writes it)",
+        content((String = "text/csv")),
+    )),
+    security(("token" = []), ("session" = [])),
+)]
+pub(crate) async fn report(
+    State(state): State<AdminState>,
+    operator: Operator,
+    Query(criteria): Query<crate::devices::Criteria>,
+) -> Result<Response, AdminError> {
+    use capf_operations::report::{HEADER, row};
+    let criteria = crate::devices::Criteria {
+        page: None,
+        per_page: Some(0),
+        ..criteria
+    };
+    let with_string = operator.sees_strings();
+    let query = criteria.query(with_string)?;
+    let page = state.store(move |s| Ok(s.find(&query)?)).await?;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| AdminError::Task(format!("writing the report: {e}"));
+    csv.write_record(HEADER).map_err(failed)?;
+    for device in &page.devices {
+        csv.write_record(row(device, with_string)).map_err(failed)?;
+    }
+    let body = csv
+        .into_inner()
+        .map_err(|e| AdminError::Task(format!("writing the report: {e}")))?;
+    let mut response = download(body, "text/csv; charset=utf-8", "capf-report.csv");
+    // It may hold authentication strings: no copy kept on the way.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

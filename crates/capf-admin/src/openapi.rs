@@ -210,6 +210,7 @@ pub(crate) enum ViaName {
         accounts::create_token,
         accounts::remove_token,
         misc::audit,
+        misc::report,
         misc::ca_certificate,
     ),
     components(schemas(

@@ -51,6 +51,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/tokens/{id}", delete(accounts::remove_token))
         .route("/audit", get(misc::audit))
+        .route("/report", get(misc::report))
         .route("/ca/certificate", get(misc::ca_certificate))
         .fallback(misc::not_found);
     // The console's pages answer HTML, so they are merged outside the

@@ -76,6 +76,7 @@ fn endpoints() -> Vec<(Method, String, Option<serde_json::Value>)> {
             Some(json!({"reason": "stolen"})),
         ),
         (Method::GET, "/api/v1/audit".into(), None),
+        (Method::GET, "/api/v1/report".into(), None),
         (Method::GET, "/api/v1/accounts".into(), None),
         (
             Method::POST,
@@ -697,6 +698,68 @@ async fn operators_change_their_own_password() {
         )
         .await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        api.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_capf_report_shows_strings_only_to_those_who_may_see_them() {
+    bounded(async {
+        let api = Api::start(throttle()).await;
+        add_phone(&api, PHONE).await;
+        add_phone(&api, OTHER).await;
+        let admin = format!("Bearer {}", api.token(Role::Admin));
+        let r = api
+            .request(
+                Method::PATCH,
+                &format!("/api/v1/devices/{PHONE}"),
+                &[("authorization", &admin)],
+                Some(json!({"auth_mode": "auth-string", "auth_string": "012345"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let report = |role: Role, query: &'static str| {
+            let bearer = format!("Bearer {}", api.token(role));
+            let api = &api;
+            async move {
+                api.request(
+                    Method::GET,
+                    &format!("/api/v1/report{query}"),
+                    &[("authorization", &bearer)],
+                    None,
+                )
+                .await
+            }
+        };
+        let r = report(Role::Helpdesk, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+        let lines: Vec<&str> = r.body.lines().collect();
+        assert!(
+            lines[0].starts_with("Device Name,Description,"),
+            "{}",
+            r.body
+        );
+        assert_eq!(lines.len(), 3, "{}", r.body);
+        // A string with a leading zero keeps it in a spreadsheet.
+        assert!(r.body.contains(",'012345,"), "{}", r.body);
+        // Read-only: the device list, no string.
+        let r = report(Role::ReadOnly, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(!r.body.contains("012345"), "{}", r.body);
+        assert!(r.body.contains(",set,"), "{}", r.body);
+        // The find criteria choose the rows.
+        let r = report(Role::ReadOnly, "?name=AA&match=ends-with").await;
+        let lines: Vec<&str> = r.body.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", r.body);
+        assert!(lines[1].starts_with(OTHER), "{}", r.body);
         api.stop().await;
     })
     .await;

@@ -18,6 +18,7 @@ mod transmit;
 pub mod testing;
 
 pub mod phone;
+pub mod report;
 pub mod server;
 pub mod time_text;
 

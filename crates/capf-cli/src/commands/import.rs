@@ -20,10 +20,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device::{DeviceFlags, FlagEdit, edit_from_flags, open};
-use super::report::{from_spreadsheet_cell, spreadsheet_cell};
 use crate::data_dir::DataDir;
 use crate::output::{self, Output};
 use crate::{Failure, Outcome, time_text};
+use capf_operations::report::{from_spreadsheet_cell, spreadsheet_cell};
 
 /// The columns a CSV file may have (`name` is required), each with the
 /// name `capf report` gives it, if the report has it.

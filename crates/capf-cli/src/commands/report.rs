@@ -9,14 +9,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use capf_operations::{Device, OperatorStore};
+use capf_operations::OperatorStore;
+use capf_operations::report::{HEADER, row};
 use clap::Args;
 
 use super::device::open;
 use super::find::Criteria;
 use crate::data_dir::DataDir;
 use crate::output::{self, Output};
-use crate::{Failure, Outcome, time_text};
+use crate::{Failure, Outcome};
 
 /// Arguments of `capf report`.
 #[derive(Debug, Args)]
@@ -50,71 +51,6 @@ pub(crate) struct ReportArgs {
     criteria: Criteria,
 }
 
-/// The first characters that make a spreadsheet read a cell as a formula
-/// (OWASP's CSV injection list), and the apostrophe, which a spreadsheet
-/// reads as "text follows" and the import removes.
-const NEUTRALISED: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
-
-/// A cell as the report writes it: with a leading apostrophe when a
-/// spreadsheet would otherwise run it as a formula (it begins with `=`,
-/// `+`, `-`, `@`, a tab or a carriage return) or drop its leading zeros (an
-/// authentication string that begins with `0`), and when it begins with an
-/// apostrophe itself. `capf device import` removes one leading apostrophe
-/// from every cell ([`from_spreadsheet_cell`]), so every value reads back
-/// as it was.
-pub(crate) fn spreadsheet_cell(value: &str, digits: bool) -> String {
-    let neutralise = value.starts_with(NEUTRALISED) || digits && value.starts_with('0');
-    if neutralise {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    }
-}
-
-/// A cell as written by [`spreadsheet_cell`] (or typed in a spreadsheet),
-/// read back: one leading apostrophe removed.
-pub(crate) fn from_spreadsheet_cell(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
-}
-
-/// The report's header row.
-const HEADER: [&str; 9] = [
-    "Device Name",
-    "Description",
-    "Security Mode",
-    "Authentication String",
-    "Authentication Mode",
-    "LSC Status",
-    "Certificate Operation",
-    "Operation Status",
-    "Completes By",
-];
-
-/// The column of authentication strings.
-const AUTH_STRING_COLUMN: usize = 3;
-
-fn row(device: &Device) -> [String; 9] {
-    let p = &device.policy;
-    let mut cells = [
-        device.name.as_str().to_owned(),
-        device.description.clone(),
-        p.security_mode.name().to_owned(),
-        p.auth_string
-            .as_ref()
-            .map(|s| s.expose().to_owned())
-            .unwrap_or_default(),
-        p.auth_mode.label().to_owned(),
-        device.lsc_status().to_owned(),
-        p.operation.label().to_owned(),
-        device.status_label(),
-        p.completes_by.map(time_text::format).unwrap_or_default(),
-    ];
-    for (column, cell) in cells.iter_mut().enumerate() {
-        *cell = spreadsheet_cell(cell, column == AUTH_STRING_COLUMN);
-    }
-    cells
-}
-
 pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> {
     let query = args.criteria.query()?;
     let to_stdout = args.output.as_os_str() == "-";
@@ -128,7 +64,7 @@ pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> 
     let csv_error = |e: csv::Error| Failure::new(format!("writing the report: {e}"));
     csv.write_record(HEADER).map_err(csv_error)?;
     for device in &page.devices {
-        csv.write_record(row(device)).map_err(csv_error)?;
+        csv.write_record(row(device, true)).map_err(csv_error)?;
     }
     let bytes = csv
         .into_inner()
@@ -144,30 +80,4 @@ pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> 
         );
     }
     Ok(Outcome::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{from_spreadsheet_cell, spreadsheet_cell};
-
-    #[test]
-    fn cells_that_a_spreadsheet_would_run_or_change_are_neutralised() {
-        for (value, digits, written) in [
-            ("=HYPERLINK(\"x\")", false, "'=HYPERLINK(\"x\")"),
-            ("+1", false, "'+1"),
-            ("-1", false, "'-1"),
-            ("@SUM(A1)", false, "'@SUM(A1)"),
-            ("\tx", false, "'\tx"),
-            ("\rx", false, "'\rx"),
-            ("'quoted'", false, "''quoted'"),
-            ("Lobby = east", false, "Lobby = east"),
-            ("0123", false, "0123"),
-            ("01234567", true, "'01234567"),
-            ("12345678", true, "12345678"),
-            ("", true, ""),
-        ] {
-            assert_eq!(spreadsheet_cell(value, digits), written, "{value:?}");
-            assert_eq!(from_spreadsheet_cell(written), value, "{written:?}");
-        }
-    }
 }
