@@ -807,6 +807,8 @@ async fn matching_names(
     operator: &Operator,
     criteria: Criteria,
 ) -> Result<Vec<String>, AdminError> {
+    // Checked as given (paging included), then run for every page.
+    criteria.query(operator.sees_strings())?;
     let criteria = Criteria {
         page: None,
         per_page: Some(0),

@@ -9,6 +9,7 @@ mod error;
 mod misc;
 mod openapi;
 mod pages;
+mod params;
 pub mod password;
 mod router;
 mod serve;
@@ -25,7 +26,8 @@ pub use devices::{BulkResult, BulkView, ChangeView, Criteria, DeviceFields, Gene
 pub use error::AdminError;
 pub use misc::{AuditFilter, CaView, CertificateFormat, Health};
 pub use openapi::openapi;
+pub use params::{ParameterView, ParametersView};
 pub use router::router;
 pub use serve::serve;
-pub use state::{AdminOptions, AdminState, AdminStore, Clock};
+pub use state::{AdminOptions, AdminState, AdminStore, Clock, ParameterStore};
 pub use throttle::ThrottleOptions;

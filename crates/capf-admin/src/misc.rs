@@ -224,12 +224,14 @@ pub(crate) async fn report(
     Query(criteria): Query<crate::devices::Criteria>,
 ) -> Result<Response, AdminError> {
     use capf_operations::report::{HEADER, row};
+    let with_string = operator.sees_strings();
+    // Checked as given (paging included), then run for every page.
+    criteria.query(with_string)?;
     let criteria = crate::devices::Criteria {
         page: None,
         per_page: Some(0),
         ..criteria
     };
-    let with_string = operator.sees_strings();
     let query = criteria.query(with_string)?;
     let page = state.store(move |s| Ok(s.find(&query)?)).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());

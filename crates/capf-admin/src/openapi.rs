@@ -19,7 +19,7 @@ use utoipa::openapi::{Components, Content, ObjectBuilder, Ref, RefOr, Schema, Ty
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::{accounts, auth, devices, misc, views};
+use crate::{accounts, auth, devices, misc, params, views};
 
 /// Names of the security schemes.
 pub(crate) const TOKEN: &str = "token";
@@ -211,6 +211,8 @@ pub(crate) enum ViaName {
         accounts::remove_token,
         misc::audit,
         misc::report,
+        params::show,
+        params::change,
         misc::ca_certificate,
     ),
     components(schemas(

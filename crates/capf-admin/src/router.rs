@@ -4,7 +4,7 @@ use axum::Router;
 use axum::middleware::map_response;
 use axum::routing::{delete, get, patch, post};
 
-use crate::{AdminState, accounts, auth, devices, error, misc, openapi, pages};
+use crate::{AdminState, accounts, auth, devices, error, misc, openapi, pages, params};
 
 /// The admin API under `/api/v1`, ready to serve or to mount in an
 /// embedder's own axum application (`app.merge(capf_admin::router(state))`).
@@ -52,6 +52,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/tokens/{id}", delete(accounts::remove_token))
         .route("/audit", get(misc::audit))
         .route("/report", get(misc::report))
+        .route("/parameters", get(params::show).patch(params::change))
         .route("/ca/certificate", get(misc::ca_certificate))
         .fallback(misc::not_found);
     // The console's pages answer HTML, so they are merged outside the

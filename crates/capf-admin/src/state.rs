@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use capf_ca::CaCertificate;
-use capf_operations::{AccountStore, OperatorStore};
+use capf_operations::{AccountStore, OperationsError, OperatorStore, ServiceParameters};
 
 use crate::AdminError;
 use crate::sessions::SessionTable;
@@ -57,7 +57,24 @@ pub struct AdminState {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Where the service parameters are kept (the SQLite file's or the
+/// PostgreSQL database's table; an embedder's own). Give it to
+/// [`AdminState::with_parameters`] for `/api/v1/parameters`.
+pub trait ParameterStore: Send + Sync {
+    /// The parameters: the defaults with the stored values applied.
+    fn load_parameters(&self) -> Result<ServiceParameters, OperationsError>;
+    /// Validates and stores one parameter; the parameters as they now are.
+    /// An unknown name or a value it does not take is
+    /// [`OperationsError::UnknownParameter`] or
+    /// [`OperationsError::InvalidParameter`], and nothing changes.
+    fn save_parameter(&self, name: &str, value: &str)
+    -> Result<ServiceParameters, OperationsError>;
+    /// Returns one parameter to its default; the parameters as they now are.
+    fn reset_parameter(&self, name: &str) -> Result<ServiceParameters, OperationsError>;
+}
+
 pub(crate) struct Inner {
+    pub(crate) parameters: std::sync::OnceLock<Arc<dyn ParameterStore>>,
     pub(crate) store: Arc<dyn AdminStore>,
     pub(crate) ca: CaCertificate,
     pub(crate) clock: Clock,
@@ -90,6 +107,7 @@ impl AdminState {
             CaCertificate::from_der(ca_der, "CAPF certificate").map_err(AdminError::Certificate)?;
         Ok(AdminState {
             inner: Arc::new(Inner {
+                parameters: std::sync::OnceLock::new(),
                 store,
                 ca,
                 clock,
@@ -98,6 +116,15 @@ impl AdminState {
                 throttle: LoginThrottle::default(),
             }),
         })
+    }
+
+    /// Serves the service parameters from `parameters` at
+    /// `/api/v1/parameters` (without it, that answers 404). Set once: a
+    /// second call changes nothing.
+    #[must_use]
+    pub fn with_parameters(self, parameters: Arc<dyn ParameterStore>) -> Self {
+        let _ = self.inner.parameters.set(parameters);
+        self
     }
 
     /// The current time.

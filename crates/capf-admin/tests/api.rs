@@ -77,6 +77,12 @@ fn endpoints() -> Vec<(Method, String, Option<serde_json::Value>)> {
         ),
         (Method::GET, "/api/v1/audit".into(), None),
         (Method::GET, "/api/v1/report".into(), None),
+        (Method::GET, "/api/v1/parameters".into(), None),
+        (
+            Method::PATCH,
+            "/api/v1/parameters".into(),
+            Some(json!({"lsc_validity_years": "2"})),
+        ),
         (Method::GET, "/api/v1/accounts".into(), None),
         (
             Method::POST,
@@ -760,6 +766,106 @@ async fn the_capf_report_shows_strings_only_to_those_who_may_see_them() {
         let lines: Vec<&str> = r.body.lines().collect();
         assert_eq!(lines.len(), 2, "{}", r.body);
         assert!(lines[1].starts_with(OTHER), "{}", r.body);
+        api.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn service_parameters_are_read_by_all_and_changed_by_admins() {
+    bounded(async {
+        let api = Api::start(throttle()).await;
+        let bearer = |role| format!("Bearer {}", api.token(role));
+        let reader = bearer(Role::ReadOnly);
+        let r = api
+            .request(
+                Method::GET,
+                "/api/v1/parameters",
+                &[("authorization", &reader)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let shown = r.json();
+        let validity = shown["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "lsc_validity_years")
+            .unwrap()
+            .clone();
+        assert_eq!(validity["value"], validity["default"]);
+        assert!(!validity["help"].as_str().unwrap().is_empty());
+        assert!(shown["note"].as_str().unwrap().contains("restart"));
+        let patch = |role, body| {
+            let auth = bearer(role);
+            let api = &api;
+            async move {
+                api.request(
+                    Method::PATCH,
+                    "/api/v1/parameters",
+                    &[("authorization", &auth)],
+                    Some(body),
+                )
+                .await
+            }
+        };
+        // Helpdesk and read-only change nothing.
+        for role in [Role::ReadOnly, Role::Helpdesk] {
+            let r = patch(role, json!({"lsc_validity_years": "3"})).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        }
+        // A bad value or name among good ones: nothing changes.
+        for body in [
+            json!({"lsc_validity_years": "3", "auth_failure_limit": "many"}),
+            json!({"lsc_validity_years": "3", "no_such_parameter": "1"}),
+            json!({"lsc_validity_years": "3", "no_such_parameter": null}),
+        ] {
+            let r = patch(Role::Admin, body).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        }
+        let value = |view: &serde_json::Value, name: &str| {
+            view["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let r = api
+            .request(
+                Method::GET,
+                "/api/v1/parameters",
+                &[("authorization", &reader)],
+                None,
+            )
+            .await;
+        assert_eq!(
+            value(&r.json(), "lsc_validity_years"),
+            validity["default"].as_str().unwrap()
+        );
+        // An admin changes one and resets it; each change is audited.
+        let r = patch(Role::Admin, json!({"lsc_validity_years": "3"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(value(&r.json(), "lsc_validity_years"), "3");
+        let r = patch(Role::Admin, json!({"lsc_validity_years": null})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            value(&r.json(), "lsc_validity_years"),
+            validity["default"].as_str().unwrap()
+        );
+        let audit = api
+            .store
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        let changes = audit.iter().filter(|e| e.event == "parameter-set").count();
+        assert_eq!(changes, 2, "{audit:?}");
         api.stop().await;
     })
     .await;

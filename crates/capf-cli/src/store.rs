@@ -148,3 +148,32 @@ impl StoreBackend for Store {
         }
     }
 }
+
+/// The console's `/api/v1/parameters` reads and writes the same table as
+/// `capf params`.
+impl capf_admin::ParameterStore for Store {
+    fn load_parameters(&self) -> Result<ServiceParameters, OperationsError> {
+        Ok(match self {
+            Store::Sqlite(s) => s.load_parameters()?,
+            Store::Postgres(p) => p.load_parameters()?,
+        })
+    }
+
+    fn save_parameter(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<ServiceParameters, OperationsError> {
+        Ok(match self {
+            Store::Sqlite(s) => s.save_parameter(name, value)?,
+            Store::Postgres(p) => p.save_parameter(name, value)?,
+        })
+    }
+
+    fn reset_parameter(&self, name: &str) -> Result<ServiceParameters, OperationsError> {
+        Ok(match self {
+            Store::Sqlite(s) => s.reset_parameter(name)?,
+            Store::Postgres(p) => p.reset_parameter(name)?,
+        })
+    }
+}

@@ -530,6 +530,22 @@ fn behind_a_trusted_proxy_clients_are_told_apart() {
         assert_eq!(other.status, StatusCode::OK, "{}", other.body);
         let cookie = other.headers[hyper::header::SET_COOKIE].to_str().unwrap();
         assert!(cookie.contains("Secure"), "{cookie}");
+        // The console serves the data directory's service parameters.
+        let session = cookie.split(';').next().unwrap();
+        let params = client
+            .request(
+                hyper::Method::GET,
+                "/api/v1/parameters",
+                &[("cookie", session)],
+                None,
+            )
+            .await;
+        assert_eq!(params.status, StatusCode::OK, "{}", params.body);
+        assert!(
+            params.body.contains("lsc_validity_years"),
+            "{}",
+            params.body
+        );
     });
     let log = serve.sigterm().1.join("\n");
     assert!(

@@ -485,7 +485,8 @@ impl AdminPlan {
                 ..AdminOptions::default()
             },
         )
-        .map_err(|e| Failure::new(format!("operator console: {e}")))?;
+        .map_err(|e| Failure::new(format!("operator console: {e}")))?
+        .with_parameters(Arc::clone(store) as Arc<dyn capf_admin::ParameterStore>);
         Ok(AdminReady {
             addr: self.addr,
             tls,
