@@ -77,7 +77,7 @@ pub(crate) fn page(title: &str, who: Option<(&Operator, &str)>, body: &str) -> S
                 ""
             };
             format!(
-                r#"<nav aria-label="Main"><a href="/devices">Find and List Phones</a><a href="/api/v1/report">CAPF report (CSV)</a><a href="/ca">CAPF certificate</a>{users}</nav><span class="who">{name} ({role})</span><form method="post" action="/logout">{csrf}<button class="link" type="submit">Log out</button></form>"#,
+                r#"<nav aria-label="Main"><a href="/devices">Find and List Phones</a><a href="/api/v1/report">CAPF report (CSV)</a><a href="/ca">CAPF certificate</a><a href="/parameters">Service parameters</a>{users}</nav><span class="who">{name} ({role})</span><form method="post" action="/logout">{csrf}<button class="link" type="submit">Log out</button></form>"#,
                 name = esc(&operator.name),
                 role = esc(operator.role.as_str()),
                 csrf = csrf_field(csrf),

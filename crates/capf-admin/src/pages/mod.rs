@@ -15,7 +15,7 @@ mod devices;
 mod html;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,7 +26,7 @@ use capf_operations::Role;
 use crate::auth::ClientAddr;
 use crate::body::JsonObject;
 use crate::{AdminError, AdminState, CSRF_HEADER, Operator, SESSION_COOKIE, Via, accounts, auth};
-use html::{esc, notice, page};
+use html::{csrf_field, esc, notice, page, url_part};
 
 /// The console's style sheet.
 const CSS: &str = include_str!("../../assets/console.css");
@@ -51,6 +51,7 @@ pub(crate) fn routes(state: AdminState) -> Router {
         .route("/devices/{name}/schedule", post(devices::schedule))
         .route("/ca", get(ca))
         .route("/users", get(users))
+        .route("/parameters", get(parameters).post(set_parameter))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }
@@ -328,6 +329,76 @@ async fn ca(State(state): State<AdminState>, user: PageUser) -> Response {
     )
 }
 
+/// `GET /parameters`: the service parameters with their help text; an
+/// admin also gets a form per parameter.
+async fn parameters(
+    State(state): State<AdminState>,
+    user: PageUser,
+    Query(shown): Query<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let Json(view) = crate::params::show(State(state), user.operator.clone()).await?;
+    let admin = user.operator.role.allows(Role::Admin);
+    let mut rows = String::new();
+    for p in &view.parameters {
+        let change = if admin {
+            format!(
+                r#"<form method="post" action="/parameters" class="inline">{csrf}<input type="hidden" name="name" value="{name}"><label for="value-{name}">New value</label> <input id="value-{name}" name="value" value="{value}" required> <button type="submit">Save</button> <button type="submit" name="reset" value="true" class="secondary">Reset to default</button></form>"#,
+                csrf = csrf_field(&user.csrf),
+                name = esc(p.name),
+                value = esc(&p.value),
+            )
+        } else {
+            String::new()
+        };
+        rows.push_str(&format!(
+            r#"<tr><td class="mono">{}</td><td>{}</td><td>{}</td><td>{}{change}</td></tr>"#,
+            esc(p.name),
+            esc(&p.value),
+            esc(&p.default),
+            esc(p.help),
+        ));
+    }
+    let saved = match field(&shown, "saved") {
+        Some(name) => format!(
+            r#"<p class="notice" role="status">Saved {}.</p>"#,
+            esc(name)
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        r#"{saved}<p class="muted">{note}.</p>
+<div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">Value</th><th scope="col">Default</th><th scope="col">What it does</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+        note = esc(view.note),
+    );
+    Ok(html(
+        StatusCode::OK,
+        page(
+            "Service parameters",
+            Some((&user.operator, &user.csrf)),
+            &body,
+        ),
+    ))
+}
+
+/// `POST /parameters` (admin): one parameter set, or reset to its default.
+async fn set_parameter(
+    State(state): State<AdminState>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let user = PageUser::of_form(&state, uri, &headers, &fields).await?;
+    let name = field(&fields, "name").unwrap_or_default().to_owned();
+    let value = match field(&fields, "reset") {
+        Some("true") => None,
+        _ => Some(field(&fields, "value").unwrap_or_default().to_owned()),
+    };
+    let mut change = std::collections::BTreeMap::new();
+    change.insert(name.clone(), value);
+    let _now = crate::params::change(State(state), user.operator, JsonObject(change)).await?;
+    Ok(Redirect::to(&format!("/parameters?saved={}", url_part(&name))).into_response())
+}
+
 /// `GET /users` (admin): the operator accounts.
 async fn users(State(state): State<AdminState>, user: PageUser) -> Result<Response, PageError> {
     user.operator.require(Role::Admin)?;
@@ -375,7 +446,11 @@ mod tests {
     fn app() -> Router {
         let store = Arc::new(MemoryStore::new());
         let now = SystemTime::now();
-        for (name, role) in [("hal", Role::Helpdesk), ("rob", Role::ReadOnly)] {
+        for (name, role) in [
+            ("ada", Role::Admin),
+            ("hal", Role::Helpdesk),
+            ("rob", Role::ReadOnly),
+        ] {
             store
                 .add_account(&Account {
                     name: AccountName::parse(name).unwrap(),
@@ -406,8 +481,139 @@ mod tests {
                 ..AdminOptions::default()
             },
         )
-        .unwrap();
+        .unwrap()
+        .with_parameters(Arc::new(Parameters::default()));
         crate::router(state)
+    }
+
+    /// Service parameters in memory.
+    #[derive(Default)]
+    struct Parameters(std::sync::Mutex<capf_operations::ServiceParameters>);
+
+    impl crate::ParameterStore for Parameters {
+        fn load_parameters(
+            &self,
+        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        fn save_parameter(
+            &self,
+            name: &str,
+            value: &str,
+        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
+            let mut params = self.0.lock().unwrap();
+            params.set(name, value)?;
+            Ok(params.clone())
+        }
+
+        fn reset_parameter(
+            &self,
+            name: &str,
+        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
+            let default = capf_operations::ServiceParameters::default()
+                .get(name)
+                .unwrap();
+            let mut params = self.0.lock().unwrap();
+            params.set(name, &default)?;
+            Ok(params.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn parameters_are_shown_to_all_and_changed_by_admins() {
+        let app = app();
+        let form = r#"<form method="post" action="/parameters""#;
+        let rob = log_in(&app, "rob").await;
+        let page = send(&app, "GET", "/parameters", Some(&rob), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("lsc_validity_years"), "{}", page.body);
+        assert!(page.body.contains("restart"), "{}", page.body);
+        assert!(!page.body.contains(form), "read-only gets no form");
+
+        let ada = log_in(&app, "ada").await;
+        let page = send(&app, "GET", "/parameters", Some(&ada), None).await;
+        assert!(page.body.contains(form), "{}", page.body);
+        assert!(
+            page.body
+                .contains(r#"<label for="value-lsc_validity_years">"#)
+        );
+        let csrf = csrf_of(&page.body);
+        // Without the form's CSRF token: refused, nothing changes.
+        let refused = send(
+            &app,
+            "POST",
+            "/parameters",
+            Some(&ada),
+            Some("csrf_token=x&name=lsc_validity_years&value=3"),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        // A value it does not take: refused, nothing changes.
+        let bad = send(
+            &app,
+            "POST",
+            "/parameters",
+            Some(&ada),
+            Some(&format!(
+                "csrf_token={csrf}&name=lsc_validity_years&value=many"
+            )),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+        let saved = send(
+            &app,
+            "POST",
+            "/parameters",
+            Some(&ada),
+            Some(&format!(
+                "csrf_token={csrf}&name=lsc_validity_years&value=3"
+            )),
+        )
+        .await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+        let page = send(&app, "GET", "/parameters", Some(&rob), None).await;
+        assert!(
+            page.body
+                .contains(r#"<td class="mono">lsc_validity_years</td><td>3</td>"#),
+            "{}",
+            page.body
+        );
+        // Helpdesk may not change them.
+        let hal = log_in(&app, "hal").await;
+        let page = send(&app, "GET", "/parameters", Some(&hal), None).await;
+        assert!(!page.body.contains(form));
+        let csrf = csrf_of(&page.body);
+        let refused = send(
+            &app,
+            "POST",
+            "/parameters",
+            Some(&hal),
+            Some(&format!(
+                "csrf_token={csrf}&name=lsc_validity_years&reset=true"
+            )),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        // Reset by an admin.
+        let reset = send(
+            &app,
+            "POST",
+            "/parameters",
+            Some(&ada),
+            Some(&format!(
+                "csrf_token={}&name=lsc_validity_years&reset=true",
+                csrf_of(
+                    &send(&app, "GET", "/parameters", Some(&ada), None)
+                        .await
+                        .body
+                )
+            )),
+        )
+        .await;
+        assert_eq!(reset.status, StatusCode::SEE_OTHER, "{}", reset.body);
+        let page = send(&app, "GET", "/parameters", Some(&rob), None).await;
+        assert!(!page.body.contains(r#"lsc_validity_years</td><td>3</td>"#));
     }
 
     struct Answer {
