@@ -801,13 +801,14 @@ pub(crate) async fn schedule(
     }))
 }
 
-/// The names of every device `criteria` find (all pages), in their order.
-async fn matching_names(
+/// Every device `criteria` find, on every page, in their order: the
+/// criteria are checked as given (paging included), then run with paging
+/// left out.
+pub(crate) async fn every_match(
     state: &AdminState,
     operator: &Operator,
     criteria: Criteria,
-) -> Result<Vec<String>, AdminError> {
-    // Checked as given (paging included), then run for every page.
+) -> Result<Vec<capf_operations::Device>, AdminError> {
     criteria.query(operator.sees_strings())?;
     let criteria = Criteria {
         page: None,
@@ -815,8 +816,17 @@ async fn matching_names(
         ..criteria
     };
     let query = criteria.query(operator.sees_strings())?;
-    let page = state.store(move |s| Ok(s.find(&query)?)).await?;
-    Ok(page.devices.iter().map(|d| d.name.to_string()).collect())
+    Ok(state.store(move |s| Ok(s.find(&query)?)).await?.devices)
+}
+
+/// The names of every device `criteria` find (all pages), in their order.
+async fn matching_names(
+    state: &AdminState,
+    operator: &Operator,
+    criteria: Criteria,
+) -> Result<Vec<String>, AdminError> {
+    let devices = every_match(state, operator, criteria).await?;
+    Ok(devices.iter().map(|d| d.name.to_string()).collect())
 }
 
 /// `GET /api/v1/devices/{name}/certificates`: every certificate issued to

@@ -29,5 +29,5 @@ pub use openapi::openapi;
 pub use params::{ParameterView, ParametersView};
 pub use router::router;
 pub use serve::serve;
-pub use state::{AdminOptions, AdminState, AdminStore, Clock, ParameterStore};
+pub use state::{AdminOptions, AdminState, AdminStore, Clock, MemoryParameters, ParameterStore};
 pub use throttle::ThrottleOptions;

@@ -225,19 +225,11 @@ pub(crate) async fn report(
 ) -> Result<Response, AdminError> {
     use capf_operations::report::{HEADER, row};
     let with_string = operator.sees_strings();
-    // Checked as given (paging included), then run for every page.
-    criteria.query(with_string)?;
-    let criteria = crate::devices::Criteria {
-        page: None,
-        per_page: Some(0),
-        ..criteria
-    };
-    let query = criteria.query(with_string)?;
-    let page = state.store(move |s| Ok(s.find(&query)?)).await?;
+    let devices = crate::devices::every_match(&state, &operator, criteria).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let failed = |e: csv::Error| AdminError::Task(format!("writing the report: {e}"));
     csv.write_record(HEADER).map_err(failed)?;
-    for device in &page.devices {
+    for device in &devices {
         csv.write_record(row(device, with_string)).map_err(failed)?;
     }
     let body = csv

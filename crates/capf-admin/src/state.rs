@@ -73,6 +73,47 @@ pub trait ParameterStore: Send + Sync {
     fn reset_parameter(&self, name: &str) -> Result<ServiceParameters, OperationsError>;
 }
 
+/// Service parameters kept in memory (tests, examples; the SQLite and
+/// PostgreSQL stores keep them in a table).
+#[derive(Default)]
+pub struct MemoryParameters(std::sync::Mutex<ServiceParameters>);
+
+impl MemoryParameters {
+    fn params(&self) -> std::sync::MutexGuard<'_, ServiceParameters> {
+        // Plain values: a panic elsewhere leaves nothing half-changed.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ParameterStore for MemoryParameters {
+    fn load_parameters(&self) -> Result<ServiceParameters, OperationsError> {
+        Ok(self.params().clone())
+    }
+
+    fn save_parameter(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<ServiceParameters, OperationsError> {
+        let mut params = self.params();
+        params.set(name, value)?;
+        Ok(params.clone())
+    }
+
+    fn reset_parameter(&self, name: &str) -> Result<ServiceParameters, OperationsError> {
+        let default = ServiceParameters::default().get(name).ok_or_else(|| {
+            OperationsError::UnknownParameter {
+                name: name.to_owned(),
+            }
+        })?;
+        let mut params = self.params();
+        params.set(name, &default)?;
+        Ok(params.clone())
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) parameters: std::sync::OnceLock<Arc<dyn ParameterStore>>,
     pub(crate) store: Arc<dyn AdminStore>,

@@ -482,42 +482,8 @@ mod tests {
             },
         )
         .unwrap()
-        .with_parameters(Arc::new(Parameters::default()));
+        .with_parameters(Arc::new(crate::MemoryParameters::default()));
         crate::router(state)
-    }
-
-    /// Service parameters in memory.
-    #[derive(Default)]
-    struct Parameters(std::sync::Mutex<capf_operations::ServiceParameters>);
-
-    impl crate::ParameterStore for Parameters {
-        fn load_parameters(
-            &self,
-        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-            Ok(self.0.lock().unwrap().clone())
-        }
-
-        fn save_parameter(
-            &self,
-            name: &str,
-            value: &str,
-        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-            let mut params = self.0.lock().unwrap();
-            params.set(name, value)?;
-            Ok(params.clone())
-        }
-
-        fn reset_parameter(
-            &self,
-            name: &str,
-        ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-            let default = capf_operations::ServiceParameters::default()
-                .get(name)
-                .unwrap();
-            let mut params = self.0.lock().unwrap();
-            params.set(name, &default)?;
-            Ok(params.clone())
-        }
     }
 
     #[tokio::test]

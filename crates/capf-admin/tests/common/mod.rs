@@ -215,7 +215,7 @@ impl Api {
             },
         )
         .unwrap()
-        .with_parameters(Arc::new(MemoryParameters::default()));
+        .with_parameters(Arc::new(capf_admin::MemoryParameters::default()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -394,42 +394,5 @@ pub struct Reply {
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// Service parameters kept in memory (the SQLite and PostgreSQL stores
-/// keep them in a table).
-#[derive(Default)]
-pub struct MemoryParameters(Mutex<capf_operations::ServiceParameters>);
-
-impl capf_admin::ParameterStore for MemoryParameters {
-    fn load_parameters(
-        &self,
-    ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-        Ok(self.0.lock().unwrap().clone())
-    }
-
-    fn save_parameter(
-        &self,
-        name: &str,
-        value: &str,
-    ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-        let mut params = self.0.lock().unwrap();
-        params.set(name, value)?;
-        Ok(params.clone())
-    }
-
-    fn reset_parameter(
-        &self,
-        name: &str,
-    ) -> Result<capf_operations::ServiceParameters, capf_operations::OperationsError> {
-        let default = capf_operations::ServiceParameters::default()
-            .get(name)
-            .ok_or_else(|| capf_operations::OperationsError::UnknownParameter {
-                name: name.to_owned(),
-            })?;
-        let mut params = self.0.lock().unwrap();
-        params.set(name, &default)?;
-        Ok(params.clone())
     }
 }
