@@ -13,7 +13,7 @@ use capf_auth::{AuthMode, AuthString, Operation, SecurityMode};
 use capf_ca::KeySpec;
 use capf_operations::{
     AuditEntry, Device, DeviceEdit, DeviceName, DeviceQuery, Role, SortColumn, StatusFilter,
-    TextCriterion, TextField, TextMatch,
+    TextCriterion, TextField, TextMatch, parse_lsc_status,
 };
 use serde::{Deserialize, Serialize};
 
@@ -117,24 +117,11 @@ impl Criteria {
             ),
         ] {
             let how: Option<TextMatch> = how.as_deref().map(str::parse).transpose().map_err(bad)?;
-            let criterion = match (pattern, how) {
-                (None, None) => continue,
-                (Some(p), how) => TextCriterion {
-                    field,
-                    how: how.unwrap_or(default_how),
-                    pattern: p.clone(),
-                },
-                (None, Some(how @ (TextMatch::Empty | TextMatch::NotEmpty))) => TextCriterion {
-                    field,
-                    how,
-                    pattern: String::new(),
-                },
-                (None, Some(_)) => {
-                    return Err(AdminError::BadRequest(format!(
-                        "a {} match needs a pattern",
-                        field_param(field)
-                    )));
-                }
+            let Some(criterion) =
+                TextCriterion::from_parts(field, pattern.as_deref(), how, default_how)
+                    .map_err(bad)?
+            else {
+                continue;
             };
             if field == TextField::AuthString
                 && !sees_strings
@@ -146,16 +133,12 @@ impl Criteria {
             }
             text.push(criterion);
         }
-        let lsc_installed = match self.lsc_status.as_deref() {
-            None => None,
-            Some("installed") => Some(true),
-            Some("not-installed") => Some(false),
-            Some(other) => {
-                return Err(AdminError::BadRequest(format!(
-                    "lsc_status {other:?}: use installed or not-installed"
-                )));
-            }
-        };
+        let lsc_installed = self
+            .lsc_status
+            .as_deref()
+            .map(parse_lsc_status)
+            .transpose()
+            .map_err(bad)?;
         let operation: Option<Operation> = self
             .operation
             .as_deref()
@@ -188,14 +171,6 @@ impl Criteria {
             page,
             per_page: self.per_page.unwrap_or(50),
         })
-    }
-}
-
-fn field_param(field: TextField) -> &'static str {
-    match field {
-        TextField::Name => "name",
-        TextField::Description => "description",
-        TextField::AuthString => "auth_string",
     }
 }
 

@@ -234,7 +234,8 @@ pub struct AuditView {
 }
 
 impl AuditView {
-    pub(crate) fn of(e: &AuditEntry) -> Self {
+    /// The view of one audit entry.
+    pub fn of(e: &AuditEntry) -> Self {
         AuditView {
             at: time_text::format(e.at),
             device: e.device.as_ref().map(ToString::to_string),

@@ -23,12 +23,18 @@ use crate::AuthError;
 ///   equality between two strings take time independent of the digits and
 ///   of the armed string's length.
 ///
-/// The digits are kept in a fixed 10-byte buffer. They are not wiped on
-/// drop: the crate forbids `unsafe` and depends on no zeroizing crate.
+/// The digits are kept in a fixed 10-byte buffer, wiped (zeroize) when the
+/// value is dropped.
 #[derive(Clone)]
 pub struct AuthString {
     digits: [u8; AuthString::MAX_LEN],
     len: u8,
+}
+
+impl Drop for AuthString {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.digits);
+    }
 }
 
 impl AuthString {

@@ -80,7 +80,7 @@ impl CaCertificate {
 
     /// The PEM encoding (`-----BEGIN CERTIFICATE-----`).
     pub fn pem(&self) -> String {
-        der::pem::encode_string("CERTIFICATE", LineEnding::LF, &self.der).unwrap_or_default()
+        certificate_pem(&self.der)
     }
 
     pub(crate) fn parsed(&self) -> &Certificate {
@@ -221,4 +221,11 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// DER certificate bytes as PEM (`CERTIFICATE`, LF line endings).
+pub fn certificate_pem(der: &[u8]) -> String {
+    // Encoding fails only for an invalid label or a length that overflows
+    // usize; "CERTIFICATE" is valid and a DER certificate is far smaller.
+    der::pem::encode_string("CERTIFICATE", LineEnding::LF, der).unwrap_or_default()
 }

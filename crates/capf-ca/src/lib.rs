@@ -23,7 +23,7 @@ mod ring_signer;
 mod serial;
 mod server_cert;
 
-pub use cert::{CaCertificate, sha256_fingerprint};
+pub use cert::{CaCertificate, certificate_pem, sha256_fingerprint};
 pub use chain::TrustStore;
 pub use error::{CaError, ProofSignature, Result};
 pub use hash_name::{hashed_file_name, openssl_subject_hash};

@@ -73,6 +73,8 @@ pub(crate) enum Command {
     Device(commands::device::DeviceCommand),
     /// Find devices by name, description, string, LSC status, operation, status.
     Find(commands::find::FindArgs),
+    /// Read the audit trail: operator changes, phone sessions, issued certificates.
+    Audit(commands::audit::AuditArgs),
     /// Write the CAPF report as CSV.
     Report(commands::report::ReportArgs),
     /// Show or change service parameters.

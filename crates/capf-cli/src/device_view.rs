@@ -1,11 +1,12 @@
-//! How a device is shown: text for people, JSON for machines. The
-//! authentication string is never shown here (only `capf report` and
-//! `--generate-string` show it). Text that came from a phone's certificate
+//! How a device is shown: text for people, JSON for machines (typed, the
+//! same names and values as the REST API). The authentication string is
+//! never shown here (only `capf report` and `--generate-string` show it). Text that came from a phone's certificate
 //! (subject, issuer) is escaped in human output; JSON keeps it exact.
 
 use capf_auth::{AuthMode, CapfContact, Registration};
+use capf_admin::views::DeviceView;
 use capf_operations::{CertificateRecord, Device, escape_text};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::time_text;
 
@@ -64,46 +65,40 @@ fn string_state(device: &Device) -> &'static str {
     }
 }
 
-fn cert_json(c: &CertificateRecord) -> Value {
-    json!({
-        "subject": c.subject,
-        "issuer": c.issuer,
-        "serial": c.serial_hex,
-        "sha256": c.fingerprint_sha256(),
-        "not_before": time_text::format(c.not_before),
-        "not_after": time_text::format(c.not_after),
-    })
+/// A device as `--json` shows it: the fields of the REST API's device view
+/// (the same names and values), and what the phone will do, in words.
+/// Never the string itself.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceJson {
+    #[serde(flatten)]
+    pub(crate) device: DeviceView,
+    /// How the phone will authenticate, in words.
+    pub(crate) authentication: String,
+    /// What the phone does after a reset, in words.
+    pub(crate) after_reset: String,
+    /// Whether and how the phone contacts CAPF, in words.
+    pub(crate) capf_contact: &'static str,
 }
 
-pub(crate) fn to_json(device: &Device) -> Value {
-    let p = &device.policy;
-    json!({
-        "name": device.name.as_str(),
-        "description": device.description,
-        "security_mode": p.security_mode.name(),
-        "auth_mode": p.auth_mode.name(),
-        "auth_string": string_state(device),
-        "failed_attempts": p.failed_attempts,
-        "locked": p.locked,
-        "key": device.key.map(|k| k.to_string()),
-        "operation": p.operation.name(),
-        "completes_by": p.completes_by.map(time_text::format),
-        "status": device.status_label(),
-        "lsc_status": device.lsc_status(),
-        "lsc": device.lsc.as_ref().map(cert_json),
-        "lsc_revoked": device.lsc_revoked.as_ref().map(|r| json!({
-            "reason": r.reason,
-            "at": time_text::format(r.at),
-        })),
-        "mic": device.mic.as_ref().map(cert_json),
-        "authentication": authentication_text(device),
-        "last_error": device.last_error.as_ref().map(|e| json!({
-            "reason": e.reason,
-            "at": time_text::format(e.at),
-        })),
-        "after_reset": registration_text(device),
-        "capf_contact": contact_text(device),
-    })
+impl DeviceJson {
+    pub(crate) fn of(device: &Device) -> Self {
+        DeviceJson {
+            device: DeviceView::of(device, false),
+            authentication: authentication_text(device),
+            after_reset: registration_text(device),
+            capf_contact: contact_text(device),
+        }
+    }
+}
+
+/// One page of `capf find --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DevicePageJson {
+    pub(crate) page: usize,
+    pub(crate) pages: usize,
+    pub(crate) per_page: usize,
+    pub(crate) total: usize,
+    pub(crate) devices: Vec<DeviceJson>,
 }
 
 pub(crate) fn print_text(device: &Device, default_key: &capf_ca::KeySpec) {

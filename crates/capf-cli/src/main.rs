@@ -11,6 +11,7 @@ mod failure;
 mod output;
 mod passphrase;
 mod store;
+mod values;
 use capf_operations::time_text;
 
 use std::process::ExitCode;

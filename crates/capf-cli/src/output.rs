@@ -280,6 +280,15 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Prints a typed value as indented JSON on stdout: every `--json` output
+/// goes through here, built from a `Serialize` type.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(format!("cannot write JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

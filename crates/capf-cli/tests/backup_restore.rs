@@ -154,7 +154,7 @@ fn a_lost_capf_is_restored_whole_and_its_phones_keep_working() {
     assert_eq!(mode(&data.join(capf_ca::KEY_FILE)), 0o600);
     let shown = capf(&data, &["device", "show", PHONE, "--json"]);
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
-    assert_eq!(shown["lsc_status"], "Installed");
+    assert_eq!(shown["lsc_status"], "installed");
 
     // The phone upgrades, authenticated by its old LSC.
     capf(

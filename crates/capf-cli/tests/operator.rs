@@ -355,7 +355,7 @@ fn import_applies_good_rows_and_never_half_applies_a_bad_one() {
         (d1["operation"].as_str(), d1["key"].as_str()),
         (Some("install"), Some("p256"))
     );
-    assert_eq!(d1["auth_string"], "armed");
+    assert_eq!(d1["auth_string_state"], "armed");
     let d2 = env.json(&["device", "show", "SEP000000000002", "--json"]);
     assert_eq!(d2["auth_mode"], "null-string");
     assert_eq!(d2["security_mode"], "authenticated");
@@ -667,7 +667,7 @@ fn backup_and_restore_round_trip() {
         "--passphrase-file",
         pass,
     ]);
-    assert!(text.contains("5 device(s)"), "{text}");
+    assert!(text.contains("backed up 5 devices"), "{text}");
     // Never overwrites a backup.
     env.fails(
         1,
@@ -699,7 +699,7 @@ fn backup_and_restore_round_trip() {
         "--passphrase-file",
         pass,
     ]);
-    assert!(text.contains("restored 5 device(s)"), "{text}");
+    assert!(text.contains("restored 5 devices"), "{text}");
     let d2 = env.json(&["device", "show", "SEP000000000002", "--json"]);
     assert_eq!(d2["description"], "Lobby west");
     env.ok(&["device", "show", "SEP000000000001"]);
@@ -890,6 +890,6 @@ fn device_set_edits_fields_and_refuses_a_deadline_in_the_past() {
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["device", "show", "SEP00112233AA01", "--json"])).unwrap();
     assert_eq!(json["description"], "Lobby");
-    assert_eq!(json["auth_string"], "armed", "the string survived the edit");
+    assert_eq!(json["auth_string_state"], "armed", "the string survived the edit");
     assert_eq!(json["operation"], "install");
 }

@@ -52,39 +52,8 @@ impl CertificateRecord {
 
     /// The certificate as PEM.
     pub fn pem(&self) -> String {
-        let b64 = base64_lines(&self.der);
-        format!("-----BEGIN CERTIFICATE-----\n{b64}-----END CERTIFICATE-----\n")
+        capf_ca::certificate_pem(&self.der)
     }
-}
-
-fn base64_lines(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 48 + 4);
-    let mut line = 0;
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-        line += 4;
-        if line == 64 {
-            out.push('\n');
-            line = 0;
-        }
-    }
-    if line != 0 {
-        out.push('\n');
-    }
-    out
 }
 
 /// What a certificate a troubleshoot session retrieved turned out to be,
@@ -226,22 +195,5 @@ impl Device {
     pub fn sync_certificate_flags(&mut self) {
         self.policy.certificates.lsc = self.lsc.is_some();
         self.policy.certificates.mic = self.mic.is_some();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_known_values() {
-        assert_eq!(base64_lines(b""), "");
-        assert_eq!(base64_lines(b"f"), "Zg==\n");
-        assert_eq!(base64_lines(b"fo"), "Zm8=\n");
-        assert_eq!(base64_lines(b"foo"), "Zm9v\n");
-        assert_eq!(
-            base64_lines(&[0u8; 48]).lines().next().map(str::len),
-            Some(64)
-        );
     }
 }

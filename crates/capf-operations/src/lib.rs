@@ -32,6 +32,7 @@ pub use memory_store::MemoryStore;
 pub use params::{ParameterInfo, ServiceParameters};
 pub use query::{
     DevicePage, DeviceQuery, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
+    parse_lsc_status,
 };
 pub use server::{
     IssueRequest, OutcomeKind, ServerConfig, ServerEvent, ServerSession, SessionOutcome,

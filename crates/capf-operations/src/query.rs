@@ -71,7 +71,53 @@ pub struct TextCriterion {
     pub pattern: String,
 }
 
+impl TextField {
+    /// The field's name as the command line and the API spell it
+    /// (`name`, `description`, `auth-string`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::Name => "name",
+            TextField::Description => "description",
+            TextField::AuthString => "auth-string",
+        }
+    }
+}
+
 impl TextCriterion {
+    /// The criterion a user means by a pattern and a match kind for
+    /// `field`, each optional, as `capf find` and the API take them: no
+    /// pattern and no kind is no criterion; a pattern alone matches by
+    /// `default_how`; `empty` and `not-empty` need no pattern; any other kind
+    /// without a pattern is refused.
+    pub fn from_parts(
+        field: TextField,
+        pattern: Option<&str>,
+        how: Option<TextMatch>,
+        default_how: TextMatch,
+    ) -> Result<Option<TextCriterion>, OperationsError> {
+        Ok(match (pattern, how) {
+            (None, None) => None,
+            (Some(pattern), how) => Some(TextCriterion {
+                field,
+                how: how.unwrap_or(default_how),
+                pattern: pattern.to_owned(),
+            }),
+            (None, Some(how @ (TextMatch::Empty | TextMatch::NotEmpty))) => Some(TextCriterion {
+                field,
+                how,
+                pattern: String::new(),
+            }),
+            (None, Some(_)) => {
+                return Err(OperationsError::InvalidQuery {
+                    why: format!(
+                        "a {} match needs a pattern to match against",
+                        field.name()
+                    ),
+                });
+            }
+        })
+    }
+
     fn matches(&self, device: &Device) -> bool {
         let value = match self.field {
             TextField::Name => device.name.as_str().to_ascii_lowercase(),
@@ -92,6 +138,18 @@ impl TextCriterion {
             TextMatch::Empty => value.is_empty(),
             TextMatch::NotEmpty => !value.is_empty(),
         }
+    }
+}
+
+/// The LSC status a search asks for, as the command line and the API
+/// spell it: `installed` (true) or `not-installed` (false).
+pub fn parse_lsc_status(text: &str) -> Result<bool, OperationsError> {
+    match text {
+        "installed" => Ok(true),
+        "not-installed" => Ok(false),
+        other => Err(OperationsError::InvalidQuery {
+            why: format!("LSC status {other:?}: use installed or not-installed"),
+        }),
     }
 }
 

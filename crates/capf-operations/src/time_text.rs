@@ -1,98 +1,91 @@
 //! RFC 3339 times as operators read and write them (the command line and
-//! the web console: `YYYY-MM-DDTHH:MM:SSZ`), without a calendar dependency.
+//! the web console: `YYYY-MM-DDTHH:MM:SSZ`), and times from now (`+7d`),
+//! through jiff's calendar.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, civil::Date};
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
 pub fn format(t: SystemTime) -> String {
-    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    match Timestamp::try_from(t) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        // Outside jiff's range (years -9999..=9999): no certificate or
+        // record we keep gets there; say so rather than print a wrong date.
+        Err(_) => "(out of range)".to_owned(),
+    }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a bare date means
-/// midnight UTC.
+/// midnight UTC. Times before 1970 are refused.
 pub fn parse(text: &str) -> Result<SystemTime, String> {
     let bad = || format!("{text:?} is not an RFC 3339 time (e.g. 2026-12-31T18:00:00Z)");
-    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
     let t = text.trim();
-    let (date, rest) = match t.split_once(['T', 't', ' ']) {
-        Some((d, r)) => (d, Some(r)),
-        None => (t, None),
-    };
-    let parts: Vec<&str> = date.split('-').collect();
-    let [y, mo, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (y, mo, d) = (num(y)?, num(mo)?, num(d)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || y < 1970 {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, mo, d) * 86_400;
-    if let Some(rest) = rest {
-        let (clock, offset) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-            (c, 0)
-        } else if let Some(i) = rest.rfind(['+', '-']) {
-            let (c, o) = rest.split_at(i);
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = o[1..].split_once(':').ok_or_else(bad)?;
-            (c, sign * (num(oh)? * 3600 + num(om)? * 60))
-        } else {
+    let has_clock = t.contains(['T', 't', ' ']);
+    let stamp = match t.parse::<Timestamp>() {
+        Ok(ts) => ts,
+        Err(_) if !has_clock => {
+            let date: Date = t.parse().map_err(|_| bad())?;
+            date.to_zoned(TimeZone::UTC).map_err(|_| bad())?.timestamp()
+        }
+        Err(_) if t.parse::<jiff::civil::DateTime>().is_ok() => {
             return Err(format!(
                 "{text:?} has no time zone: add Z or an offset like +09:00"
             ));
-        };
-        let clock = clock.split('.').next().unwrap_or(clock);
-        let hms: Vec<&str> = clock.split(':').collect();
-        let [h, mi, s] = hms.as_slice() else {
-            return Err(bad());
-        };
-        let (h, mi, s) = (num(h)?, num(mi)?, num(s)?);
-        if h > 23 || mi > 59 || s > 60 {
-            return Err(bad());
         }
-        secs += h * 3600 + mi * 60 + s - offset;
+        Err(_) => return Err(bad()),
+    };
+    if stamp < Timestamp::UNIX_EPOCH {
+        return Err(bad());
     }
-    let secs = u64::try_from(secs).map_err(|_| bad())?;
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    Ok(SystemTime::from(stamp))
+}
+
+/// Parses a time as [`parse`] does, or a time from `now`: `+` and a span
+/// such as `90m`, `12h`, `7d`, `2w` or `1d 12h` (days are 24 hours: UTC).
+pub fn parse_from(text: &str, now: SystemTime) -> Result<SystemTime, String> {
+    let t = text.trim();
+    let Some(relative) = t.strip_prefix('+') else {
+        return parse(t);
+    };
+    let bad = || {
+        format!(
+            "{text:?}: a time from now is + and a span such as +90m, +12h, +7d or +2w"
+        )
+    };
+    let span: Span = relative.parse().map_err(|_| bad())?;
+    if span.is_negative() || span.is_zero() {
+        return Err(bad());
+    }
+    let now = Timestamp::try_from(now).map_err(|_| bad())?;
+    let then = now
+        .to_zoned(TimeZone::UTC)
+        .checked_add(span)
+        .map_err(|_| format!("{text:?} is too far from now"))?;
+    Ok(SystemTime::from(then.timestamp()))
+}
+
+/// The time a span (`90m`, `24h`, `7d`, `2w`, `1d 12h`) before `now`
+/// (days are 24 hours: UTC).
+pub fn parse_ago(text: &str, now: SystemTime) -> Result<SystemTime, String> {
+    let bad = || format!("{text:?} is not a span of time such as 90m, 24h, 7d or 2w");
+    let span: Span = text.trim().parse().map_err(|_| bad())?;
+    if span.is_negative() || span.is_zero() {
+        return Err(bad());
+    }
+    let now = Timestamp::try_from(now).map_err(|_| bad())?;
+    let then = now
+        .to_zoned(TimeZone::UTC)
+        .checked_sub(span)
+        .map_err(|_| format!("{text:?} is too long ago"))?;
+    Ok(SystemTime::from(then.timestamp()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn round_trip_and_offsets() {
@@ -108,8 +101,32 @@ mod tests {
             format(parse("2000-02-29T23:59:59Z").unwrap()),
             "2000-02-29T23:59:59Z"
         );
+        assert_eq!(
+            format(parse("2026-12-01T00:00:00.75Z").unwrap()),
+            "2026-12-01T00:00:00Z"
+        );
         assert!(parse("2026-13-01").is_err());
+        assert!(parse("2026-02-30").is_err());
         assert!(parse("tomorrow").is_err());
-        assert!(parse("2026-12-01T00:00:00").is_err());
+        assert!(parse("1969-12-31T23:59:59Z").is_err());
+        assert!(parse("2026-12-01T00:00:00").unwrap_err().contains("time zone"));
+    }
+
+    #[test]
+    fn times_from_now() {
+        let now = parse("2026-12-01T00:00:00Z").unwrap();
+        let at = |t: &str| parse_from(t, now).map(format);
+        assert_eq!(at("+7d").unwrap(), "2026-12-08T00:00:00Z");
+        assert_eq!(at("+90m").unwrap(), "2026-12-01T01:30:00Z");
+        assert_eq!(at("+2w").unwrap(), "2026-12-15T00:00:00Z");
+        assert_eq!(at("+1d 12h").unwrap(), "2026-12-02T12:00:00Z");
+        assert_eq!(at("2026-12-31T18:00:00Z").unwrap(), "2026-12-31T18:00:00Z");
+        for bad in ["+", "+7", "+d", "+-1d", "+0d", "+99999999y", "tomorrow"] {
+            assert!(at(bad).is_err(), "{bad}");
+        }
+        let ago = |t: &str| parse_ago(t, now).map(format);
+        assert_eq!(ago("24h").unwrap(), "2026-11-30T00:00:00Z");
+        assert_eq!(ago("2w").unwrap(), "2026-11-17T00:00:00Z");
+        assert!(ago("-1d").is_err() && ago("soon").is_err() && ago("0s").is_err());
     }
 }

@@ -17,6 +17,7 @@ use capf_operations::{
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use crate::output::print_json;
 use crate::data_dir::DataDir;
 use crate::store::Store;
 use crate::{Failure, Outcome, time_text};
@@ -220,13 +221,6 @@ struct CreatedTokenView {
     #[serde(flatten)]
     record: TokenView,
     token: String,
-}
-
-fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(format!("writing JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 pub(crate) fn run(data: &DataDir, command: AdminCommand) -> Result<Outcome, Failure> {

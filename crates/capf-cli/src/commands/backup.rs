@@ -13,6 +13,7 @@ use capf_store::{ExistingTarget, SqliteStore};
 use clap::Args;
 
 use super::device::open;
+use crate::output::print_json;
 use crate::archive::{self, Contents};
 use crate::data_dir::DataDir;
 use crate::output::{self, Output, Replace};
@@ -47,6 +48,23 @@ pub(crate) struct BackupArgs {
     /// Read the passphrase from the first line of FILE.
     #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
+    /// Print JSON: what the backup holds.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `capf backup --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct BackupJson {
+    file: String,
+    created: String,
+    capf_sha256: String,
+    /// Devices in the database at the time.
+    devices: usize,
+    /// Whether the private keys are in it (encrypted).
+    keys: bool,
+    /// Whether the database is in it (not when the devices are in PostgreSQL).
+    database: bool,
 }
 
 /// Arguments of `capf restore`.
@@ -177,6 +195,17 @@ pub(crate) fn run_backup(data: &DataDir, args: BackupArgs) -> Result<Outcome, Fa
     }
     let sealed = archive::seal(&files, passphrase)?;
     output::write_file(&args.file, &sealed, &out)?;
+    if args.json {
+        print_json(&BackupJson {
+            file: args.file.display().to_string(),
+            created: manifest.created.clone(),
+            capf_sha256: manifest.capf_sha256.clone(),
+            devices: manifest.devices,
+            keys,
+            database: !in_postgres,
+        })?;
+        return Ok(Outcome::Done);
+    }
     if in_postgres {
         println!(
             "backed up the CAPF identity (certificate SHA-256 {}) to {}",
@@ -184,15 +213,15 @@ pub(crate) fn run_backup(data: &DataDir, args: BackupArgs) -> Result<Outcome, Fa
             args.file.display()
         );
         println!(
-            "  IDENTITY ONLY: the {} device(s) are in the PostgreSQL database {}; back that up \
+            "  IDENTITY ONLY: the {} are in the PostgreSQL database {}; back that up \
              with pg_dump",
-            manifest.devices,
+            super::device::count_text(manifest.devices),
             store.location()
         );
     } else {
         println!(
-            "backed up {} device(s) and the CAPF identity (certificate SHA-256 {}) to {}",
-            manifest.devices,
+            "backed up {} and the CAPF identity (certificate SHA-256 {}) to {}",
+            super::device::count_text(manifest.devices),
             manifest.capf_sha256,
             args.file.display()
         );
@@ -416,8 +445,8 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
             eprintln!("capf: not restored (not part of a CAPF database): {what}");
         }
         println!(
-            "restored {} device(s) from {} (made {}) into {}",
-            device_count(&restored.store)?,
+            "restored {} from {} (made {}) into {}",
+            super::device::count_text(device_count(&restored.store)?),
             args.file.display(),
             manifest.created,
             target.display()

@@ -11,6 +11,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::device::open;
+use crate::output::print_json;
 use crate::data_dir::DataDir;
 use crate::output::{self, Output, Replace};
 use crate::{Failure, Outcome, time_text};
@@ -93,7 +94,29 @@ pub(crate) enum CaCommand {
         /// Require this key kind: rsa1024..rsa4096, p256, p384, p521.
         #[arg(long, value_name = "KEY")]
         key: Option<String>,
+        /// Print JSON: the certificate's subject, serial, SHA-256, validity,
+        /// key, the file written (or the PEM when there is no --out).
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// What `capf ca issue --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct IssuedJson {
+    device: String,
+    subject: String,
+    serial: String,
+    sha256: String,
+    not_before: String,
+    not_after: String,
+    key: String,
+    /// The file written (--out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out: Option<String>,
+    /// The certificate, when not written to a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pem: Option<String>,
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
@@ -356,6 +379,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             out,
             force,
             key,
+            json,
         } => {
             let name = DeviceName::parse(&device).map_err(Failure::usage)?;
             let requested: Option<KeySpec> = key
@@ -387,9 +411,25 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             };
             store.record_issued(&record, now)?;
             let pem = lsc.pem();
+            if let Some(path) = &out {
+                output::write_file(path, pem.as_bytes(), &written)?;
+            }
+            if json {
+                return print_json(&IssuedJson {
+                    device: name.to_string(),
+                    subject: lsc.subject.clone(),
+                    serial: lsc.serial_hex.clone(),
+                    sha256: record.certificate.fingerprint_sha256(),
+                    not_before: crate::time_text::format(record.certificate.not_before),
+                    not_after: crate::time_text::format(record.certificate.not_after),
+                    key: spec.to_string(),
+                    out: out.as_ref().map(|p| p.display().to_string()),
+                    pem: out.is_none().then_some(pem),
+                })
+                .map(|()| Outcome::Done);
+            }
             match out {
                 Some(path) => {
-                    output::write_file(&path, pem.as_bytes(), &written)?;
                     eprintln!(
                         "issued {} for {name} ({spec}, serial {}) to {}",
                         lsc.subject,

@@ -1,17 +1,21 @@
 //! `capf find`: search devices by text, LSC status, operation and status,
 //! every criterion ANDed, sorted and paged.
 
+use capf_auth::Operation;
 use capf_operations::{
     DeviceQuery, OperatorStore, SortColumn, StatusFilter, TextCriterion, TextField, TextMatch,
 };
 use clap::Args;
-use serde_json::json;
 
-use super::device::{open, print_table};
+use super::device::{count_text, open, print_table};
 use crate::data_dir::DataDir;
-use crate::{Failure, Outcome, device_view};
+use crate::device_view::{DeviceJson, DevicePageJson};
+use crate::output::print_json;
+use crate::values::{self, LscStatus};
+use crate::{Failure, Outcome};
 
-/// Search criteria, shared by `capf find` and `capf report`.
+/// Search criteria, shared by `capf find`, `capf report` and
+/// `capf device set --where`.
 #[derive(Debug, Args)]
 pub(crate) struct Criteria {
     /// Device name matches PATTERN (see --match).
@@ -23,126 +27,72 @@ pub(crate) struct Criteria {
     /// Armed authentication string matches PATTERN (see --match).
     #[arg(long, value_name = "PATTERN")]
     auth_string: Option<String>,
-    /// How the text patterns match: begins-with, contains, ends-with, exact,
-    /// empty or not-empty. Applies to every text criterion unless
+    /// How the text patterns match. Applies to every text criterion unless
     /// --name-match, --description-match or --auth-string-match says
     /// otherwise. Case is ignored.
-    #[arg(long = "match", value_name = "HOW", default_value = "contains")]
-    how: String,
+    #[arg(long = "match", value_name = "HOW", default_value = "contains",
+          value_parser = values::text_match())]
+    how: TextMatch,
     /// How --name matches (overrides --match); alone, `empty` or `not-empty` needs no pattern.
-    #[arg(long, value_name = "HOW")]
-    name_match: Option<String>,
+    #[arg(long, value_name = "HOW", value_parser = values::text_match())]
+    name_match: Option<TextMatch>,
     /// How --description matches (overrides --match); alone, `empty` or `not-empty` needs no pattern.
-    #[arg(long, value_name = "HOW")]
-    description_match: Option<String>,
+    #[arg(long, value_name = "HOW", value_parser = values::text_match())]
+    description_match: Option<TextMatch>,
     /// How --auth-string matches (overrides --match); alone, `empty` or `not-empty` needs no pattern.
-    #[arg(long, value_name = "HOW")]
-    auth_string_match: Option<String>,
-    /// LSC status: installed or not-installed.
-    #[arg(long, value_name = "STATUS")]
-    lsc_status: Option<String>,
-    /// Scheduled operation: install, delete, troubleshoot or none.
-    #[arg(long, value_name = "OP")]
-    operation: Option<String>,
-    /// Operation status: none, pending, successful or failed.
-    #[arg(long, value_name = "STATE")]
-    status: Option<String>,
-    /// Sort column: name, description, operation, status, lsc-status,
-    /// auth-mode or security-mode.
-    #[arg(long, value_name = "COLUMN", default_value = "name")]
-    sort: String,
+    #[arg(long, value_name = "HOW", value_parser = values::text_match())]
+    auth_string_match: Option<TextMatch>,
+    /// LSC status.
+    #[arg(long, value_name = "STATUS", value_parser = values::lsc_status())]
+    lsc_status: Option<LscStatus>,
+    /// Scheduled operation.
+    #[arg(long, value_name = "OP", value_parser = values::operation())]
+    operation: Option<Operation>,
+    /// Operation status.
+    #[arg(long, value_name = "STATE", value_parser = values::status())]
+    status: Option<StatusFilter>,
+    /// Sort column.
+    #[arg(long, value_name = "COLUMN", default_value = "name", value_parser = values::sort_column())]
+    sort: SortColumn,
     /// Sort descending.
     #[arg(long)]
     desc: bool,
 }
 
-fn usage<E: std::fmt::Display>(e: E) -> Failure {
-    Failure::usage(e)
-}
-
 impl Criteria {
     /// The query these criteria describe (all devices on one page).
     pub(crate) fn query(&self) -> Result<DeviceQuery, Failure> {
-        let default_how: TextMatch = self.how.parse().map_err(usage)?;
         let mut text = Vec::new();
         for (field, pattern, how) in [
-            (TextField::Name, &self.name, &self.name_match),
+            (TextField::Name, &self.name, self.name_match),
             (
                 TextField::Description,
                 &self.description,
-                &self.description_match,
+                self.description_match,
             ),
             (
                 TextField::AuthString,
                 &self.auth_string,
-                &self.auth_string_match,
+                self.auth_string_match,
             ),
         ] {
-            let how: Option<TextMatch> =
-                how.as_deref().map(str::parse).transpose().map_err(usage)?;
-            let criterion = match (pattern, how) {
-                (None, None) => continue,
-                (Some(p), how) => TextCriterion {
-                    field,
-                    how: how.unwrap_or(default_how),
-                    pattern: p.clone(),
-                },
-                (None, Some(how @ (TextMatch::Empty | TextMatch::NotEmpty))) => TextCriterion {
-                    field,
-                    how,
-                    pattern: String::new(),
-                },
-                (None, Some(_)) => {
-                    return Err(Failure::usage(format!(
-                        "a {} match needs a pattern: --{} PATTERN",
-                        field_flag(field),
-                        field_flag(field)
-                    )));
-                }
-            };
-            text.push(criterion);
-        }
-        let lsc_installed = match self.lsc_status.as_deref() {
-            None => None,
-            Some("installed") => Some(true),
-            Some("not-installed") => Some(false),
-            Some(other) => {
-                return Err(Failure::usage(format!(
-                    "--lsc-status {other:?}: use installed or not-installed"
-                )));
+            if let Some(criterion) =
+                TextCriterion::from_parts(field, pattern.as_deref(), how, self.how)
+                    .map_err(Failure::usage)?
+            {
+                text.push(criterion);
             }
-        };
-        let operation = self
-            .operation
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(usage)?;
-        let status: Option<StatusFilter> = self
-            .status
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(usage)?;
-        let sort: SortColumn = self.sort.parse().map_err(usage)?;
+        }
         Ok(DeviceQuery {
             text,
-            lsc_installed,
-            operation,
-            status,
-            sort,
+            lsc_installed: self.lsc_status.map(|s| s.installed),
+            operation: self.operation,
+            status: self.status,
+            sort: self.sort,
             descending: self.desc,
             page: 1,
             per_page: 0,
         })
-    }
-}
-
-fn field_flag(field: TextField) -> &'static str {
-    match field {
-        TextField::Name => "name",
-        TextField::Description => "description",
-        TextField::AuthString => "auth-string",
     }
 }
 
@@ -185,18 +135,31 @@ pub(crate) fn run(data: &DataDir, args: FindArgs) -> Result<Outcome, Failure> {
         n => page.total.div_ceil(n).max(1),
     };
     if args.json {
-        let devices: Vec<_> = page.devices.iter().map(device_view::to_json).collect();
-        let out = json!({
-            "page": page.page,
-            "pages": pages,
-            "per_page": page.per_page,
-            "total": page.total,
-            "devices": devices,
-        });
-        println!("{out:#}");
+        print_json(&DevicePageJson {
+            page: page.page,
+            pages,
+            per_page: page.per_page,
+            total: page.total,
+            devices: page.devices.iter().map(DeviceJson::of).collect(),
+        })?;
     } else {
         print_table(&page.devices);
-        println!("page {} of {pages} ({} devices)", page.page, page.total);
+        let shown = page.devices.len();
+        if pages > 1 || shown != page.total {
+            let first = (page.page - 1) * page.per_page + 1;
+            if shown == 0 {
+                println!("no devices on page {} ({} found)", page.page, count_text(page.total));
+            } else {
+                println!(
+                    "devices {first}-{} of {} (page {} of {pages})",
+                    first + shown - 1,
+                    page.total,
+                    page.page
+                );
+            }
+        } else {
+            println!("{} found", count_text(page.total));
+        }
         if page.page > pages {
             println!("(there are only {pages} page(s): try --page {pages})");
         }

@@ -6,12 +6,15 @@ use capf_ca::{CertValidity, IdentityParams, KeySpec};
 use clap::Args;
 
 use crate::data_dir::DataDir;
+use crate::output::print_json;
+use serde::Serialize;
 use crate::{Failure, Outcome};
 
 /// Arguments of `capf init`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     capf init\n  \
+    capf init --json\n  \
     capf --data-dir /var/lib/capf init --key p256 --organization Example --unit Voice")]
 pub(crate) struct InitArgs {
     /// The CAPF key: rsa2048 (default; every phone supports RSA), rsa3072, rsa4096, p256, p384.
@@ -26,6 +29,22 @@ pub(crate) struct InitArgs {
     /// Validity of the CAPF certificate in years.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=30))]
     validity_years: u32,
+    /// Print JSON: the files made and the certificate's subject and SHA-256.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `capf init --json` prints.
+#[derive(Debug, Serialize)]
+struct InitJson {
+    data_dir: String,
+    certificate: String,
+    key: String,
+    hashed_copy: String,
+    database: String,
+    subject: String,
+    sha256: String,
+    capf_key: String,
 }
 
 fn parse_capf_key(s: &str) -> Result<KeySpec, String> {
@@ -58,6 +77,19 @@ pub(crate) fn run(data: &DataDir, args: InitArgs) -> Result<Outcome, Failure> {
     }
     let report = data.init(&params, SystemTime::now())?;
     let cert = report.identity.certificate();
+    if args.json {
+        print_json(&InitJson {
+            data_dir: data.root().display().to_string(),
+            certificate: report.certificate.display().to_string(),
+            key: report.key.display().to_string(),
+            hashed_copy: report.hashed_copy.display().to_string(),
+            database: report.database.to_string(),
+            subject: cert.subject(),
+            sha256: hex::encode(cert.fingerprint_sha256()),
+            capf_key: args.key.to_string(),
+        })?;
+        return Ok(Outcome::Done);
+    }
     println!("initialised {}", data.root().display());
     println!(
         "  CAPF certificate  {}  ({})",

@@ -1,7 +1,9 @@
 //! One module per command.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod bulk;
 pub(crate) mod ca;
 pub(crate) mod config;
 pub(crate) mod device;
@@ -32,6 +34,7 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Serve(args) => serve::run(&data, args),
         Command::Device(command) => device::run(&data, command),
         Command::Find(args) => find::run(&data, args),
+        Command::Audit(args) => audit::run(&data, args),
         Command::Report(args) => report::run(&data, args),
         Command::Params(command) => params::run(&data, command),
         Command::Ca(command) => ca::run(&data, command),

@@ -22,8 +22,9 @@ Files:
                  (e.g. DATA_DIR of `capf init`, which holds capf.pem and its <hash>.0 copy)
   --lsc, --mic   a PEM file with the certificate and its PKCS#8 private key, the format
                  --cert-out writes
-  --cert-out     the phone's LSC store: read as the current LSC (returned by a fetch,
-                 used by --auth-mode lsc when --lsc is not given), replaced by an install
+  --cert-out     the phone's LSC store: read as the current LSC (returned by a fetch;
+                 the phone authenticates with it when no --auth-string, --lsc or --mic
+                 is given), replaced by an install
                  (certificate PEM then PKCS#8 key PEM, mode 0600), removed by a delete
   --state        the phone's flash: while an operation is pending it keeps the
                  authentication mode it started with, and a later run uses that mode

@@ -74,8 +74,8 @@ pub(crate) fn run(data: &DataDir, args: ReportArgs) -> Result<Outcome, Failure> 
     } else {
         output::write_file(&args.output, &bytes, &written)?;
         eprintln!(
-            "wrote {} device(s) to {} (mode 0600: it holds authentication strings in clear)",
-            page.devices.len(),
+            "wrote {} to {} (mode 0600: it holds authentication strings in clear)",
+            super::device::count_text(page.devices.len()),
             args.output.display()
         );
     }

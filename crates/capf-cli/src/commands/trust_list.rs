@@ -17,6 +17,7 @@ use capf_provisioning::{
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use crate::output::print_json;
 use crate::data_dir::DataDir;
 use crate::output::{self, Output};
 use crate::{Failure, Outcome, time_text};
@@ -715,13 +716,6 @@ fn read_list(file: &Path) -> Result<TrustList, Failure> {
             "{what}: not a trust list this program can read: {e}"
         ))
     })
-}
-
-fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(format!("cannot write JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }
 
 fn show(file: &Path, json: bool) -> Result<Outcome, Failure> {
