@@ -243,7 +243,7 @@ fn find_combines_criteria_pages_and_sorts_both_ways() {
         "2",
     ]);
     assert!(text.contains("SEP0000000000AA"), "{text}");
-    assert!(text.contains("page 2 of 2 (4 devices)"), "{text}");
+    assert!(text.contains("device 4 of 4 (page 2 of 2)"), "{text}");
     assert!(
         !text.contains("9999"),
         "the table never shows the string: {text}"
@@ -443,8 +443,8 @@ fn params_are_validated_persist_and_show_help() {
             .unwrap()
             .clone()
     };
-    assert_eq!(get("lsc_validity_years")["value"], "3");
-    assert_eq!(get("lsc_validity_years")["default"], "5");
+    assert_eq!(get("lsc_validity_years")["value"], 3);
+    assert_eq!(get("lsc_validity_years")["default"], 5);
     assert_eq!(get("default_key")["value"], "p256");
     assert!(
         !get("auth_failure_limit")["help"]
