@@ -2,6 +2,7 @@
 //! settings of `capf serve` (flag > CAPF_* variable > capf.toml >
 //! default, `--print-config`), the example capf.toml and the systemd unit
 //! in contrib/.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
