@@ -161,12 +161,12 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
     std::fs::write(
         data.join("capf.toml"),
         "max_sessions = 100\nlog_format = \"json\"\nlisten = [\"127.0.0.1:3900\", \"[::1]:3900\"]\n\
-         tls = \"legacy\"\nencrypted_config = \"configs\"\ntftp = \"/etc/capf/tftp.pem\"\n",
+         max_per_address = 32\nencrypted_config = \"configs\"\ntftp = \"/etc/capf/tftp.pem\"\n",
     )
     .unwrap();
     let config = print_config(&data, &[], &[]);
     assert_eq!(config["file_read"], true, "{config}");
-    for key in ["max_sessions", "log_format", "listen", "tls"] {
+    for key in ["max_sessions", "log_format", "listen", "max_per_address"] {
         assert_eq!(setting(&config, key).1, "file", "{key}: {config}");
         assert_eq!(
             config["settings"][key]["from"],
@@ -175,7 +175,7 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
     }
     assert_eq!(setting(&config, "max_sessions").0, 100);
     assert_eq!(setting(&config, "log_format").0, "json");
-    assert_eq!(setting(&config, "tls").0, "legacy");
+    assert_eq!(setting(&config, "max_per_address").0, 32);
     assert_eq!(
         setting(&config, "listen").0,
         serde_json::json!(["127.0.0.1:3900", "[::1]:3900"])
@@ -185,7 +185,7 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
         setting(&config, "encrypted_config").0,
         data.join("configs").display().to_string()
     );
-    assert_eq!(setting(&config, "max_per_address").1, "default");
+    assert_eq!(setting(&config, "handshake_timeout").1, "default");
 
     // The environment overrides the file.
     let env = [
@@ -207,7 +207,7 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
         setting(&config, "listen").0,
         serde_json::json!(["127.0.0.1:3901", "127.0.0.1:3902"])
     );
-    assert_eq!(setting(&config, "tls").1, "file");
+    assert_eq!(setting(&config, "max_per_address").1, "file");
 
     // A flag overrides the environment.
     let config = print_config(
@@ -218,17 +218,17 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
             "7",
             "--log-format",
             "json",
-            "--tls",
-            "modern",
+            "--max-per-address",
+            "9",
         ],
     );
-    for key in ["max_sessions", "log_format", "tls"] {
+    for key in ["max_sessions", "log_format", "max_per_address"] {
         assert_eq!(setting(&config, key).1, "flag", "{key}: {config}");
     }
     assert_eq!(config["settings"]["max_sessions"]["from"], "--max-sessions");
     assert_eq!(setting(&config, "max_sessions").0, 7);
     assert_eq!(setting(&config, "log_format").0, "json");
-    assert_eq!(setting(&config, "tls").0, "modern");
+    assert_eq!(setting(&config, "max_per_address").0, 9);
     assert_eq!(setting(&config, "listen").1, "env");
     assert_eq!(setting(&config, "encrypted_config").1, "file");
 
@@ -246,8 +246,8 @@ fn print_config_flag_beats_env_beats_file_beats_default() {
         "# flag --max-sessions",
         "log_format = \"text\"",
         "# env CAPF_LOG_FORMAT",
-        "tls = \"legacy\"",
-        "max_per_address = 64",
+        "max_per_address = 32",
+        "handshake_timeout = 10",
     ] {
         assert!(printed.contains(line), "no {line:?} in\n{printed}");
     }
@@ -315,6 +315,39 @@ fn max_sessions_zero_is_a_usage_error() {
     }
 }
 
+/// A build without the legacy-tls feature refuses legacy TLS, however
+/// asked for, before it creates anything.
+#[cfg(not(feature = "legacy-tls"))]
+#[test]
+fn legacy_tls_without_the_feature_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (args, env) in [
+        (vec!["--legacy-listen", "127.0.0.1:0"], None),
+        (vec!["--tls", "legacy"], None),
+        (vec![], Some(("CAPF_TLS", "legacy"))),
+    ] {
+        let mut command = capf();
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains("legacy-tls feature"), "{stderr}");
+        assert!(
+            !data.exists(),
+            "{args:?} {env:?}: the data directory was created"
+        );
+    }
+}
+
 /// Every `# key = value` line of contrib/capf.toml, uncommented (the first
 /// of each key).
 fn example_settings() -> BTreeMap<String, String> {
@@ -360,6 +393,10 @@ fn the_example_capf_toml_has_every_setting_and_each_parses() {
         ("admin_trusted_proxy", &["admin_listen"][..]),
     ]);
     for (key, value) in &example {
+        if key == "legacy_listen" && !cfg!(feature = "legacy-tls") {
+            // Refused by this build (see the test above).
+            continue;
+        }
         let mut file = format!("{key} = {value}\n");
         for other in needs.get(key.as_str()).copied().unwrap_or_default() {
             file.push_str(&format!("{other} = {}\n", example[*other]));
