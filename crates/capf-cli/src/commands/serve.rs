@@ -78,7 +78,7 @@ pub(crate) struct ServeArgs {
         env = "CAPF_LISTEN",
         value_delimiter = ','
     )]
-    pub(crate) listen: Vec<SocketAddr>,
+    listen: Vec<SocketAddr>,
     /// Most CAPF sessions at once; more wait, then are refused.
     #[arg(
         long,
@@ -87,10 +87,10 @@ pub(crate) struct ServeArgs {
         env = "CAPF_MAX_SESSIONS",
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
-    pub(crate) max_sessions: usize,
+    max_sessions: usize,
     /// Most certificates being signed at once. Default: number of CPUs.
     #[arg(long, value_name = "N", env = "CAPF_MAX_ISSUING")]
-    pub(crate) max_issuing: Option<usize>,
+    max_issuing: Option<usize>,
     /// Also listen here with legacy TLS (TLS 1.0-1.2, CBC and static-RSA suites)
     /// for 7900-series phones. Needs a build with the legacy-tls feature.
     #[arg(
@@ -99,7 +99,7 @@ pub(crate) struct ServeArgs {
         env = "CAPF_LEGACY_LISTEN",
         value_delimiter = ','
     )]
-    pub(crate) legacy_listen: Vec<SocketAddr>,
+    legacy_listen: Vec<SocketAddr>,
     /// TLS for the --listen addresses: modern (rustls, TLS 1.2/1.3) or legacy
     /// (OpenSSL, TLS 1.0-1.2, for 7900-series phones; legacy-tls builds only).
     #[arg(
@@ -109,7 +109,7 @@ pub(crate) struct ServeArgs {
         default_value_t = TlsKind::Modern,
         env = "CAPF_TLS"
     )]
-    pub(crate) tls: TlsKind,
+    tls: TlsKind,
     /// Most connections from one IP address at once (handshaking or in
     /// session); a new one evicts an idle one of the same address, or is
     /// closed. Phones behind one NAT address share it.
@@ -119,15 +119,15 @@ pub(crate) struct ServeArgs {
         value_name = "N",
         env = "CAPF_MAX_PER_ADDRESS"
     )]
-    pub(crate) max_per_address: usize,
+    max_per_address: usize,
     /// Serve Prometheus metrics (GET /metrics) and a health check
     /// (GET /health: 200, or 503 with the reason) on this address. Off by
     /// default; use a loopback or management address (no authentication).
     #[arg(long, value_name = "ADDR:PORT", env = "CAPF_METRICS_LISTEN")]
-    pub(crate) metrics_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     /// Log format: text (for people) or json (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CAPF_LOG_FORMAT")]
-    pub(crate) log_format: LogFormat,
+    log_format: LogFormat,
     /// Seconds a client has to complete its TLS handshake.
     #[arg(
         long,
@@ -135,7 +135,7 @@ pub(crate) struct ServeArgs {
         value_name = "SECS",
         env = "CAPF_HANDSHAKE_TIMEOUT"
     )]
-    pub(crate) handshake_timeout: u64,
+    handshake_timeout: u64,
     /// Seconds a session holds its device. With several servers on one
     /// database, a device whose server died mid-session can be taken over
     /// by another after this. Default: longer than the longest session the
@@ -147,25 +147,25 @@ pub(crate) struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..),
         env = "CAPF_LEASE_TTL"
     )]
-    pub(crate) lease_ttl: Option<u64>,
+    lease_ttl: Option<u64>,
     /// After a phone's LSC is installed or upgraded, encrypt DIR/<device>.cnf.xml
     /// again for it: DIR/<device>.cnf.xml.enc.sgn and its signed stub
     /// DIR/<device>.cnf.xml.sgn, each replaced in one step. Needs --tftp.
     #[arg(long, value_name = "DIR", env = "CAPF_ENCRYPTED_CONFIG")]
-    pub(crate) encrypted_config: Option<PathBuf>,
+    encrypted_config: Option<PathBuf>,
     /// The TFTP key and certificate (one PEM file, RSA) that sign the
     /// --encrypted-config files.
     #[arg(long, value_name = "CERT+KEY", env = "CAPF_TFTP")]
-    pub(crate) tftp: Option<PathBuf>,
+    tftp: Option<PathBuf>,
     /// Serve the operator console's REST API (HTTPS) on this address. Off
     /// by default.
     #[arg(long, value_name = "ADDR:PORT", env = "CAPF_ADMIN_LISTEN")]
-    pub(crate) admin_listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
     /// The --admin-listen certificate: one PEM file with the certificate,
     /// the certificates above it and the private key. Default: a
     /// certificate issued by the CAPF CA, kept in the data directory.
     #[arg(long, value_name = "CERT+KEY", env = "CAPF_ADMIN_CERT")]
-    pub(crate) admin_cert: Option<PathBuf>,
+    admin_cert: Option<PathBuf>,
     /// A DNS name or IP address that clients use to reach --admin-listen,
     /// for the certificate the CAPF CA issues (repeat for several).
     #[arg(
@@ -174,7 +174,7 @@ pub(crate) struct ServeArgs {
         env = "CAPF_ADMIN_NAME",
         value_delimiter = ','
     )]
-    pub(crate) admin_name: Vec<String>,
+    admin_name: Vec<String>,
     /// Serve --admin-listen over plain HTTP, without TLS. Only on a
     /// loopback address (127.0.0.1, ::1), e.g. behind a reverse proxy on
     /// this host.
@@ -183,7 +183,7 @@ pub(crate) struct ServeArgs {
         env = "CAPF_ADMIN_PLAIN_HTTP",
         value_parser = clap::builder::BoolishValueParser::new()
     )]
-    pub(crate) admin_plain_http: bool,
+    admin_plain_http: bool,
     /// The address of a reverse proxy in front of --admin-listen (repeat
     /// for several). Requests from it are counted, for login lockouts and
     /// in the log, under the client address it gives in X-Forwarded-For;
@@ -196,15 +196,15 @@ pub(crate) struct ServeArgs {
         env = "CAPF_ADMIN_TRUSTED_PROXY",
         value_delimiter = ','
     )]
-    pub(crate) admin_trusted_proxy: Vec<std::net::IpAddr>,
+    admin_trusted_proxy: Vec<std::net::IpAddr>,
     /// Print the effective configuration, and where each setting comes
     /// from (flag, environment, capf.toml, default), then exit without
     /// serving.
     #[arg(long)]
-    pub(crate) print_config: bool,
+    print_config: bool,
     /// With --print-config: print it as JSON.
     #[arg(long, requires = "print_config")]
-    pub(crate) json: bool,
+    json: bool,
 }
 
 /// How log lines are written.
