@@ -1,6 +1,7 @@
 //! The command line, as clap sees it.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand};
 
@@ -13,12 +14,14 @@ use crate::commands;
 #[derive(Debug, Parser)]
 #[command(
     name = "capf",
-    version,
+    version = VERSION.as_str(),
     after_help = "Examples:\n  \
         capf init                                    create ./capf-data (CAPF key, certificate, database)\n  \
         capf serve                                   serve phones on 0.0.0.0:3804\n  \
         capf device add SEP001122334455 --operation install --generate-string\n  \
-        capf device show SEP001122334455\n\n\
+        capf device show SEP001122334455\n  \
+        capf completions bash > /etc/bash_completion.d/capf\n  \
+        capf man /usr/local/share/man/man1           capf.1, capf-serve.1, capf-device-add.1, ...\n\n\
         Every command takes --data-dir DIR (default: $CAPF_DATA_DIR, else ./capf-data).\n\
         Several servers on one PostgreSQL database: add --database postgres://... (or\n\
         $CAPF_DATABASE_URL) to every command; the data directory still holds the CAPF key."
@@ -54,6 +57,21 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
+
+/// The version with the optional features this build has, e.g.
+/// `0.1.0 (features: legacy-tls)`.
+pub(crate) static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let features: Vec<&str> = [("legacy-tls", cfg!(feature = "legacy-tls"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    let features = if features.is_empty() {
+        "none".to_owned()
+    } else {
+        features.join(", ")
+    };
+    format!("{} (features: {features})", env!("CARGO_PKG_VERSION"))
+});
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -133,4 +151,16 @@ pub(crate) enum Command {
             parameters, removes devices and manages accounts and tokens."
     )]
     Admin(commands::admin::AdminCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+        capf completions bash > /etc/bash_completion.d/capf\n  \
+        capf completions zsh > \"${fpath[1]}/_capf\"\n  \
+        capf completions fish > ~/.config/fish/completions/capf.fish\n  \
+        source <(capf completions bash)                  this shell only")]
+    Completions(commands::completions::CompletionsArgs),
+    /// Write man pages for capf and every subcommand (capf.1, capf-device-add.1, ...) into a directory.
+    #[command(after_help = "Examples:\n  \
+        capf man /usr/local/share/man/man1 && mandb\n  \
+        capf man /tmp/capf-man && man /tmp/capf-man/capf-serve.1")]
+    Man(commands::man::ManArgs),
 }

@@ -16,15 +16,21 @@ use capf_operations::time_text;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 pub(crate) use crate::failure::{Failure, Outcome};
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
-    let cli = Cli::parse();
-    match commands::run(cli) {
+    // What clap parsed is kept: `capf serve` asks it where each value came
+    // from (flag, environment or default) to give capf.toml its place.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
+    match commands::run(cli, &matches) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotDone) => ExitCode::from(1),
         Err(failure) => {

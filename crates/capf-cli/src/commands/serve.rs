@@ -14,11 +14,14 @@ use capf_server::{CapfServer, ServerOptions};
 use clap::{Args, ValueEnum};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::data_dir::DataDir;
 use crate::store::Store;
 use crate::{Failure, Outcome};
+
+mod settings;
 
 /// Arguments of `capf serve`.
 #[derive(Debug, Args)]
@@ -34,7 +37,15 @@ use crate::{Failure, Outcome};
     capf serve --admin-listen 0.0.0.0:8443 --admin-cert console.pem\n                                                 ... with a certificate of one's own\n  \
     capf serve --admin-listen 127.0.0.1:8080 --admin-plain-http\n                                                 plain HTTP on the loopback, behind a reverse proxy\n  \
     capf serve --encrypted-config /srv/capf/configs --tftp tftp.pem\n                                                 encrypt phones' configurations for each new LSC\n  \
-    RUST_LOG=debug capf serve                    more detail in the log\n\n\
+    RUST_LOG=debug capf serve                    more detail in the log\n  \
+    capf serve --print-config                    the settings in effect and where each comes from\n  \
+    CAPF_MAX_SESSIONS=512 capf serve --print-config --json\n\n\
+    Every flag can also be given as an environment variable (--max-sessions: \
+    CAPF_MAX_SESSIONS; a list, e.g. CAPF_LISTEN, separated by commas) or as a key in \
+    capf.toml in the data directory (max_sessions = 512; a list as an array). A flag wins \
+    over the environment, which wins over the file, which wins over the default. Unknown \
+    keys in capf.toml are an error; relative paths in it are relative to the data \
+    directory.\n\n\
     Service parameters (capf params show) are read at start: restart to apply changes.\n\n\
     When full, the server makes room for new phones: a new connection evicts the oldest one \
     still in its TLS handshake (of its own address first), then the one that has waited \
@@ -60,81 +71,118 @@ use crate::{Failure, Outcome};
     Everything is logged on standard error, with timestamps.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on (repeat for several; IPv4 and IPv6).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3804")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:3804",
+        env = "CAPF_LISTEN",
+        value_delimiter = ','
+    )]
     listen: Vec<SocketAddr>,
     /// Most CAPF sessions at once; more wait, then are refused.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_name = "N",
+        env = "CAPF_MAX_SESSIONS",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     max_sessions: usize,
     /// Most certificates being signed at once. Default: number of CPUs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "CAPF_MAX_ISSUING")]
     max_issuing: Option<usize>,
     /// Also listen here with legacy TLS (TLS 1.0-1.2, CBC and static-RSA suites)
     /// for 7900-series phones. Needs a build with the legacy-tls feature.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "CAPF_LEGACY_LISTEN",
+        value_delimiter = ','
+    )]
     legacy_listen: Vec<SocketAddr>,
     /// TLS for the --listen addresses: modern (rustls, TLS 1.2/1.3) or legacy
     /// (OpenSSL, TLS 1.0-1.2, for 7900-series phones; legacy-tls builds only).
-    #[arg(long, value_name = "KIND", default_value = "modern", value_parser = ["modern", "legacy"])]
-    tls: String,
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_enum,
+        default_value_t = TlsKind::Modern,
+        env = "CAPF_TLS"
+    )]
+    tls: TlsKind,
     /// Most connections from one IP address at once (handshaking or in
     /// session); a new one evicts an idle one of the same address, or is
     /// closed. Phones behind one NAT address share it.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_name = "N",
+        env = "CAPF_MAX_PER_ADDRESS"
+    )]
     max_per_address: usize,
     /// Serve Prometheus metrics (GET /metrics) and a health check
     /// (GET /health: 200, or 503 with the reason) on this address. Off by
     /// default; use a loopback or management address (no authentication).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "CAPF_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
     /// Log format: text (for people) or json (one object per line).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CAPF_LOG_FORMAT")]
     log_format: LogFormat,
     /// Seconds a client has to complete its TLS handshake.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        env = "CAPF_HANDSHAKE_TIMEOUT"
+    )]
     handshake_timeout: u64,
     /// Seconds a session holds its device. With several servers on one
     /// database, a device whose server died mid-session can be taken over
     /// by another after this. Default: longer than the longest session the
     /// service parameters allow (key generation included). A session that
     /// outlasts it may lose its device and fail.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "CAPF_LEASE_TTL"
+    )]
     lease_ttl: Option<u64>,
     /// After a phone's LSC is installed or upgraded, encrypt DIR/<device>.cnf.xml
     /// again for it: DIR/<device>.cnf.xml.enc.sgn and its signed stub
     /// DIR/<device>.cnf.xml.sgn, each replaced in one step. Needs --tftp.
-    #[arg(long, value_name = "DIR", requires = "tftp")]
+    #[arg(long, value_name = "DIR", env = "CAPF_ENCRYPTED_CONFIG")]
     encrypted_config: Option<PathBuf>,
     /// The TFTP key and certificate (one PEM file, RSA) that sign the
     /// --encrypted-config files.
-    #[arg(long, value_name = "CERT+KEY", requires = "encrypted_config")]
+    #[arg(long, value_name = "CERT+KEY", env = "CAPF_TFTP")]
     tftp: Option<PathBuf>,
     /// Serve the operator console's REST API (HTTPS) on this address. Off
     /// by default.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "CAPF_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// The --admin-listen certificate: one PEM file with the certificate,
     /// the certificates above it and the private key. Default: a
     /// certificate issued by the CAPF CA, kept in the data directory.
-    #[arg(
-        long,
-        value_name = "CERT+KEY",
-        requires = "admin_listen",
-        conflicts_with = "admin_plain_http"
-    )]
+    #[arg(long, value_name = "CERT+KEY", env = "CAPF_ADMIN_CERT")]
     admin_cert: Option<PathBuf>,
     /// A DNS name or IP address that clients use to reach --admin-listen,
     /// for the certificate the CAPF CA issues (repeat for several).
     #[arg(
         long,
         value_name = "NAME",
-        requires = "admin_listen",
-        conflicts_with_all = ["admin_cert", "admin_plain_http"]
+        env = "CAPF_ADMIN_NAME",
+        value_delimiter = ','
     )]
     admin_name: Vec<String>,
     /// Serve --admin-listen over plain HTTP, without TLS. Only on a
     /// loopback address (127.0.0.1, ::1), e.g. behind a reverse proxy on
     /// this host.
-    #[arg(long, requires = "admin_listen")]
+    #[arg(
+        long,
+        env = "CAPF_ADMIN_PLAIN_HTTP",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     admin_plain_http: bool,
     /// The address of a reverse proxy in front of --admin-listen (repeat
     /// for several). Requests from it are counted, for login lockouts and
@@ -142,12 +190,26 @@ pub(crate) struct ServeArgs {
     /// without it, every client behind the proxy shares one address. The
     /// session cookie is then marked Secure (browsers reach the proxy over
     /// HTTPS) even with --admin-plain-http.
-    #[arg(long, value_name = "IP", requires = "admin_listen")]
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "CAPF_ADMIN_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
     admin_trusted_proxy: Vec<std::net::IpAddr>,
+    /// Print the effective configuration, and where each setting comes
+    /// from (flag, environment, capf.toml, default), then exit without
+    /// serving.
+    #[arg(long)]
+    print_config: bool,
+    /// With --print-config: print it as JSON.
+    #[arg(long, requires = "print_config")]
+    json: bool,
 }
 
 /// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum LogFormat {
     /// Timestamped lines for people.
     Text,
@@ -155,9 +217,42 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
-    // Usage mistakes first, before anything is created.
+/// TLS for the --listen addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TlsKind {
+    /// rustls, TLS 1.2 and 1.3.
+    Modern,
+    /// OpenSSL, TLS 1.0-1.2, for 7900-series phones (legacy-tls builds).
+    Legacy,
+}
+
+pub(crate) fn run(
+    data: &DataDir,
+    args: ServeArgs,
+    matches: &clap::ArgMatches,
+) -> Result<Outcome, Failure> {
+    // Usage mistakes first, before anything is created (capf.toml is
+    // only read).
+    let settled = settings::settle(data, args, matches)?;
+    let args = settled.args;
     let admin_plan = AdminPlan::from_args(&args)?;
+    let legacy_wanted = args.tls == TlsKind::Legacy || !args.legacy_listen.is_empty();
+    if legacy_wanted && !cfg!(feature = "legacy-tls") {
+        return Err(Failure::usage(format!(
+            "{}: legacy TLS (TLS 1.0 for 7900-series phones) needs a build with the legacy-tls \
+             feature: cargo install --path crates/capf-cli --features legacy-tls",
+            if args.tls == TlsKind::Legacy {
+                settled.origins.label("tls")
+            } else {
+                settled.origins.label("legacy_listen")
+            }
+        )));
+    }
+    if args.print_config {
+        settled.origins.print(data, &args)?;
+        return Ok(Outcome::Done);
+    }
     init_logging(args.log_format);
     if !data.is_initialised() {
         // The first start creates the CAPF identity without operator action.
@@ -205,7 +300,7 @@ pub(crate) fn run(data: &DataDir, args: ServeArgs) -> Result<Outcome, Failure> {
     // The last hold on the store is given up here, after the runtime:
     // closing a database client blocks.
     let store_after_runtime = store.clone();
-    let (listen, mut legacy_listen) = if args.tls == "legacy" {
+    let (listen, mut legacy_listen) = if args.tls == TlsKind::Legacy {
         (Vec::new(), args.listen)
     } else {
         (args.listen, Vec::new())
