@@ -155,10 +155,19 @@ fn same_shape(at: &str, doc: &Value, out: &Value, problems: &mut Vec<String>) {
                              each with {always:?}"
                         ));
                     }
+                    // A key's value may differ in kind between elements
+                    // (a parameter's value is a number, a word or a
+                    // boolean): it must match one documented element's.
                     for (key, value) in element.as_object().unwrap() {
-                        if let Some(dv) = d.iter().find_map(|e| e.get(key)) {
-                            same_shape(&format!("{at}[{i}].{key}"), dv, value, problems);
+                        let mut best: Option<Vec<String>> = None;
+                        for dv in d.iter().filter_map(|e| e.get(key)) {
+                            let mut found = Vec::new();
+                            same_shape(&format!("{at}[{i}].{key}"), dv, value, &mut found);
+                            if best.as_ref().is_none_or(|b| found.len() < b.len()) {
+                                best = Some(found);
+                            }
                         }
+                        problems.extend(best.unwrap_or_default());
                     }
                 }
             } else {

@@ -50,18 +50,22 @@ pub(crate) enum ParamsCommand {
     },
 }
 
-/// A parameter's value in JSON: a number when it is one, else its text.
+/// A parameter's value in JSON: a number or a boolean when it is one,
+/// else its text.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum ValueJson {
     Number(u64),
+    Bool(bool),
     Text(String),
 }
 
 impl From<String> for ValueJson {
     fn from(text: String) -> Self {
-        match text.parse::<u64>() {
-            Ok(n) if !text.starts_with('0') || text == "0" => ValueJson::Number(n),
+        match (text.as_str(), text.parse::<u64>()) {
+            ("true", _) => ValueJson::Bool(true),
+            ("false", _) => ValueJson::Bool(false),
+            (_, Ok(n)) if !text.starts_with('0') || text == "0" => ValueJson::Number(n),
             _ => ValueJson::Text(text),
         }
     }
