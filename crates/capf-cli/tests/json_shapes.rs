@@ -254,11 +254,15 @@ fn every_command_prints_the_documented_shape() {
         .arg(env.data().join("capf.pem"))
         .arg("--cert-out")
         .arg(env.path("lsc.pem"))
-        .args(["--retries", "0", "--timeout", "20"])
+        .args(["--retries", "0", "--timeout", "20", "--json"])
         .output()
         .unwrap();
     assert!(phone.status.success(), "{}", text(&phone.stderr));
     drop(serve);
+    printed.insert(
+        "capf phone install ... --json",
+        serde_json::from_slice(&phone.stdout).unwrap(),
+    );
 
     printed.insert(
         "capf device show NAME --json",

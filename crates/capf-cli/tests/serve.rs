@@ -250,7 +250,21 @@ fn serve_logs_json_and_serves_metrics_and_health() {
         tcp.read_to_string(&mut response).unwrap();
         response
     };
-    assert!(get("/health").starts_with("HTTP/1.1 200"));
+    // The health endpoint answers 503 until the listeners run (a moment
+    // after they are bound and logged), then 200.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let health = get("/health");
+        if health.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not healthy in time: {health}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let metrics = get("/metrics");
     assert!(metrics.contains("capf_connections_open"), "{metrics}");
     let (status, _) = serve.sigterm();

@@ -13,7 +13,7 @@ use capf_operations::phone::{
 };
 use capf_server::{PhoneClient, ServerError, phone_client_config};
 use capf_wire::Password;
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::sync::watch;
 
 use super::files::{self, KeyedCertificate};
@@ -346,18 +346,56 @@ fn mismatch(expected: Expected, success: &PhoneSuccess) -> Option<String> {
     (!matches).then(|| format!("expected {}, but the server {what}", expected.name()))
 }
 
-fn certificate_json(der: &[u8]) -> Value {
-    match CaCertificate::from_der(der, "the LSC") {
-        Ok(c) => json!({
-            "subject": c.subject(),
-            "issuer": c.issuer(),
-            "serial": c.serial_hex(),
-            "not_before": time_text::format(c.not_before()),
-            "not_after": time_text::format(c.not_after()),
-            "key": c.public_key().map(|k| k.spec().to_string()).ok(),
-        }),
-        Err(e) => json!({ "error": e.to_string() }),
-    }
+/// What `capf phone ... --json` prints.
+#[derive(Debug, Serialize)]
+struct PhoneJson {
+    /// The subcommand: `install`, `fetch`, `delete` or `run`.
+    requested: &'static str,
+    /// `succeeded`, `unexpected` (the server did something else) or `failed`.
+    result: &'static str,
+    /// What the server did: `install`, `fetch`, `delete`, or null.
+    operation: Option<&'static str>,
+    detail: String,
+    problem: Option<String>,
+    attempts: u32,
+    /// The server the session ended on.
+    server: Option<String>,
+    unreachable: Vec<UnreachableJson>,
+    lsc_installed: bool,
+    /// The new LSC, after an install.
+    certificate: Option<CertificateJson>,
+    cert_out: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnreachableJson {
+    server: String,
+    error: String,
+}
+
+/// A certificate the phone received.
+#[derive(Debug, Serialize)]
+struct CertificateJson {
+    subject: String,
+    issuer: String,
+    serial: String,
+    not_before: String,
+    not_after: String,
+    /// `rsa2048`, `p256`... (null if the key cannot be read).
+    key: Option<String>,
+}
+
+fn certificate_json(der: &[u8]) -> Option<CertificateJson> {
+    // The certificate was parsed and checked when it was received.
+    let c = CaCertificate::from_der(der, "the LSC").ok()?;
+    Some(CertificateJson {
+        subject: c.subject(),
+        issuer: c.issuer(),
+        serial: c.serial_hex(),
+        not_before: time_text::format(c.not_before()),
+        not_after: time_text::format(c.not_after()),
+        key: c.public_key().map(|k| k.spec().to_string()).ok(),
+    })
 }
 
 fn operation_name(success: &PhoneSuccess) -> Option<&'static str> {
@@ -400,27 +438,29 @@ fn report(expected: Expected, args: &PhoneArgs, ending: &Ending, lsc_before: boo
             PhoneOutcome::Succeeded(s) => (operation_name(s), s.to_string()),
             PhoneOutcome::Failed(_) => (None, failure_text(ending)),
         };
-        let value = json!({
-            "requested": expected.name(),
-            "result": result,
-            "operation": operation,
-            "detail": detail,
-            "problem": problem,
-            "attempts": ending.attempts,
-            "server": ending.server,
-            "unreachable": ending
+        let view = PhoneJson {
+            requested: expected.name(),
+            result,
+            operation,
+            detail,
+            problem: problem.clone(),
+            attempts: ending.attempts,
+            server: ending.server.clone(),
+            unreachable: ending
                 .unreachable
                 .iter()
-                .map(|(server, error)| json!({ "server": server, "error": error }))
-                .collect::<Vec<_>>(),
-            "lsc_installed": lsc_after,
-            "certificate": new_lsc.as_deref().map(certificate_json),
-            "cert_out": args.cert_out.as_ref().map(|p| p.display().to_string()),
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+                .map(|(server, error)| UnreachableJson {
+                    server: server.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            lsc_installed: lsc_after,
+            certificate: new_lsc.as_deref().and_then(certificate_json),
+            cert_out: args.cert_out.as_ref().map(|p| p.display().to_string()),
+        };
+        if let Err(e) = crate::output::print_json(&view) {
+            eprintln!("capf: {}", e.message);
+        }
     } else {
         if let Some(der) = new_lsc.as_deref() {
             print_new_lsc(der, args.cert_out.as_deref());
