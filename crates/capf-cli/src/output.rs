@@ -289,6 +289,23 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> 
     Ok(())
 }
 
+/// A table for people: a header and left-aligned columns as wide as their
+/// widest cell, no borders (lines stay easy to `grep` and `cut`).
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(header);
+    for row in rows {
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    for line in table.lines() {
+        println!("{}", line.trim_end());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -90,17 +90,21 @@ pub(crate) fn run(data: &DataDir, args: AuditArgs) -> Result<Outcome, Failure> {
         println!("no audit entries match");
         return Ok(Outcome::Done);
     }
-    println!("{:<21} {:<16} {:<16} {:<12} DETAIL", "TIME", "DEVICE", "EVENT", "BY");
-    for e in &entries {
-        println!(
-            "{:<21} {:<16} {:<16} {:<12} {}",
-            time_text::format(e.at),
-            e.device.as_ref().map_or("-", DeviceName::as_str),
-            e.event,
-            e.actor.as_deref().unwrap_or("-"),
-            capf_operations::escape_text(&e.detail)
-        );
-    }
+    crate::output::print_table(
+        ["TIME", "DEVICE", "EVENT", "BY", "DETAIL"],
+        entries
+            .iter()
+            .map(|e| {
+                [
+                    time_text::format(e.at),
+                    e.device.as_ref().map_or("-".to_owned(), ToString::to_string),
+                    e.event.clone(),
+                    e.actor.clone().unwrap_or_else(|| "-".to_owned()),
+                    capf_operations::escape_text(&e.detail).into_owned(),
+                ]
+            })
+            .collect(),
+    );
     let n = entries.len();
     if n == args.limit {
         println!("{n} entries (the newest {n}: raise --limit or narrow the filters for more)");

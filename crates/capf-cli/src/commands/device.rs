@@ -562,20 +562,22 @@ pub(crate) fn count_text(n: usize) -> String {
     }
 }
 
-/// A table of devices, one line each.
+/// A table of devices, one line each. Text that came from outside
+/// (descriptions) is escaped, so that it cannot move the terminal's cursor.
 pub(crate) fn print_table(devices: &[Device]) {
-    println!(
-        "{:<16} {:<14} {:<30} {:<14} DESCRIPTION",
-        "DEVICE", "AUTH MODE", "STATUS", "LSC"
+    crate::output::print_table(
+        ["DEVICE", "AUTH MODE", "STATUS", "LSC", "DESCRIPTION"],
+        devices
+            .iter()
+            .map(|d| {
+                [
+                    d.name.to_string(),
+                    d.policy.auth_mode.name().to_owned(),
+                    d.status_label(),
+                    d.lsc_status().to_owned(),
+                    capf_operations::escape_text(&d.description).into_owned(),
+                ]
+            })
+            .collect(),
     );
-    for d in devices {
-        println!(
-            "{:<16} {:<14} {:<30} {:<14} {}",
-            d.name.as_str(),
-            d.policy.auth_mode.name(),
-            d.status_label(),
-            d.lsc_status(),
-            d.description
-        );
-    }
 }
