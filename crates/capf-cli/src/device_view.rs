@@ -3,8 +3,8 @@
 //! never shown here (only `capf report` and `--generate-string` show it). Text that came from a phone's certificate
 //! (subject, issuer) is escaped in human output; JSON keeps it exact.
 
-use capf_auth::{AuthMode, CapfContact, Registration};
 use capf_admin::views::DeviceView;
+use capf_auth::{AuthMode, CapfContact, Registration};
 use capf_operations::{CertificateRecord, Device, escape_text};
 use serde::Serialize;
 

@@ -209,7 +209,10 @@ mod tests {
             Ok(Some(now + Duration::from_secs(7 * 86_400)))
         );
         let at = "2026-12-31T18:00:00Z".parse::<DeadlineText>().unwrap();
-        assert_eq!(at.at(now), time_text::parse("2026-12-31T18:00:00Z").map(Some));
+        assert_eq!(
+            at.at(now),
+            time_text::parse("2026-12-31T18:00:00Z").map(Some)
+        );
         for bad in ["+", "+7", "+d", "+-1d", "tomorrow"] {
             assert!(bad.parse::<DeadlineText>().is_err(), "{bad}");
         }

@@ -70,10 +70,9 @@ impl Env {
 
 /// The documented examples: heading (the command, in backticks) -> JSON.
 fn documented() -> BTreeMap<String, Value> {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md"))
+            .unwrap();
     let mut examples = BTreeMap::new();
     let mut heading = None;
     let mut block: Option<String> = None;
@@ -123,9 +122,7 @@ fn same_shape(at: &str, doc: &Value, out: &Value, problems: &mut Vec<String>) {
             let dk: BTreeSet<_> = d.keys().collect();
             let ok: BTreeSet<_> = o.keys().collect();
             if dk != ok {
-                problems.push(format!(
-                    "{at}: documented keys {dk:?}, printed {ok:?}"
-                ));
+                problems.push(format!("{at}: documented keys {dk:?}, printed {ok:?}"));
             }
             for (k, dv) in d {
                 if let Some(ov) = o.get(k) {
@@ -224,7 +221,10 @@ fn public_key(env: &Env) -> PathBuf {
 fn every_command_prints_the_documented_shape() {
     let env = Env::new();
     let mut printed: BTreeMap<&str, Value> = BTreeMap::new();
-    printed.insert("capf init --json", env.json(&["init", "--key", "p256", "--json"]));
+    printed.insert(
+        "capf init --json",
+        env.json(&["init", "--key", "p256", "--json"]),
+    );
     printed.insert(
         "capf device add NAME ... --json",
         env.json(&[
@@ -269,7 +269,10 @@ fn every_command_prints_the_documented_shape() {
         env.json(&["device", "show", "SEP001122334455", "--json"]),
     );
     assert!(printed["capf device show NAME --json"]["lsc"].is_object());
-    printed.insert("capf device list --json", env.json(&["device", "list", "--json"]));
+    printed.insert(
+        "capf device list --json",
+        env.json(&["device", "list", "--json"]),
+    );
     printed.insert(
         "capf find ... --json",
         env.json(&["find", "--per-page", "1", "--json"]),
@@ -316,6 +319,23 @@ fn every_command_prints_the_documented_shape() {
             "--json",
         ]),
     );
+    let restored = Command::new(env!("CARGO_BIN_EXE_capf"))
+        .arg("--data-dir")
+        .arg(env.path("restored"))
+        .arg("restore")
+        .arg(env.path("capf.bak"))
+        .arg("--passphrase-file")
+        .arg(env.path("pass"))
+        .arg("--json")
+        .env_remove("CAPF_DATA_DIR")
+        .env_remove("CAPF_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    let restored: Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(restored["identity"], "restored");
+    assert_eq!(restored["database"]["devices"], 2);
+    printed.insert("capf restore FILE --json", restored);
     if openssl_available() {
         let public = public_key(&env);
         printed.insert(
@@ -336,7 +356,15 @@ fn every_command_prints_the_documented_shape() {
     let account = Command::new(env!("CARGO_BIN_EXE_capf"))
         .arg("--data-dir")
         .arg(env.data())
-        .args(["admin", "user", "add", "alice", "--role", "admin", "--password-stdin"])
+        .args([
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -358,7 +386,14 @@ fn every_command_prints_the_documented_shape() {
     printed.insert(
         "capf admin token create --name LABEL --role ROLE --json",
         env.json(&[
-            "admin", "token", "create", "--name", "nightly", "--role", "read-only", "--json",
+            "admin",
+            "token",
+            "create",
+            "--name",
+            "nightly",
+            "--role",
+            "read-only",
+            "--json",
         ]),
     );
     printed.insert(
@@ -414,7 +449,14 @@ fn a_generated_string_is_in_the_json_and_arms_the_device() {
     ]);
     assert_eq!(found["total"], 1, "{found}");
     // Without --generate-string, no string field at all.
-    let set = env.json(&["device", "set", "SEP001122334455", "--description", "x", "--json"]);
+    let set = env.json(&[
+        "device",
+        "set",
+        "SEP001122334455",
+        "--description",
+        "x",
+        "--json",
+    ]);
     assert!(set.get("auth_string").is_none(), "{set}");
     // A length is a flag of its own: out of range is a usage error.
     let out = env.run(&[
@@ -429,7 +471,11 @@ fn a_generated_string_is_in_the_json_and_arms_the_device() {
     // Words the flag does not take are refused, naming the ones it does.
     let out = env.run(&["device", "set", "SEP001122334455", "--operation", "instal"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("install"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("install"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -465,7 +511,14 @@ fn a_dry_run_lists_exactly_what_find_lists_and_changes_nothing() {
         vec!["description=nothing-like-this"],
     ] {
         let mut find = vec!["find", "--per-page", "0", "--json"];
-        let mut set = vec!["device", "set", "--operation", "install", "--dry-run", "--json"];
+        let mut set = vec![
+            "device",
+            "set",
+            "--operation",
+            "install",
+            "--dry-run",
+            "--json",
+        ];
         for c in &criteria {
             let (flag, value) = c.split_once('=').unwrap();
             find.push(Box::leak(format!("--{flag}").into_boxed_str()));
@@ -484,16 +537,31 @@ fn a_dry_run_lists_exactly_what_find_lists_and_changes_nothing() {
     assert_eq!(names(&all, "devices"), ["SEP000000000002"]);
     // Without a terminal, a change needs --yes.
     let out = env.run(&[
-        "device", "set", "--where", "description=lobby", "--operation", "install",
+        "device",
+        "set",
+        "--where",
+        "description=lobby",
+        "--operation",
+        "install",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
     // A wrong criterion is a usage error naming find's flag.
     let out = env.run(&[
-        "device", "set", "--where", "lsc-status=maybe", "--operation", "none", "--dry-run",
+        "device",
+        "set",
+        "--where",
+        "lsc-status=maybe",
+        "--operation",
+        "none",
+        "--dry-run",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--lsc-status"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--lsc-status"),
+        "{}",
+        text(&out.stderr)
+    );
     // With --yes, exactly the devices found change.
     let changed = env.json(&[
         "device",
@@ -515,7 +583,12 @@ fn a_dry_run_lists_exactly_what_find_lists_and_changes_nothing() {
     assert_eq!(lobby["security_mode"], "encrypted");
     // One string for many phones is refused.
     let out = env.run(&[
-        "device", "set", "--where", "description=lobby", "--generate-string", "--yes",
+        "device",
+        "set",
+        "--where",
+        "description=lobby",
+        "--generate-string",
+        "--yes",
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -572,7 +645,10 @@ fn audit_filters_by_device_event_and_time() {
     ]);
     assert_eq!(out.status.code(), Some(2), "since after until");
     let table = env.ok(&["audit", "--device", "SEP000000000002"]);
-    assert!(table.contains("removed") && table.contains("2 entries"), "{table}");
+    assert!(
+        table.contains("removed") && table.contains("2 entries"),
+        "{table}"
+    );
 }
 
 /// The exported LSC is the one the phone holds, and it verifies against the
@@ -631,7 +707,13 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
     ]);
     assert_eq!(again.status.code(), Some(1));
     // DER on stdout is the same certificate.
-    let der = env.run(&["device", "export-cert", "SEP001122334455", "--format", "der"]);
+    let der = env.run(&[
+        "device",
+        "export-cert",
+        "SEP001122334455",
+        "--format",
+        "der",
+    ]);
     assert!(der.status.success());
     let from_pem = capf_ca::CaCertificate::from_pem(&exported, "exported").unwrap();
     assert_eq!(der.stdout, from_pem.der());
@@ -656,7 +738,11 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
     // No MIC on record: said plainly.
     let mic = env.run(&["device", "export-cert", "SEP001122334455", "--mic"]);
     assert_eq!(mic.status.code(), Some(1));
-    assert!(text(&mic.stderr).contains("no MIC"), "{}", text(&mic.stderr));
+    assert!(
+        text(&mic.stderr).contains("no MIC"),
+        "{}",
+        text(&mic.stderr)
+    );
 
     // Fetch, with the LSC the phone holds as its only credential, while the
     // device wants its LSC first.

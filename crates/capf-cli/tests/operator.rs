@@ -890,6 +890,9 @@ fn device_set_edits_fields_and_refuses_a_deadline_in_the_past() {
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["device", "show", "SEP00112233AA01", "--json"])).unwrap();
     assert_eq!(json["description"], "Lobby");
-    assert_eq!(json["auth_string_state"], "armed", "the string survived the edit");
+    assert_eq!(
+        json["auth_string_state"], "armed",
+        "the string survived the edit"
+    );
     assert_eq!(json["operation"], "install");
 }

@@ -109,10 +109,7 @@ impl TextCriterion {
             }),
             (None, Some(_)) => {
                 return Err(OperationsError::InvalidQuery {
-                    why: format!(
-                        "a {} match needs a pattern to match against",
-                        field.name()
-                    ),
+                    why: format!("a {} match needs a pattern to match against", field.name()),
                 });
             }
         })

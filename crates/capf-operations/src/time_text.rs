@@ -49,11 +49,8 @@ pub fn parse_from(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     let Some(relative) = t.strip_prefix('+') else {
         return parse(t);
     };
-    let bad = || {
-        format!(
-            "{text:?}: a time from now is + and a span such as +90m, +12h, +7d or +2w"
-        )
-    };
+    let bad =
+        || format!("{text:?}: a time from now is + and a span such as +90m, +12h, +7d or +2w");
     let span: Span = relative.parse().map_err(|_| bad())?;
     if span.is_negative() || span.is_zero() {
         return Err(bad());
@@ -109,7 +106,11 @@ mod tests {
         assert!(parse("2026-02-30").is_err());
         assert!(parse("tomorrow").is_err());
         assert!(parse("1969-12-31T23:59:59Z").is_err());
-        assert!(parse("2026-12-01T00:00:00").unwrap_err().contains("time zone"));
+        assert!(
+            parse("2026-12-01T00:00:00")
+                .unwrap_err()
+                .contains("time zone")
+        );
     }
 
     #[test]

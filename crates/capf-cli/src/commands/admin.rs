@@ -17,8 +17,8 @@ use capf_operations::{
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::output::print_json;
 use crate::data_dir::DataDir;
+use crate::output::print_json;
 use crate::store::Store;
 use crate::{Failure, Outcome, time_text};
 

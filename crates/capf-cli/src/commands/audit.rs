@@ -14,7 +14,8 @@ use crate::{Failure, Outcome, time_text};
 
 /// Arguments of `capf audit`.
 #[derive(Debug, Args)]
-#[command(after_help = "Every filter given must hold. The newest entries come first.\n\n\
+#[command(
+    after_help = "Every filter given must hold. The newest entries come first.\n\n\
     Examples:\n  \
     capf audit --device SEP001122334455\n  \
     capf audit --event refused --last 24h\n  \
@@ -22,7 +23,8 @@ use crate::{Failure, Outcome, time_text};
     capf audit --actor alice\n\n\
     Events: added, changed, removed, operator, issued, delivered, completed, refused,\n\
     failed, lockout, revoked; without a device: account-added, account-removed,\n\
-    account-role, account-password, token-created, token-revoked.")]
+    account-role, account-password, token-created, token-revoked."
+)]
 pub(crate) struct AuditArgs {
     /// Only this device's entries.
     #[arg(long, value_name = "NAME")]
@@ -97,7 +99,9 @@ pub(crate) fn run(data: &DataDir, args: AuditArgs) -> Result<Outcome, Failure> {
             .map(|e| {
                 [
                     time_text::format(e.at),
-                    e.device.as_ref().map_or("-".to_owned(), ToString::to_string),
+                    e.device
+                        .as_ref()
+                        .map_or("-".to_owned(), ToString::to_string),
                     e.event.clone(),
                     e.actor.clone().unwrap_or_else(|| "-".to_owned()),
                     capf_operations::escape_text(&e.detail).into_owned(),

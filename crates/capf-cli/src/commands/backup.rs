@@ -13,9 +13,9 @@ use capf_store::{ExistingTarget, SqliteStore};
 use clap::Args;
 
 use super::device::open;
-use crate::output::print_json;
 use crate::archive::{self, Contents};
 use crate::data_dir::DataDir;
+use crate::output::print_json;
 use crate::output::{self, Output, Replace};
 use crate::passphrase::{self, Purpose};
 use crate::{Failure, Outcome, time_text};
@@ -97,6 +97,32 @@ pub(crate) struct RestoreArgs {
     /// Read the passphrase from the first line of FILE.
     #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
+    /// Print JSON: what was restored, and what was kept aside.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `capf restore --json` prints.
+#[derive(Debug, Default, serde::Serialize)]
+struct RestoreJson {
+    /// `restored` (the backup's identity was written), `unchanged` (it was
+    /// already here) or `none` (a backup without keys, and none here).
+    identity: &'static str,
+    capf_sha256: String,
+    /// Files replaced, each kept under a new name.
+    kept: Vec<String>,
+    /// The database restored (null with --identity-only).
+    database: Option<RestoredDatabaseJson>,
+    /// What the backup held that is not part of a CAPF database.
+    ignored: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RestoredDatabaseJson {
+    devices: usize,
+    file: String,
+    made: String,
+    into: String,
 }
 
 fn device_count(store: &impl OperatorStore) -> Result<usize, Failure> {
@@ -383,6 +409,11 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
     }
     let _lock = data.lock_exclusive()?;
 
+    let mut report = RestoreJson {
+        identity: "unchanged",
+        capf_sha256: theirs.clone(),
+        ..RestoreJson::default()
+    };
     // The identity.
     if replace_identity {
         match &backup.identity {
@@ -397,11 +428,10 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
                     put(&path, bytes, name.ends_with("-key.pem"))?;
                 }
                 identity.write_hashed_copy(root)?;
-                println!("restored the CAPF identity: certificate SHA-256 {theirs}");
-                for path in kept {
-                    println!("  the replaced file is kept as {}", path.display());
-                }
+                report.identity = "restored";
+                report.kept = kept.iter().map(|p| p.display().to_string()).collect();
             }
+            None if args.json => report.identity = "none",
             None => println!(
                 "note: this backup holds no private keys: {} has no CAPF identity. Restore one \
                  from a whole backup (capf restore WHOLE --identity-only), or `capf init` a new \
@@ -409,17 +439,31 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
                 root.display()
             ),
         }
-    } else {
-        println!("the CAPF identity here is the backup's (certificate SHA-256 {theirs})");
+    }
+    if !args.json {
+        match report.identity {
+            "restored" => {
+                println!("restored the CAPF identity: certificate SHA-256 {theirs}");
+                for path in &report.kept {
+                    println!("  the replaced file is kept as {path}");
+                }
+            }
+            "unchanged" => {
+                println!("the CAPF identity here is the backup's (certificate SHA-256 {theirs})")
+            }
+            _ => {}
+        }
     }
     // A shared database must belong to this CAPF (the first server to use
     // it recorded its certificate).
     if data.database().is_some() && data.is_initialised() {
         let store = data.open_database()?;
-        println!(
-            "  {} belongs to this CAPF: this server can serve it",
-            store.location()
-        );
+        if !args.json {
+            println!(
+                "  {} belongs to this CAPF: this server can serve it",
+                store.location()
+            );
+        }
     }
 
     // The database.
@@ -444,16 +488,32 @@ pub(crate) fn run_restore(data: &DataDir, args: RestoreArgs) -> Result<Outcome, 
         for what in &restored.ignored {
             eprintln!("capf: not restored (not part of a CAPF database): {what}");
         }
-        println!(
-            "restored {} from {} (made {}) into {}",
-            super::device::count_text(device_count(&restored.store)?),
-            args.file.display(),
-            manifest.created,
-            target.display()
-        );
-        if let Some(copy) = previous {
-            println!("  the replaced database is kept as {}", copy.display());
+        let devices = device_count(&restored.store)?;
+        report.ignored = restored.ignored.iter().map(ToString::to_string).collect();
+        if let Some(copy) = &previous {
+            report.kept.push(copy.display().to_string());
         }
+        report.database = Some(RestoredDatabaseJson {
+            devices,
+            file: args.file.display().to_string(),
+            made: manifest.created.clone(),
+            into: target.display().to_string(),
+        });
+        if !args.json {
+            println!(
+                "restored {} from {} (made {}) into {}",
+                super::device::count_text(devices),
+                args.file.display(),
+                manifest.created,
+                target.display()
+            );
+            if let Some(copy) = previous {
+                println!("  the replaced database is kept as {}", copy.display());
+            }
+        }
+    }
+    if args.json {
+        print_json(&report)?;
     }
     Ok(Outcome::Done)
 }

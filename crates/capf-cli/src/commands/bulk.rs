@@ -66,7 +66,11 @@ fn criteria(pairs: &[String]) -> Result<Criteria, Failure> {
         .map(|p| p.criteria)
         .map_err(|e| {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             Failure::usage(format!(
                 "--where: {first} (the criteria are those of `capf find --help`)"
             ))
@@ -132,7 +136,10 @@ pub(crate) fn run(
             for name in &names {
                 println!("{name}");
             }
-            println!("{} would change (dry run: nothing changed)", count_text(names.len()));
+            println!(
+                "{} would change (dry run: nothing changed)",
+                count_text(names.len())
+            );
         }
         return Ok(Outcome::Done);
     }

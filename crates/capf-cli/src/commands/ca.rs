@@ -11,8 +11,8 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::device::open;
-use crate::output::print_json;
 use crate::data_dir::DataDir;
+use crate::output::print_json;
 use crate::output::{self, Output, Replace};
 use crate::{Failure, Outcome, time_text};
 

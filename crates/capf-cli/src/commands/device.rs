@@ -12,9 +12,9 @@ use capf_operations::{Device, DeviceEdit, DeviceName, DeviceQuery, OperatorStore
 use clap::{Args, Subcommand};
 
 use crate::data_dir::DataDir;
-use crate::values::{self, DeadlineText, KeyChoice};
 use crate::device_view::DeviceJson;
 use crate::output::print_json;
+use crate::values::{self, DeadlineText, KeyChoice};
 use crate::{Failure, Outcome, device_view, time_text};
 use serde::Serialize;
 
@@ -527,7 +527,9 @@ fn export_cert(
         (device.lsc.as_ref(), "LSC")
     };
     let Some(record) = record else {
-        return Err(Failure::new(format!("device {name} has no {what} on record")));
+        return Err(Failure::new(format!(
+            "device {name} has no {what} on record"
+        )));
     };
     if !mic && device.lsc_revoked.is_some() {
         eprintln!("note: the LSC of {name} is revoked: it no longer authenticates the phone");

@@ -148,7 +148,11 @@ pub(crate) fn run(data: &DataDir, args: FindArgs) -> Result<Outcome, Failure> {
         if pages > 1 || shown != page.total {
             let first = (page.page - 1) * page.per_page + 1;
             if shown == 0 {
-                println!("no devices on page {} ({} found)", page.page, count_text(page.total));
+                println!(
+                    "no devices on page {} ({} found)",
+                    page.page,
+                    count_text(page.total)
+                );
             } else if shown == 1 {
                 println!(
                     "device {first} of {} (page {} of {pages})",

@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::data_dir::DataDir;
 use crate::output::print_json;
-use serde::Serialize;
 use crate::{Failure, Outcome};
+use serde::Serialize;
 
 /// Arguments of `capf init`.
 #[derive(Debug, Args)]

@@ -17,8 +17,8 @@ use capf_provisioning::{
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::output::print_json;
 use crate::data_dir::DataDir;
+use crate::output::print_json;
 use crate::output::{self, Output};
 use crate::{Failure, Outcome, time_text};
 
