@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use bytes::BytesMut;
 use capf_wire::{ELEMENT_HEADER_LEN, Frame, FrameCodec, HEADER_LEN};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use self::elements::Rendered;
 use self::hex_input::{Input, Segment};
@@ -75,12 +76,12 @@ pub(crate) fn run(command: WireCommand) -> Result<Outcome, Failure> {
         if let Some(e) = error {
             return Err(Failure::new(e));
         }
-        let all: Vec<Value> = frames
+        let all: Vec<FrameJson> = frames
             .iter()
             .enumerate()
             .map(|(i, f)| frame_json(i + 1, f, args.show_secrets))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        crate::output::print_json(&all)?;
     } else {
         for (i, f) in frames.iter().enumerate() {
             print_frame(i + 1, f, args.show_secrets);
@@ -187,30 +188,59 @@ fn print_frame(index: usize, f: &DecodedFrame, show_secrets: bool) {
     }
 }
 
-fn frame_json(index: usize, f: &DecodedFrame, show_secrets: bool) -> Value {
-    let elements: Vec<Value> = rendered_elements(f, show_secrets)
+/// One frame of `capf wire decode --json`.
+#[derive(Debug, Serialize)]
+struct FrameJson {
+    /// From 1.
+    index: usize,
+    /// Where the frame starts in its segment.
+    offset: u64,
+    /// `phone` or `server` when the transcript says so.
+    direction: Option<&'static str>,
+    command: String,
+    command_code: u8,
+    session_id: u32,
+    body_length: usize,
+    elements: Vec<ElementJson>,
+}
+
+/// One element of a frame; some kinds add fields of their own (a
+/// certificate's subject, a key's kind...).
+#[derive(Debug, Serialize)]
+struct ElementJson {
+    name: String,
+    tag: u8,
+    offset: u64,
+    length: usize,
+    value: String,
+    #[serde(flatten)]
+    details: serde_json::Map<String, Value>,
+}
+
+fn frame_json(index: usize, f: &DecodedFrame, show_secrets: bool) -> FrameJson {
+    let elements = rendered_elements(f, show_secrets)
         .into_iter()
-        .map(|(offset, e)| {
-            let mut object = serde_json::Map::new();
-            object.insert("name".into(), json!(e.name));
-            object.insert("tag".into(), json!(e.tag));
-            object.insert("offset".into(), json!(offset));
-            object.insert("length".into(), json!(e.length));
-            object.insert("value".into(), json!(e.summary));
-            for (key, value) in e.fields {
-                object.insert(key.into(), value);
-            }
-            Value::Object(object)
+        .map(|(offset, e)| ElementJson {
+            name: e.name,
+            tag: e.tag,
+            offset,
+            length: e.length,
+            value: e.summary,
+            details: e
+                .fields
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
         })
         .collect();
-    json!({
-        "index": index,
-        "offset": f.offset,
-        "direction": f.direction,
-        "command": f.frame.command.to_string(),
-        "command_code": f.frame.command.to_u8(),
-        "session_id": f.frame.session_id,
-        "body_length": f.frame.body_len(),
-        "elements": elements,
-    })
+    FrameJson {
+        index,
+        offset: f.offset,
+        direction: f.direction,
+        command: f.frame.command.to_string(),
+        command_code: f.frame.command.to_u8(),
+        session_id: f.frame.session_id,
+        body_length: f.frame.body_len(),
+        elements,
+    }
 }
