@@ -72,6 +72,11 @@ pub(crate) fn key_choice() -> impl TypedValueParser<Value = KeyChoice> {
     words(&KEYS)
 }
 
+/// A key kind, without `default` (`capf ca issue --key`).
+pub(crate) fn key() -> impl TypedValueParser<Value = KeySpec> {
+    words(&KEYS[..KEYS.len() - 1])
+}
+
 pub(crate) fn text_match() -> impl TypedValueParser<Value = TextMatch> {
     words(&MATCHES)
 }

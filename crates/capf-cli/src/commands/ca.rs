@@ -91,9 +91,9 @@ pub(crate) enum CaCommand {
         /// Replace FILE if it exists (never a file holding a private key).
         #[arg(long, requires = "out")]
         force: bool,
-        /// Require this key kind: rsa1024..rsa4096, p256, p384, p521.
-        #[arg(long, value_name = "KEY")]
-        key: Option<String>,
+        /// Require this key kind.
+        #[arg(long, value_name = "KEY", value_parser = crate::values::key())]
+        key: Option<KeySpec>,
         /// Print JSON: the certificate's subject, serial, SHA-256, validity,
         /// key, the file written (or the PEM when there is no --out).
         #[arg(long)]
@@ -382,11 +382,7 @@ pub(crate) fn run(data: &DataDir, command: CaCommand) -> Result<Outcome, Failure
             json,
         } => {
             let name = DeviceName::parse(&device).map_err(Failure::usage)?;
-            let requested: Option<KeySpec> = key
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(Failure::usage)?;
+            let requested: Option<KeySpec> = key;
             // The file is checked before the certificate is issued and
             // recorded, so that a refused path leaves no issued record.
             let written = Output::public(force);

@@ -167,9 +167,9 @@ pub(crate) struct CapfListArgs {
     /// Take <capfAuthMode> from this device's record.
     #[arg(long, value_name = "NAME", conflicts_with = "auth_mode")]
     device: Option<String>,
-    /// <capfAuthMode> for this mode: auth-string, null-string, lsc-first or mic-first.
-    #[arg(long, value_name = "MODE")]
-    auth_mode: Option<String>,
+    /// <capfAuthMode> for this authentication mode.
+    #[arg(long, value_name = "MODE", value_parser = crate::values::auth_mode())]
+    auth_mode: Option<AuthMode>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -579,12 +579,7 @@ fn capf_list(data: &DataDir, args: CapfListArgs) -> Result<Outcome, Failure> {
         .iter()
         .map(|s| parse_capf_server(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut mode: Option<AuthMode> = args
-        .auth_mode
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(Failure::usage)?;
+    let mut mode: Option<AuthMode> = args.auth_mode;
     let device = args
         .device
         .as_deref()
