@@ -302,6 +302,16 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
         "null-string" => AuthMode::NullString,
         _ => AuthMode::AuthString,
     };
+    if args.no_schedule && args.devices.is_none() && mode == AuthMode::AuthString {
+        return Err(Failure::usage(
+            "--no-schedule needs --devices FILE (names and strings), or --auth null-string \
+             (SEP<index> devices the operator scheduled with the null string)",
+        ));
+    }
+    let mut targets = match &args.devices {
+        Some(path) => read_devices(path)?,
+        None => index_targets(args.first_index, args.phones)?,
+    };
     if args.spawn_server && !data.is_initialised() {
         let capf_key: KeySpec = args.capf_key.parse().map_err(Failure::usage)?;
         data.init(
@@ -316,17 +326,6 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
             data.root().display()
         );
     }
-
-    if args.no_schedule && args.devices.is_none() && mode == AuthMode::AuthString {
-        return Err(Failure::usage(
-            "--no-schedule needs --devices FILE (names and strings), or --auth null-string \
-             (SEP<index> devices the operator scheduled with the null string)",
-        ));
-    }
-    let mut targets = match &args.devices {
-        Some(path) => read_devices(path)?,
-        None => index_targets(args.first_index, args.phones)?,
-    };
 
     // Devices first, so the enrollments land in the server's store.
     let added = if data.is_initialised() && !args.no_schedule {
