@@ -324,6 +324,8 @@ fn a_server_killed_mid_run_leaves_no_device_half_done() {
         .args(["--phones", &PHONES.to_string(), "--concurrency", "12"])
         .args(["--auth", "null-string", "--key", "p256"])
         .args(["--retries", "8", "--retry-interval", "1", "--timeout", "20"])
+        // The devices are counted afterwards: loadgen keeps them.
+        .arg("--keep")
         .arg("--json")
         .env_remove("CAPF_DATA_DIR")
         .env_remove("CAPF_DATABASE_URL")

@@ -41,8 +41,8 @@ pub use server::{
 pub use store::rows;
 pub use store::{
     Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
-    DeviceStore, Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend, StoreReads,
-    StoreTransaction, Touching,
+    DeviceChange, DeviceStore, Lease, OperatorStore, Reply, Role, SessionStore, StoreBackend,
+    StoreReads, StoreTransaction, Touching,
 };
 pub use text::escape_text;
 pub use transmit::Transmit;

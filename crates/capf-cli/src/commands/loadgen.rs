@@ -18,6 +18,11 @@
 //!   phone walks them as `capf phone` does (the same code), starting at
 //!   server i mod n with `--server-order rotate`; the report counts the
 //!   enrollments per server and the retried attempts.
+//! * `--devices FILE`: the phones are the devices named there (with their
+//!   strings); `--no-schedule`: nothing is written to any database, the
+//!   server must have the devices scheduled (loadgen then needs no access
+//!   to the server's database). Devices loadgen added to the database of
+//!   a server it did not spawn are removed at the end, unless `--keep`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -47,10 +52,7 @@ use tokio_rustls::TlsConnector;
 use crate::commands::phone::walk::{self, Attempt, ServerList, WalkingPhone};
 use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
-
-/// Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat (100 on
-/// every mainstream architecture).
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+use capf_operations::report::from_spreadsheet_cell;
 
 /// --hold: phones in their TCP connect + TLS handshake at once.
 const HOLD_CONNECTING: usize = 256;
@@ -70,9 +72,20 @@ const REASONS_KEPT: usize = 5;
         10,000 phones waiting in key generation at once: the server's RSS\n  \
     capf --data-dir /srv/capf loadgen --server 10.0.0.5 --server 10.0.0.6 --phones 1000 \\\n      \
         --retry-interval 5      two CAPF servers, each the first for half the phones\n\n\
-    Devices are scheduled in --data-dir when it is initialised (or with --spawn-server);\n\
-    otherwise the server must already have SEP<index> devices scheduled for install\n\
-    (with --auth null-string).\n\n\
+    capf loadgen --server 10.0.0.5 --capf-cert capf.pem --devices phones.csv --no-schedule\n      \
+        the devices (and strings) of phones.csv, scheduled by the operator; no database access\n  \
+    capf --data-dir /srv/capf loadgen --server 127.0.0.1:3804 --phones 100 --keep\n      \
+        keep the 100 devices it added (they are removed at the end without --keep)\n\n\
+    Devices are scheduled in --data-dir when it is initialised (or with --spawn-server),\n\
+    unless --no-schedule; otherwise the server must already have them scheduled for\n\
+    install: SEP<index> devices with --auth null-string, or those of --devices.\n\n\
+    --devices FILE: CSV, one device a line, name[,string] (a first line name,... is a\n\
+    header; a leading apostrophe before a string is removed, so the --strings-out file of\n\
+    `capf device import` is accepted as it is). A device with a string authenticates with\n\
+    it, one without with the null string. One phone per device.\n\n\
+    Devices loadgen adds to the database of a --server (one it did not spawn) are removed\n\
+    again at the end, unless --keep; devices that existed are left scheduled as loadgen\n\
+    set them. With --spawn-server they stay in the directory.\n\n\
     Several servers: give --server up to five times. Each phone walks the list like\n\
     `capf phone`: a server that cannot be reached is skipped at once for the next; a\n\
     session that broke (connection lost, no answer) is a failed attempt, retried\n\
@@ -107,24 +120,40 @@ pub(crate) struct LoadgenArgs {
     /// The CAPF certificate to trust (PEM). Default: capf.pem of --data-dir.
     #[arg(long, value_name = "FILE")]
     capf_cert: Option<PathBuf>,
-    /// Number of enrollments (one simulated phone each).
-    #[arg(long, default_value_t = 1000, value_name = "N",
+    /// Number of enrollments (one simulated phone each). Not with --devices.
+    #[arg(long, default_value_t = 1000, value_name = "N", conflicts_with = "devices",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     phones: u32,
     /// Phones running at once.
     #[arg(long, default_value_t = 64, value_name = "C",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
-    /// How the phones authenticate.
-    #[arg(long, default_value = "auth-string", value_name = "MODE",
+    /// How the phones authenticate. Not with --devices (its strings say).
+    #[arg(long, default_value = "auth-string", value_name = "MODE", conflicts_with = "devices",
           value_parser = ["auth-string", "null-string"])]
     auth: String,
     /// The phones' key type (what the devices are scheduled with).
     #[arg(long, default_value = "p256", value_name = "KEY", value_parser = ["p256", "rsa2048"])]
     key: String,
     /// First device index: devices are SEP + 12 hex digits of FIRST..FIRST+N.
-    #[arg(long, default_value_t = 0, value_name = "INDEX")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "INDEX",
+        conflicts_with = "devices"
+    )]
     first_index: u64,
+    /// The devices to enroll, which exist on the server: CSV name[,string] (see below).
+    #[arg(long, value_name = "FILE")]
+    devices: Option<PathBuf>,
+    /// Write no device into any database: the server has them scheduled already
+    /// (with --devices, or SEP<index> devices with --auth null-string).
+    #[arg(long)]
+    no_schedule: bool,
+    /// Keep the devices loadgen added to the database of a --server it did not spawn
+    /// (they are removed at the end by default).
+    #[arg(long, conflicts_with = "no_schedule")]
+    keep: bool,
     /// Start `capf serve --listen 127.0.0.1:0` on --data-dir as a child (initialising
     /// the directory with --capf-key if needed) and report its CPU and memory.
     #[arg(long)]
@@ -273,6 +302,16 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
         "null-string" => AuthMode::NullString,
         _ => AuthMode::AuthString,
     };
+    if args.no_schedule && args.devices.is_none() && mode == AuthMode::AuthString {
+        return Err(Failure::usage(
+            "--no-schedule needs --devices FILE (names and strings), or --auth null-string \
+             (SEP<index> devices the operator scheduled with the null string)",
+        ));
+    }
+    let mut targets = match &args.devices {
+        Some(path) => read_devices(path)?,
+        None => index_targets(args.first_index, args.phones)?,
+    };
     if args.spawn_server && !data.is_initialised() {
         let capf_key: KeySpec = args.capf_key.parse().map_err(Failure::usage)?;
         data.init(
@@ -289,46 +328,211 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
     }
 
     // Devices first, so the enrollments land in the server's store.
-    let strings = if data.is_initialised() {
+    let added = if data.is_initialised() && !args.no_schedule {
+        if args.devices.is_none() && mode == AuthMode::AuthString {
+            for target in &mut targets {
+                target.string = Some(AuthString::generate(8).map_err(Failure::new)?);
+            }
+        }
         let started = Instant::now();
-        let strings = schedule_devices(data, &args, mode, phone_key)?;
-        eprintln!(
-            "scheduled {} devices in {} ({:.1} s)",
-            args.phones,
-            data.root().display(),
-            started.elapsed().as_secs_f64()
-        );
-        strings
+        let (added, scheduled) = schedule_devices(data, &targets, phone_key);
+        match scheduled {
+            Ok(()) => {
+                eprintln!(
+                    "scheduled {} devices ({} added) in {} ({:.1} s)",
+                    targets.len(),
+                    added.len(),
+                    data.root().display(),
+                    started.elapsed().as_secs_f64()
+                );
+                added
+            }
+            Err(e) => {
+                remove_added(data, &args, &added);
+                return Err(e);
+            }
+        }
     } else {
-        if mode == AuthMode::AuthString {
+        if args.devices.is_none() && mode == AuthMode::AuthString {
             return Err(Failure::usage(
                 "--auth auth-string needs the server's --data-dir (to arm the strings); \
-                 use --auth null-string against a server whose devices are scheduled already",
+                 use --auth null-string against a server whose devices are scheduled already, \
+                 or --devices FILE with their strings",
             ));
         }
-        eprintln!(
-            "{} is not initialised: not scheduling devices (the server must have them)",
-            data.root().display()
-        );
+        if args.no_schedule {
+            eprintln!("--no-schedule: not scheduling devices (the server must have them)");
+        } else {
+            eprintln!(
+                "{} is not initialised: not scheduling devices (the server must have them)",
+                data.root().display()
+            );
+        }
         Vec::new()
     };
 
+    let result = enroll(data, &args, given, targets, phone_key);
+    remove_added(data, &args, &added);
+    result
+}
+
+/// A device a phone enrolls as, and its authentication string (none: the
+/// null string).
+struct Target {
+    name: DeviceName,
+    string: Option<AuthString>,
+}
+
+/// SEP + 12 hex digits of FIRST..FIRST+N, without strings.
+fn index_targets(first: u64, phones: u32) -> Result<Vec<Target>, Failure> {
+    let n = usize::try_from(phones).map_err(Failure::usage)?;
+    (0..n)
+        .map(|i| {
+            device_name(first, i)
+                .map(|name| Target { name, string: None })
+                .map_err(Failure::usage)
+        })
+        .collect()
+}
+
+/// The devices of `--devices FILE`: CSV `name[,string]`, an optional
+/// header line. The strings are never repeated in a message.
+fn read_devices(path: &Path) -> Result<Vec<Target>, Failure> {
+    let text = std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_slice());
+    let mut targets = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, record) in reader.records().enumerate() {
+        let at = |why: String| Failure::usage(format!("{} line {}: {why}", path.display(), i + 1));
+        let record = record.map_err(|e| at(e.to_string()))?;
+        let first = record.get(0).map(str::trim).unwrap_or_default();
+        let first = first.trim_start_matches('\u{feff}');
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if i == 0
+            && ["name", "device name"]
+                .iter()
+                .any(|h| first.eq_ignore_ascii_case(h))
+        {
+            continue;
+        }
+        if record.len() > 2 {
+            return Err(at(format!("{} cells: give name[,string]", record.len())));
+        }
+        let name = DeviceName::parse(first).map_err(|e| at(e.to_string()))?;
+        let string = record
+            .get(1)
+            .map(|c| from_spreadsheet_cell(c.trim()))
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.parse::<AuthString>().map_err(|e| {
+                    // The error never repeats the digits.
+                    at(format!("the authentication string of {name}: {e}"))
+                })
+            })
+            .transpose()?;
+        if !seen.insert(name.clone()) {
+            return Err(at(format!("{name} is named twice")));
+        }
+        targets.push(Target { name, string });
+    }
+    if targets.is_empty() {
+        return Err(Failure::usage(format!("{}: no devices", path.display())));
+    }
+    Ok(targets)
+}
+
+/// Removes the devices loadgen added to the database of a server it did
+/// not spawn, unless --keep. Tells what it did; a device it cannot remove
+/// (a session still holds it) is named, and does not fail the run.
+fn remove_added(data: &DataDir, args: &LoadgenArgs, added: &[DeviceName]) {
+    if added.is_empty() || args.spawn_server {
+        return;
+    }
+    if args.keep {
+        eprintln!("kept the {} devices loadgen added (--keep)", added.len());
+        return;
+    }
+    let store = match data.open_database() {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "warning: the {} devices loadgen added are not removed: {e}",
+                added.len()
+            );
+            return;
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let threads = 16.min(added.len());
+    // Several threads at once: their removals share the store's commits.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failures = Vec::new();
+                    while let Some(name) = added.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = store.remove(name, SystemTime::now()) {
+                            failures.push(format!("{name}: {e}"));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec!["a removal thread panicked".to_owned()])
+            })
+            .collect()
+    });
+    eprintln!(
+        "removed the {} devices loadgen added (--keep keeps them)",
+        added.len() - failures.len()
+    );
+    for failure in failures.iter().take(REASONS_KEPT) {
+        eprintln!("warning: not removed: {failure}");
+    }
+    if failures.len() > REASONS_KEPT {
+        eprintln!(
+            "warning: {} more not removed",
+            failures.len() - REASONS_KEPT
+        );
+    }
+}
+
+/// Starts the server if asked, enrolls the phones, stops the server.
+fn enroll(
+    data: &DataDir,
+    args: &LoadgenArgs,
+    given: Option<ServerList>,
+    targets: Vec<Target>,
+    phone_key: KeySpec,
+) -> Result<Outcome, Failure> {
+    let phones = targets.len();
     let cert_path = args
         .capf_cert
         .clone()
         .unwrap_or_else(|| data.path(capf_ca::CERT_FILE));
     let trusted = load_certificates(&cert_path)?;
-    let pool = key_pool(phone_key, args.phones)?;
+    let pool = key_pool(phone_key, phones)?;
 
     if args.hold {
         // Before the server starts: it inherits the limit.
-        raise_open_files(u64::from(args.phones).saturating_mul(2) + 1024);
+        raise_open_files(u64::try_from(phones).unwrap_or(u64::MAX).saturating_mul(2) + 1024);
     }
     let spawned = if args.spawn_server {
-        let sessions = args
-            .concurrency
-            .max(256)
-            .max(if args.hold { args.phones } else { 0 });
+        let sessions = args.concurrency.max(256).max(if args.hold {
+            u32::try_from(phones).unwrap_or(u32::MAX)
+        } else {
+            0
+        });
         Some(spawn_server(data, sessions)?)
     } else {
         None
@@ -348,15 +552,7 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
         }
     };
 
-    let result = drive(
-        &args,
-        &servers,
-        trusted,
-        pool,
-        strings,
-        mode,
-        spawned.as_ref(),
-    );
+    let result = drive(args, &servers, trusted, pool, targets, spawned.as_ref());
     if let Some(s) = spawned {
         s.stop();
     }
@@ -364,65 +560,68 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
 }
 
 /// Inserts (or re-schedules) the devices, several threads at once (their
-/// transactions share fsyncs through the store's group commit). Returns
-/// each device's authentication string (auth-string mode).
+/// transactions share fsyncs through the store's group commit), each with
+/// its string (auth-string) or the null string. Returns the devices it
+/// added (which did not exist), also when it then failed.
 fn schedule_devices(
     data: &DataDir,
-    args: &LoadgenArgs,
-    mode: AuthMode,
+    targets: &[Target],
     key: KeySpec,
-) -> Result<Vec<Option<AuthString>>, Failure> {
-    let store = data.open_database()?;
-    let n = usize::try_from(args.phones).map_err(Failure::usage)?;
-    let mut strings: Vec<Option<AuthString>> = Vec::with_capacity(n);
-    for _ in 0..n {
-        strings.push(if mode == AuthMode::AuthString {
-            Some(AuthString::generate(8).map_err(Failure::new)?)
-        } else {
-            None
-        });
-    }
+) -> (Vec<DeviceName>, Result<(), Failure>) {
+    let store = match data.open_database() {
+        Ok(store) => store,
+        Err(e) => return (Vec::new(), Err(e.into())),
+    };
     let next = AtomicUsize::new(0);
-    let threads = 16.min(n);
-    let errors: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), String> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(string) = strings.get(i) else {
-                            return Ok(());
-                        };
-                        let name = device_name(args.first_index, i)?;
-                        schedule_one(&store, name, mode, key, string.clone())?;
-                    }
+    let threads = 16.min(targets.len());
+    let (added, errors): (Vec<Vec<DeviceName>>, Vec<Option<String>>) =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut added = Vec::new();
+                        while let Some(target) = targets.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            match schedule_one(&store, target, key) {
+                                Ok(true) => added.push(target.name.clone()),
+                                Ok(false) => {}
+                                Err(e) => return (added, Some(e)),
+                            }
+                        }
+                        (added, None)
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .filter_map(|w| match w.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some("a scheduling thread panicked".to_owned()),
-            })
-            .collect()
-    });
-    if let Some(e) = errors.first() {
-        return Err(Failure::new(format!("scheduling devices: {e}")));
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        (Vec::new(), Some("a scheduling thread panicked".to_owned()))
+                    })
+                })
+                .unzip()
+        });
+    let added = added.into_iter().flatten().collect();
+    match errors.into_iter().flatten().next() {
+        Some(e) => (added, Err(Failure::new(format!("scheduling devices: {e}")))),
+        None => (added, Ok(())),
     }
-    Ok(strings)
 }
 
+/// Schedules one device for install; `true` if it added it.
 fn schedule_one(
     store: &crate::store::Store,
-    name: DeviceName,
-    mode: AuthMode,
+    target: &Target,
     key: KeySpec,
-    string: Option<AuthString>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let now = SystemTime::now();
-    if store.load(&name).map_err(|e| e.to_string())?.is_none() {
+    let name = &target.name;
+    let mode = if target.string.is_some() {
+        AuthMode::AuthString
+    } else {
+        AuthMode::NullString
+    };
+    let added = store.load(name).map_err(|e| e.to_string())?.is_none();
+    if added {
         store
             .insert(&Device::new(name.clone(), mode), now)
             .map_err(|e| e.to_string())?;
@@ -431,13 +630,13 @@ fn schedule_one(
         description: Some("capf loadgen".to_owned()),
         auth_mode: Some(mode),
         key: Some(Some(key)),
-        auth_string: string,
+        auth_string: target.string.clone(),
         operation: Some(Operation::InstallUpgrade),
         ..DeviceEdit::default()
     };
     store
-        .modify(&name, &edit, now)
-        .map(|_| ())
+        .modify(name, &edit, now)
+        .map(|_| added)
         .map_err(|e| e.to_string())
 }
 
@@ -467,8 +666,8 @@ fn load_certificates(path: &Path) -> Result<Vec<CaCertificate>, Failure> {
 }
 
 /// min(N, 64) keys, made on every core.
-fn key_pool(spec: KeySpec, phones: u32) -> Result<Vec<PrivateKey>, Failure> {
-    let size = usize::try_from(phones.min(64)).map_err(Failure::new)?;
+fn key_pool(spec: KeySpec, phones: usize) -> Result<Vec<PrivateKey>, Failure> {
+    let size = phones.min(64);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let started = Instant::now();
     let next = AtomicUsize::new(0);
@@ -569,7 +768,9 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     // Field 14 (utime) and 15 (stime) of stat(5); `rest` starts at field 3.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / CLOCK_TICKS_PER_SEC)
+    // The unit of utime and stime: sysconf(_SC_CLK_TCK) (USER_HZ).
+    let ticks = rustix::param::clock_ticks_per_second();
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
 }
 
 /// A /proc/PID/status field in KiB (VmHWM, VmRSS).
@@ -603,17 +804,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn drive(
     args: &LoadgenArgs,
     servers: &ServerList,
     trusted: Vec<CaCertificate>,
     pool: Vec<PrivateKey>,
-    strings: Vec<Option<AuthString>>,
-    mode: AuthMode,
+    targets: Vec<Target>,
     spawned: Option<&Spawned>,
 ) -> Result<Outcome, Failure> {
-    let n = usize::try_from(args.phones).map_err(Failure::usage)?;
+    let n = targets.len();
     // --hold: every phone must be connected at once.
     let concurrency = if args.hold {
         n
@@ -638,7 +837,7 @@ fn drive(
     };
     let client = Arc::new(client);
     let connector = TlsConnector::from(Arc::new(client_config(&trusted, args.resume_tls)?));
-    let strings = Arc::new(strings);
+    let targets = Arc::new(targets);
     let servers_shared = Arc::new(servers.clone());
     let tally: Arc<Vec<ServerTally>> =
         Arc::new((0..servers.len()).map(|_| ServerTally::default()).collect());
@@ -670,10 +869,10 @@ fn drive(
         let (release_tx, release_rx) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
-            let (client, connector, strings, next, bar, servers, tally) = (
+            let (client, connector, targets, next, bar, servers, tally) = (
                 client.clone(),
                 connector.clone(),
-                strings.clone(),
+                targets.clone(),
                 next.clone(),
                 bar.clone(),
                 servers_shared.clone(),
@@ -681,7 +880,6 @@ fn drive(
             );
             let (waiting, release_rx, hold) = (waiting.clone(), release_rx.clone(), args.hold);
             let gate = gate.clone();
-            let first = args.first_index;
             tasks.spawn(async move {
                 let mut samples = Vec::new();
                 loop {
@@ -690,12 +888,12 @@ fn drive(
                         break;
                     }
                     let begun = Instant::now();
-                    let (error, enrolled_on, attempts) = match device_name(first, i) {
-                        Err(e) => (Some(e), None, 0),
-                        Ok(name) => {
-                            let credentials = match (mode, strings.get(i).cloned().flatten()) {
-                                (AuthMode::AuthString, Some(s)) => Credentials::AuthString(s),
-                                _ => Credentials::NullString,
+                    let (error, enrolled_on, attempts) = match targets.get(i) {
+                        None => (Some("no such device".to_owned()), None, 0),
+                        Some(Target { name, string }) => {
+                            let credentials = match string {
+                                Some(s) => Credentials::AuthString(s.clone()),
+                                None => Credentials::NullString,
                             };
                             let config = PhoneConfig::new(name.as_str(), credentials)
                                 .with_reply_timeout(timeout);
@@ -859,7 +1057,7 @@ fn drive(
             "phones_retried": phones_retried,
             "phones": n,
             "concurrency": concurrency,
-            "auth": args.auth,
+            "auth": if args.devices.is_some() { "from --devices" } else { args.auth.as_str() },
             "phone_key": args.key,
             "succeeded": ok,
             "failed": failures.len(),
@@ -887,7 +1085,11 @@ fn drive(
             "{ok} of {n} {} ({} phones at once, {}, {} phone keys) in {:.2} s",
             if args.hold { "held" } else { "enrolled" },
             concurrency,
-            args.auth,
+            if args.devices.is_some() {
+                "strings from --devices"
+            } else {
+                args.auth.as_str()
+            },
             args.key,
             wall.as_secs_f64()
         );

@@ -7,7 +7,8 @@
 //!   every call answers through a [`Reply`].
 //! * [`OperatorStore`]: load, find, insert, modify (a [`DeviceEdit`](crate::DeviceEdit)
 //!   applied inside the transaction), remove, certificate history, audit
-//!   (a device's log, and a search of the whole log).
+//!   (a device's log, and a search of the whole log); `apply_all`, many
+//!   inserts and edits handed to the backend at once (bulk import).
 //! * [`StoreBackend`] with [`StoreTransaction`]: rows in, rows out. Both
 //!   faces above are implemented for every backend, with the rules of a
 //!   commit written once (`rules.rs`).
@@ -24,7 +25,7 @@ mod session_store;
 
 pub use account_store::{Account, AccountName, AccountStore, ApiToken, Role};
 pub use backend::{StoreBackend, StoreReads, StoreTransaction, Touching};
-pub use operator_store::OperatorStore;
+pub use operator_store::{DeviceChange, OperatorStore};
 pub use records::{AuditEntry, AuditQuery, CertificateHistory, Lease};
 pub use session_store::{Reply, SessionStore};
 

@@ -8,6 +8,15 @@ use crate::{
     DeviceQuery, Edited, IssuedRecord, OperationsError,
 };
 
+/// One change of [`OperatorStore::apply_all`].
+#[derive(Clone, Debug)]
+pub enum DeviceChange {
+    /// Adds a device, as [`OperatorStore::insert`] does.
+    Insert(Box<Device>),
+    /// Edits a device, as [`OperatorStore::modify`] does.
+    Modify(DeviceName, DeviceEdit),
+}
+
 /// The store as an operator sees it. Every
 /// [`StoreBackend`](crate::StoreBackend) implements it with the shared
 /// rules. Calls block until the change is durable.
@@ -82,6 +91,32 @@ pub trait OperatorStore: Send + Sync {
     /// console and the command line spell these entries alike.
     fn record_event(&self, entry: &AuditEntry) -> Result<(), OperationsError>;
 
+    /// Applies several changes in their order, each as
+    /// [`insert`](Self::insert) or [`modify`](Self::modify) alone would
+    /// (the same rules, its own audit entries, its own answer: `None` for
+    /// an insert, what the edit did for a modify). A change that fails
+    /// leaves no trace and the others still apply. Returns one answer per
+    /// change, in order, once every change is durable (or failed).
+    ///
+    /// For bulk work (an import): a store may commit several of them in
+    /// one transaction. Every [`StoreBackend`](crate::StoreBackend) hands
+    /// them all to its backend before it waits, so that a backend with
+    /// group commit (each change in its own savepoint) commits them
+    /// together. The default applies them one after the other.
+    fn apply_all(
+        &self,
+        changes: Vec<DeviceChange>,
+        at: SystemTime,
+    ) -> Vec<Result<Option<Edited>, OperationsError>> {
+        changes
+            .into_iter()
+            .map(|change| match change {
+                DeviceChange::Insert(device) => self.insert(&device, at).map(|()| None),
+                DeviceChange::Modify(name, edit) => self.modify(&name, &edit, at).map(Some),
+            })
+            .collect()
+    }
+
     /// Every certificate issued to a device, oldest first.
     fn issued_certificates(&self, name: &DeviceName) -> Result<Vec<IssuedRecord>, OperationsError> {
         Ok(self
@@ -89,5 +124,57 @@ pub trait OperatorStore: Send + Sync {
             .into_iter()
             .map(|h| h.record)
             .collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use std::time::SystemTime;
+
+    use capf_auth::AuthMode;
+
+    use super::{DeviceChange, OperatorStore};
+    use crate::{Device, DeviceEdit, DeviceName, MemoryStore, OperationsError};
+
+    /// Each change of a batch gets its own answer; those that fail leave no
+    /// trace and do not stop the others.
+    #[test]
+    fn apply_all_answers_each_change_in_order() {
+        let store = MemoryStore::new();
+        let now = SystemTime::now();
+        let a = DeviceName::parse("SEP000000000001").unwrap();
+        let b = DeviceName::parse("SEP000000000002").unwrap();
+        let new = |name: &DeviceName| Box::new(Device::new(name.clone(), AuthMode::NullString));
+        let described = DeviceEdit {
+            description: Some("desk".to_owned()),
+            ..DeviceEdit::default()
+        };
+        let answers = store.apply_all(
+            vec![
+                DeviceChange::Insert(new(&a)),
+                DeviceChange::Insert(new(&a)),
+                DeviceChange::Modify(b.clone(), described.clone()),
+                DeviceChange::Modify(a.clone(), described),
+            ],
+            now,
+        );
+        assert_eq!(answers.len(), 4);
+        assert!(matches!(answers[0], Ok(None)));
+        assert!(matches!(
+            answers[1],
+            Err(OperationsError::DeviceExists { .. })
+        ));
+        assert!(matches!(
+            answers[2],
+            Err(OperationsError::UnknownDevice { .. })
+        ));
+        match &answers[3] {
+            Ok(Some(edited)) => assert_eq!(edited.device.description, "desk"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.load(&a).unwrap().unwrap().description, "desk");
+        assert!(store.load(&b).unwrap().is_none());
+        assert!(store.apply_all(Vec::new(), now).is_empty());
     }
 }

@@ -9,9 +9,9 @@ use capf_auth::AuthenticatedBy;
 
 use crate::{
     Account, AccountName, AccountStore, ApiToken, AuditEntry, AuditQuery, CertificateHistory,
-    CompletedWork, Device, DeviceEdit, DeviceName, DevicePage, DeviceQuery, Edited, IssuedRecord,
-    Lease, OperationsError, OperatorStore, Reply, RetrievedKind, Role, SessionCommit, SessionStore,
-    StoreBackend, StoreTransaction, Touching,
+    CompletedWork, Device, DeviceChange, DeviceEdit, DeviceName, DevicePage, DeviceQuery, Edited,
+    IssuedRecord, Lease, OperationsError, OperatorStore, Reply, RetrievedKind, Role, SessionCommit,
+    SessionStore, StoreBackend, StoreTransaction, Touching,
 };
 
 fn unknown(name: &DeviceName) -> OperationsError {
@@ -591,6 +591,41 @@ impl<B: StoreBackend> OperatorStore for B {
     fn remove(&self, name: &DeviceName, at: SystemTime) -> Result<bool, OperationsError> {
         let name = name.clone();
         self.write_and_wait(move |tx| remove_in(tx, &name, at))
+    }
+
+    /// Every change is queued with the backend before the first answer is
+    /// awaited: a backend with group commit takes them together.
+    fn apply_all(
+        &self,
+        changes: Vec<DeviceChange>,
+        at: SystemTime,
+    ) -> Vec<Result<Option<Edited>, OperationsError>> {
+        let answers: Vec<_> = changes
+            .into_iter()
+            .map(|change| {
+                let (answer, answered) = std::sync::mpsc::sync_channel(1);
+                let done = move |result| {
+                    let _ = answer.send(result);
+                };
+                match change {
+                    DeviceChange::Insert(device) => self.write_touching(
+                        &Touching::device(&device.name),
+                        move |tx| insert_in(tx, &device, at).map(|()| None),
+                        done,
+                    ),
+                    DeviceChange::Modify(name, edit) => self.write_touching(
+                        &Touching::device(&name),
+                        move |tx| modify_in(tx, &name, &edit, at).map(Some),
+                        done,
+                    ),
+                }
+                answered
+            })
+            .collect();
+        answers
+            .into_iter()
+            .map(|answered| answered.recv().unwrap_or(Err(OperationsError::Unanswered)))
+            .collect()
     }
 
     fn certificate_history(
