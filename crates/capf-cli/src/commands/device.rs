@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use crate::store::Store;
 use capf_auth::{AuthMode, AuthString, Operation, SecurityMode};
-use capf_ca::KeySpec;
 use capf_operations::{Device, DeviceEdit, DeviceName, DeviceQuery, OperatorStore};
 use clap::{Args, Subcommand};
 
@@ -15,7 +14,7 @@ use crate::data_dir::DataDir;
 use crate::device_view::DeviceJson;
 use crate::output::print_json;
 use crate::values::{self, DeadlineText, KeyChoice};
-use crate::{Failure, Outcome, device_view, time_text};
+use crate::{Failure, Outcome, device_view};
 use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
@@ -217,36 +216,27 @@ impl EditArgs {
     }
 }
 
-/// The fields of a row of `capf device import`, as text; `set` changes
-/// only those given.
-#[derive(Debug, Args, Default)]
-pub(crate) struct DeviceFlags {
+/// The fields of a row of `capf device import`, as text (checked by
+/// [`row_edit`]); only those given change.
+#[derive(Debug, Default)]
+pub(crate) struct RowFields {
     /// Certificate operation to schedule: install, delete, troubleshoot or none.
-    #[arg(long, value_name = "OP")]
     pub(crate) operation: Option<String>,
     /// Authentication mode: auth-string, null-string, lsc-first or mic-first.
-    #[arg(long, value_name = "MODE")]
     pub(crate) auth_mode: Option<String>,
     /// Arm this authentication string (4 to 10 digits, single use).
-    #[arg(long, value_name = "DIGITS", conflicts_with = "generate_string")]
     pub(crate) auth_string: Option<String>,
     /// Generate and arm a random string of LEN digits (default 8) and print it.
-    #[arg(long, value_name = "LEN", num_args = 0..=1, default_missing_value = "8")]
     pub(crate) generate_string: Option<usize>,
     /// Key the phone generates: rsa1024, rsa2048, rsa3072, rsa4096, p256, p384, p521, or default.
-    #[arg(long, value_name = "KEY")]
     pub(crate) key: Option<String>,
     /// Deadline for the operation (RFC 3339, e.g. 2026-12-31T18:00:00Z), or none.
-    #[arg(long, value_name = "TIME")]
     pub(crate) completes_by: Option<String>,
     /// Free text.
-    #[arg(long)]
     pub(crate) description: Option<String>,
     /// Device security mode: non-secure, authenticated or encrypted.
-    #[arg(long, value_name = "MODE")]
     pub(crate) security_mode: Option<String>,
     /// Lift a lockout after wrong strings without arming a new string.
-    #[arg(long)]
     pub(crate) clear_lockout: bool,
 }
 
@@ -261,70 +251,40 @@ fn usage<E: std::fmt::Display>(e: E) -> Failure {
     Failure::usage(e)
 }
 
-/// Parses and validates every flag into a [`DeviceEdit`].
-pub(crate) fn edit_from_flags(flags: &DeviceFlags, now: SystemTime) -> Result<FlagEdit, Failure> {
-    let operation: Option<Operation> = flags
-        .operation
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(usage)?;
-    let auth_mode: Option<AuthMode> = flags
-        .auth_mode
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(usage)?;
-    let security_mode: Option<SecurityMode> = flags
-        .security_mode
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(usage)?;
-    let key: Option<Option<KeySpec>> = match flags.key.as_deref() {
-        None => None,
-        Some("default") => Some(None),
-        Some(k) => Some(Some(k.parse().map_err(usage)?)),
+/// Parses and validates the text fields of an import row into a
+/// [`DeviceEdit`], by the same rules as the flags of `add` and `set`.
+pub(crate) fn row_edit(flags: &RowFields, now: SystemTime) -> Result<FlagEdit, Failure> {
+    fn parsed<T: std::str::FromStr>(text: &Option<String>) -> Result<Option<T>, Failure>
+    where
+        T::Err: std::fmt::Display,
+    {
+        text.as_deref()
+            .map(|t| t.trim().parse::<T>())
+            .transpose()
+            .map_err(usage)
+    }
+    let string_length = match flags.generate_string {
+        None => 8,
+        Some(len) => u8::try_from(len)
+            .ok()
+            .filter(|l| (4..=10).contains(l))
+            .ok_or_else(|| {
+                Failure::usage(format!("a generated string has 4 to 10 digits, not {len}"))
+            })?,
     };
-    let completes_by: Option<Option<SystemTime>> = match flags.completes_by.as_deref() {
-        None => None,
-        Some("none") => Some(None),
-        Some(t) => {
-            let deadline = time_text::parse(t).map_err(usage)?;
-            if deadline <= now {
-                return Err(Failure::usage(format!(
-                    "--completes-by {t} is in the past: give a later time, or none"
-                )));
-            }
-            Some(Some(deadline))
-        }
-    };
-    let auth_string: Option<AuthString> = match (&flags.auth_string, flags.generate_string) {
-        (Some(digits), _) => Some(digits.parse().map_err(usage)?),
-        (None, Some(len)) => {
-            let len =
-                u8::try_from(len).map_err(|_| Failure::usage("--generate-string takes 4 to 10"))?;
-            Some(AuthString::generate(len.into()).map_err(usage)?)
-        }
-        (None, None) => None,
-    };
-    let generated = flags
-        .generate_string
-        .and(auth_string.as_ref().map(|s| s.expose().to_owned()));
-    Ok(FlagEdit {
-        edit: DeviceEdit {
-            description: flags.description.clone(),
-            security_mode,
-            auth_mode,
-            key,
-            operation,
-            completes_by,
-            auth_string,
-            clear_lockout: flags.clear_lockout,
-            revoke_lsc: None,
-        },
-        generated,
-    })
+    EditArgs {
+        operation: parsed(&flags.operation)?,
+        auth_mode: parsed(&flags.auth_mode)?,
+        auth_string: parsed(&flags.auth_string)?,
+        generate_string: flags.generate_string.is_some(),
+        string_length,
+        key: parsed(&flags.key)?,
+        completes_by: parsed(&flags.completes_by)?,
+        description: flags.description.clone(),
+        security_mode: parsed(&flags.security_mode)?,
+        clear_lockout: flags.clear_lockout,
+    }
+    .edit(now)
 }
 
 pub(crate) fn open(data: &DataDir) -> Result<Store, Failure> {

@@ -26,7 +26,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::device::{DeviceFlags, FlagEdit, edit_from_flags, open};
+use super::device::{FlagEdit, RowFields, open, row_edit};
 use crate::data_dir::DataDir;
 use crate::output::{self, Output};
 use crate::{Failure, Outcome, time_text};
@@ -209,7 +209,7 @@ fn name_for_label(
 /// again would re-arm its string (resetting the count of wrong guesses),
 /// schedule its operation again (resetting its status) or, for a deadline
 /// now past, be refused.
-fn drop_unchanged(flags: &mut DeviceFlags, device: &Device) {
+fn drop_unchanged(flags: &mut RowFields, device: &Device) {
     let p = &device.policy;
     fn same<T: std::str::FromStr + PartialEq>(field: &mut Option<String>, current: &T) {
         if field.as_deref().and_then(|v| v.parse::<T>().ok()).as_ref() == Some(current) {
@@ -278,7 +278,7 @@ fn prepare_row(
             ))
         })?),
     };
-    let mut flags = DeviceFlags {
+    let mut flags = RowFields {
         description: cell(record, columns[1]),
         operation: cell(record, columns[2])
             .map(|v| name_for_label(v, Operation::ALL.map(|o| (o.label(), o.name())))),
@@ -302,7 +302,7 @@ fn prepare_row(
     // store then applies the row in its own savepoint: as an edit of the
     // device as it is (never a stale copy written back), or as a new
     // device.
-    let FlagEdit { edit, generated } = edit_from_flags(&flags, now).map_err(|f| fail(f.message))?;
+    let FlagEdit { edit, generated } = row_edit(&flags, now).map_err(|f| fail(f.message))?;
     let (plan, after) = match current {
         Some(device) if edit.is_empty() => (Plan::Unchanged, Some(device)),
         Some(mut device) => {
