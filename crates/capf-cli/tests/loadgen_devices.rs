@@ -122,7 +122,7 @@ fn devices_of_a_file_enroll_without_loadgen_touching_a_database() {
     for i in 1..=5 {
         assert_eq!(
             lsc_status(&data, &format!("SEP00000000000{i}")),
-            "Installed"
+            "installed"
         );
     }
 
@@ -180,7 +180,7 @@ fn devices_loadgen_added_are_removed_at_the_end_unless_keep() {
         "{stderr}"
     );
     assert_eq!(names(&data), ["SEP000000000100"]);
-    assert_eq!(lsc_status(&data, "SEP000000000100"), "Installed");
+    assert_eq!(lsc_status(&data, "SEP000000000100"), "installed");
 
     let out = loadgen(
         &data,
@@ -201,5 +201,5 @@ fn devices_loadgen_added_are_removed_at_the_end_unless_keep() {
         names(&data),
         ["SEP000000000100", "SEP000000000200", "SEP000000000201"]
     );
-    assert_eq!(lsc_status(&data, "SEP000000000201"), "Installed");
+    assert_eq!(lsc_status(&data, "SEP000000000201"), "installed");
 }

@@ -459,7 +459,7 @@ fn params_are_validated_persist_and_show_help() {
         list.as_array()
             .unwrap()
             .iter()
-            .any(|p| p["name"] == "lsc_validity_years" && p["value"] == "5")
+            .any(|p| p["name"] == "lsc_validity_years" && p["value"] == 5)
     );
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use capf_operations::phone::PhoneConfig;
+use capf_operations::phone::{FailureCause, PhoneConfig, PhoneOutcome, PhoneStep};
 use capf_server::PhoneClient;
 use common::*;
 use rustls_pki_types::ServerName;
@@ -119,14 +119,26 @@ fn a_flood_of_silent_connections_never_keeps_a_phone_out() {
         for n in &phones {
             let started = Instant::now();
             // A phone whose connection is lost before its session starts
-            // tries again, as a real one does (on a loaded machine its
-            // handshake may be slow enough to be taken for a silent one).
+            // (refused, or closed before the first AUTH_REQUEST: nothing
+            // was said, nothing committed) tries again, as a real one does:
+            // on a loaded machine its handshake may be slow enough to be
+            // taken for a silent one and evicted.
             let run = tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
                     let config = PhoneConfig::new(n, auth_string("97531"));
                     match server.client().run(&server.addr, config).await {
                         Err(e @ capf_server::ServerError::Connect { .. }) => {
                             println!("{n}: {e:?}; trying again");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Ok(run)
+                            if matches!(&run.outcome, PhoneOutcome::Failed(f)
+                                if f.cause == FailureCause::ConnectionLost
+                                    && f.step == PhoneStep::AwaitingAuthRequest) =>
+                        {
+                            println!(
+                                "{n}: connection lost before its session started; trying again"
+                            );
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         other => break other,

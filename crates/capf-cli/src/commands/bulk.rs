@@ -8,7 +8,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
-use capf_operations::{DeviceName, OperationsError, OperatorStore};
+use capf_operations::{DeviceChange, DeviceName, OperationsError, OperatorStore};
 use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -174,21 +174,30 @@ pub(crate) fn run(
     };
     let mut changed = Vec::new();
     let mut refused = Vec::new();
-    for name in names.iter() {
-        // Each device by itself: the edit is applied to the device as it is
-        // when its turn comes, under the same rules as `device set NAME`.
-        match store.modify(name, &edit, SystemTime::now()) {
-            Ok(_) => changed.push(name.to_string()),
-            Err(OperationsError::UnknownDevice { .. }) => refused.push(RefusedJson {
-                name: name.to_string(),
-                why: "removed since the search".into(),
-            }),
-            Err(e) => refused.push(RefusedJson {
-                name: name.to_string(),
-                why: e.to_string(),
-            }),
+    // A thousand devices at a time go to the store together (it commits
+    // them in few transactions, each change in its own savepoint); each is
+    // edited as it is when its turn comes, under the rules of
+    // `device set NAME`, and one that is refused leaves the others be.
+    for chunk in names.chunks(1000) {
+        let changes = chunk
+            .iter()
+            .map(|name| DeviceChange::Modify(name.clone(), edit.clone()))
+            .collect();
+        let answers = store.apply_all(changes, SystemTime::now());
+        for (name, answer) in chunk.iter().zip(answers) {
+            match answer {
+                Ok(_) => changed.push(name.to_string()),
+                Err(OperationsError::UnknownDevice { .. }) => refused.push(RefusedJson {
+                    name: name.to_string(),
+                    why: "removed since the search".into(),
+                }),
+                Err(e) => refused.push(RefusedJson {
+                    name: name.to_string(),
+                    why: e.to_string(),
+                }),
+            }
         }
-        progress.inc(1);
+        progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
     let all_done = refused.is_empty();

@@ -22,9 +22,9 @@ Files:
                  (e.g. DATA_DIR of `capf init`, which holds capf.pem and its <hash>.0 copy)
   --lsc, --mic   a PEM file with the certificate and its PKCS#8 private key, the format
                  --cert-out writes
-  --cert-out     the phone's LSC store: read as the current LSC (returned by a fetch;
-                 the phone authenticates with it when no --auth-string, --lsc or --mic
-                 is given), replaced by an install
+  --cert-out     the phone's LSC store: read as the current LSC (returned by a fetch,
+                 and the LSC a pending operation resumed from --state authenticates
+                 with when --lsc is not given), replaced by an install
                  (certificate PEM then PKCS#8 key PEM, mode 0600), removed by a delete
   --state        the phone's flash: while an operation is pending it keeps the
                  authentication mode it started with, and a later run uses that mode
@@ -64,8 +64,13 @@ pub(crate) enum PhoneCommand {
     Install(PhoneArgs),
     /// Expect the server to fetch (troubleshoot) the LSC: the phone sends the one in --cert-out.
     #[command(after_help = format!("Examples:\n  \
-        capf phone fetch --server capf --capf-cert capf.pem --device SEP001122334455 --cert-out lsc.pem\n  \
-        capf phone fetch --server capf --capf-cert capf.pem --device SEP001122334455 --lsc lsc.pem --json\n\n{AFTER_HELP}"))]
+        capf phone fetch --server capf --capf-cert capf.pem --device SEP001122334455 \\\n      \
+            --lsc lsc.pem --cert-out lsc.pem                 authenticated by its LSC\n  \
+        capf phone fetch --server capf --capf-cert capf.pem --device SEP001122334455 \\\n      \
+            --auth-string 12345678 --cert-out lsc.pem\n  \
+        capf phone fetch --server capf --capf-cert capf.pem --device SEP001122334455 --lsc lsc.pem --json\n\n\
+        Without --auth-string, --lsc or --mic the phone sends the null string, which a device\n\
+        whose authentication mode wants its LSC refuses.\n\n{AFTER_HELP}"))]
     Fetch(PhoneArgs),
     /// Expect the server to delete the LSC: the phone removes --cert-out.
     #[command(after_help = format!("Examples:\n  \

@@ -67,7 +67,7 @@ pub(super) async fn run(
         None => PersistentState::default(),
     };
     state.lsc_installed = lsc_before;
-    let flag_mode = flag_auth_mode(&args, stored_lsc.is_some());
+    let flag_mode = flag_auth_mode(&args);
     let mode = match state.auth_mode() {
         Some(stored) => {
             if stored != flag_mode {
@@ -130,15 +130,12 @@ pub(super) async fn run(
     Ok(report(expected, &args, &ending, lsc_before))
 }
 
-/// The authentication mode the flags configure. With no credential flag, a
-/// phone that holds an LSC (in --cert-out) authenticates with it, as a real
-/// phone does; one without any sends the null string.
-fn flag_auth_mode(args: &PhoneArgs, holds_lsc: bool) -> AuthMode {
+/// The authentication mode the flags configure (no credential flag: the
+/// null string, as a phone configured for it sends).
+fn flag_auth_mode(args: &PhoneArgs) -> AuthMode {
     if args.auth_string.is_some() {
         AuthMode::AuthString
     } else if args.lsc.is_some() {
-        AuthMode::ExistingCertificateLscFirst
-    } else if args.mic.is_none() && holds_lsc {
         AuthMode::ExistingCertificateLscFirst
     } else if args.mic.is_some() {
         AuthMode::ExistingCertificateMicFirst
