@@ -34,9 +34,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use capf_auth::{AuthMode, AuthString, Operation};
-use capf_ca::{CaCertificate, IdentityParams, KeySpec, PrivateKey};
+use capf_ca::{CaCertificate, CertificateKind, IdentityParams, KeySpec, PrivateKey};
 use capf_operations::phone::{
-    Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession, PhoneSuccess, RetryPolicy,
+    CertificateCredentials, Credentials, PhoneConfig, PhoneEvent, PhoneOutcome, PhoneSession,
+    PhoneSuccess, RetryPolicy,
 };
 use capf_operations::{Device, DeviceEdit, DeviceName, OperatorStore};
 use capf_server::{PhoneClient, ServerError, phone_client_config};
@@ -53,6 +54,8 @@ use crate::commands::phone::walk::{self, Attempt, ServerList, WalkingPhone};
 use crate::data_dir::DataDir;
 use crate::{Failure, Outcome};
 use capf_operations::report::from_spreadsheet_cell;
+
+mod mic;
 
 /// --hold: phones in their TCP connect + TLS handshake at once.
 const HOLD_CONNECTING: usize = 256;
@@ -93,6 +96,14 @@ const REASONS_KEPT: usize = 5;
     at server i mod N (--server-order rotate) or every phone at the first (same).\n\
     Latencies include the waits between attempts. --hold phones use their first\n\
     server only, without retries.\n\n\
+    --auth lsc: every phone first enrolls by the null string (not timed) and keeps its\n\
+    key and LSC in memory; loadgen then schedules the devices again (install, lsc-first)\n\
+    and times the second pass, each phone authenticating with its LSC.\n\
+    --auth mic: loadgen makes a test manufacturing CA and a MIC per phone (--key its key\n\
+    type) and schedules the devices with mic-first. With --spawn-server the CA's\n\
+    certificate goes into DIR/mic-trust before the server starts (and is removed at the\n\
+    end); against a --server give --mic-ca FILE, whose certificate the server trusts.\n\
+    Both need the server's database (not --no-schedule).\n\n\
     Exit status: 0 when every enrollment succeeded, 1 otherwise, 2 for a usage error.")]
 pub(crate) struct LoadgenArgs {
     /// The CAPF server (HOST or HOST:PORT, port 3804 by default). Up to 5 times: each
@@ -128,10 +139,17 @@ pub(crate) struct LoadgenArgs {
     #[arg(long, default_value_t = 64, value_name = "C",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
-    /// How the phones authenticate. Not with --devices (its strings say).
+    /// How the phones authenticate: auth-string, null-string, lsc (re-enrollment of
+    /// phones that hold an LSC from a first, untimed pass) or mic (phones with a MIC of
+    /// a test manufacturing CA). Not with --devices (its strings say).
     #[arg(long, default_value = "auth-string", value_name = "MODE", conflicts_with = "devices",
-          value_parser = ["auth-string", "null-string"])]
+          value_parser = ["auth-string", "null-string", "lsc", "mic"])]
     auth: String,
+    /// With --auth mic: the manufacturing CA (certificate and PKCS#8 key, PEM) that
+    /// issues the phones' MICs; against a --server its certificate must be in the
+    /// server's mic-trust folder. Default with --spawn-server: a fresh CA in memory.
+    #[arg(long, value_name = "FILE")]
+    mic_ca: Option<PathBuf>,
     /// The phones' key type (what the devices are scheduled with).
     #[arg(long, default_value = "p256", value_name = "KEY", value_parser = ["p256", "rsa2048"])]
     key: String,
@@ -197,6 +215,10 @@ struct Sample {
     enrolled_on: Option<usize>,
     /// Attempts it made (0 when it never started).
     attempts: u32,
+    /// Its index in the targets.
+    index: usize,
+    /// The LSC it got and its key.
+    installed: Option<(Vec<u8>, PrivateKey)>,
 }
 
 /// What happened on one server, counted by the phones.
@@ -219,6 +241,8 @@ struct LoadgenPhone<'a> {
     /// died after recording the install, before END_SESSION): a retry
     /// that finds nothing scheduled then confirms the install.
     stored_lsc: bool,
+    /// The last LSC a session stored, and its key.
+    installed: Option<(Vec<u8>, PrivateKey)>,
 }
 
 impl WalkingPhone for LoadgenPhone<'_> {
@@ -228,7 +252,10 @@ impl WalkingPhone for LoadgenPhone<'_> {
 
     async fn session(&mut self, server: &str) -> Result<PhoneOutcome, ServerError> {
         let run = self.client.run(server, self.config.clone()).await?;
-        self.stored_lsc |= run.installed.is_some();
+        if run.installed.is_some() {
+            self.stored_lsc = true;
+            self.installed = run.installed;
+        }
         Ok(run.outcome)
     }
 
@@ -300,8 +327,20 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
     let phone_key: KeySpec = args.key.parse().map_err(Failure::usage)?;
     let mode = match args.auth.as_str() {
         "null-string" => AuthMode::NullString,
+        "lsc" => AuthMode::ExistingCertificateLscFirst,
+        "mic" => AuthMode::ExistingCertificateMicFirst,
         _ => AuthMode::AuthString,
     };
+    let by_certificate = mode.is_existing_certificate();
+    if by_certificate && args.no_schedule {
+        return Err(Failure::usage(format!(
+            "--auth {} schedules the devices itself: not with --no-schedule",
+            args.auth
+        )));
+    }
+    if args.mic_ca.is_some() && mode != AuthMode::ExistingCertificateMicFirst {
+        return Err(Failure::usage("--mic-ca goes with --auth mic"));
+    }
     if args.no_schedule && args.devices.is_none() && mode == AuthMode::AuthString {
         return Err(Failure::usage(
             "--no-schedule needs --devices FILE (names and strings), or --auth null-string \
@@ -327,6 +366,30 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
         );
     }
 
+    if by_certificate && !data.is_initialised() {
+        return Err(Failure::usage(format!(
+            "--auth {} needs the server's --data-dir (loadgen schedules the devices in its \
+             database); {} is not initialised",
+            args.auth,
+            data.root().display()
+        )));
+    }
+    // --auth mic: the manufacturing CA, in the trust before the server starts.
+    let mic = if mode == AuthMode::ExistingCertificateMicFirst {
+        Some(if args.spawn_server {
+            mic::MicCa::for_spawned_server(data, args.mic_ca.as_deref())?
+        } else {
+            mic::MicCa::for_running_server(data, args.mic_ca.as_deref())?
+        })
+    } else {
+        None
+    };
+    // --auth lsc: the first pass enrolls by the null string.
+    let first_mode = match mode {
+        AuthMode::ExistingCertificateLscFirst => AuthMode::NullString,
+        other => other,
+    };
+
     // Devices first, so the enrollments land in the server's store.
     let added = if data.is_initialised() && !args.no_schedule {
         if args.devices.is_none() && mode == AuthMode::AuthString {
@@ -335,7 +398,7 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
             }
         }
         let started = Instant::now();
-        let (added, scheduled) = schedule_devices(data, &targets, phone_key);
+        let (added, scheduled) = schedule_devices(data, &targets, phone_key, first_mode);
         match scheduled {
             Ok(()) => {
                 eprintln!(
@@ -349,6 +412,9 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
             }
             Err(e) => {
                 remove_added(data, &args, &added);
+                if let Some(ca) = mic {
+                    ca.finish();
+                }
                 return Err(e);
             }
         }
@@ -371,16 +437,22 @@ pub(crate) fn run(data: &DataDir, args: LoadgenArgs) -> Result<Outcome, Failure>
         Vec::new()
     };
 
-    let result = enroll(data, &args, given, targets, phone_key);
+    let result = enroll(data, &args, given, targets, phone_key, mode, mic.as_ref());
+    if let Some(ca) = mic {
+        ca.finish();
+    }
     remove_added(data, &args, &added);
     result
 }
 
 /// A device a phone enrolls as, and its authentication string (none: the
-/// null string).
+/// null string) or the certificate it authenticates with (its MIC, or the
+/// LSC of a first pass).
+#[derive(Clone)]
 struct Target {
     name: DeviceName,
     string: Option<AuthString>,
+    certificate: Option<CertificateCredentials>,
 }
 
 /// SEP + 12 hex digits of FIRST..FIRST+N, without strings.
@@ -389,7 +461,11 @@ fn index_targets(first: u64, phones: u32) -> Result<Vec<Target>, Failure> {
     (0..n)
         .map(|i| {
             device_name(first, i)
-                .map(|name| Target { name, string: None })
+                .map(|name| Target {
+                    name,
+                    string: None,
+                    certificate: None,
+                })
                 .map_err(Failure::usage)
         })
         .collect()
@@ -438,7 +514,11 @@ fn read_devices(path: &Path) -> Result<Vec<Target>, Failure> {
         if !seen.insert(name.clone()) {
             return Err(at(format!("{name} is named twice")));
         }
-        targets.push(Target { name, string });
+        targets.push(Target {
+            name,
+            string,
+            certificate: None,
+        });
     }
     if targets.is_empty() {
         return Err(Failure::usage(format!("{}: no devices", path.display())));
@@ -512,8 +592,10 @@ fn enroll(
     data: &DataDir,
     args: &LoadgenArgs,
     given: Option<ServerList>,
-    targets: Vec<Target>,
+    mut targets: Vec<Target>,
     phone_key: KeySpec,
+    mode: AuthMode,
+    mic: Option<&mic::MicCa>,
 ) -> Result<Outcome, Failure> {
     let phones = targets.len();
     let cert_path = args
@@ -522,6 +604,14 @@ fn enroll(
         .unwrap_or_else(|| data.path(capf_ca::CERT_FILE));
     let trusted = load_certificates(&cert_path)?;
     let pool = key_pool(phone_key, phones)?;
+    if let Some(ca) = mic {
+        let started = Instant::now();
+        ca.issue(&mut targets, &pool)?;
+        eprintln!(
+            "issued {phones} {phone_key} MICs ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
 
     if args.hold {
         // Before the server starts: it inherits the limit.
@@ -552,7 +642,17 @@ fn enroll(
         }
     };
 
-    let result = drive(args, &servers, trusted, pool, targets, spawned.as_ref());
+    let result = drive(
+        data,
+        args,
+        &servers,
+        trusted,
+        pool,
+        targets,
+        spawned.as_ref(),
+        mode,
+        phone_key,
+    );
     if let Some(s) = spawned {
         s.stop();
     }
@@ -561,12 +661,14 @@ fn enroll(
 
 /// Inserts (or re-schedules) the devices, several threads at once (their
 /// transactions share fsyncs through the store's group commit), each with
-/// its string (auth-string) or the null string. Returns the devices it
-/// added (which did not exist), also when it then failed.
+/// its string (auth-string), or else `mode` (the null string or an
+/// existing-certificate mode). Returns the devices it added (which did not
+/// exist), also when it then failed.
 fn schedule_devices(
     data: &DataDir,
     targets: &[Target],
     key: KeySpec,
+    mode: AuthMode,
 ) -> (Vec<DeviceName>, Result<(), Failure>) {
     let store = match data.open_database() {
         Ok(store) => store,
@@ -581,7 +683,7 @@ fn schedule_devices(
                     scope.spawn(|| {
                         let mut added = Vec::new();
                         while let Some(target) = targets.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            match schedule_one(&store, target, key) {
+                            match schedule_one(&store, target, key, mode) {
                                 Ok(true) => added.push(target.name.clone()),
                                 Ok(false) => {}
                                 Err(e) => return (added, Some(e)),
@@ -612,13 +714,16 @@ fn schedule_one(
     store: &crate::store::Store,
     target: &Target,
     key: KeySpec,
+    mode: AuthMode,
 ) -> Result<bool, String> {
     let now = SystemTime::now();
     let name = &target.name;
     let mode = if target.string.is_some() {
         AuthMode::AuthString
-    } else {
+    } else if mode == AuthMode::AuthString {
         AuthMode::NullString
+    } else {
+        mode
     };
     let added = store.load(name).map_err(|e| e.to_string())?.is_none();
     if added {
@@ -804,17 +909,137 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
+/// Runs the phones; with --auth lsc, a first pass (not timed) gives each
+/// phone its LSC, and the devices are scheduled again for the timed one.
+#[allow(clippy::too_many_arguments)]
 fn drive(
+    data: &DataDir,
     args: &LoadgenArgs,
     servers: &ServerList,
     trusted: Vec<CaCertificate>,
     pool: Vec<PrivateKey>,
     targets: Vec<Target>,
     spawned: Option<&Spawned>,
+    mode: AuthMode,
+    phone_key: KeySpec,
 ) -> Result<Outcome, Failure> {
+    let pool = Arc::new(pool);
+    let server_pid = spawned.map(|s| s.pid().to_string());
+    let mut first = None;
+    let targets = if mode == AuthMode::ExistingCertificateLscFirst {
+        eprintln!(
+            "first pass (not timed): {} phones enroll by the null string",
+            targets.len()
+        );
+        let targets = Arc::new(targets);
+        let pass = run_pass(
+            args,
+            servers,
+            &trusted,
+            pool.clone(),
+            targets.clone(),
+            server_pid.clone(),
+            false,
+        )?;
+        let mut holding: Vec<Target> = Vec::with_capacity(targets.len());
+        for sample in &pass.samples {
+            if let (Some((der, key)), Some(target)) =
+                (sample.installed.as_ref(), targets.get(sample.index))
+            {
+                holding.push(Target {
+                    certificate: Some(CertificateCredentials {
+                        kind: CertificateKind::Lsc,
+                        certificate_der: bytes::Bytes::copy_from_slice(der),
+                        key: key.clone(),
+                        sudi: None,
+                    }),
+                    ..target.clone()
+                });
+            }
+        }
+        let failed = pass.samples.len() - holding.len();
+        eprintln!(
+            "first pass: {} of {} phones hold an LSC ({:.1} s)",
+            holding.len(),
+            pass.samples.len(),
+            pass.wall.as_secs_f64()
+        );
+        for why in pass
+            .samples
+            .iter()
+            .filter(|s| s.installed.is_none())
+            .filter_map(|s| s.error.as_deref())
+            .take(REASONS_KEPT)
+        {
+            eprintln!("  first pass failed: {why}");
+        }
+        if holding.is_empty() {
+            return Err(Failure::new(
+                "no phone got an LSC in the first pass: nothing to re-enroll",
+            ));
+        }
+        let started = Instant::now();
+        let (_, scheduled) = schedule_devices(data, &holding, phone_key, mode);
+        scheduled?;
+        eprintln!(
+            "scheduled {} devices again (install, {mode}) ({:.1} s)",
+            holding.len(),
+            started.elapsed().as_secs_f64()
+        );
+        first = Some(FirstPass {
+            succeeded: holding.len(),
+            failed,
+            wall: pass.wall,
+        });
+        holding
+    } else {
+        targets
+    };
+    let pass = run_pass(
+        args,
+        servers,
+        &trusted,
+        pool,
+        Arc::new(targets),
+        server_pid,
+        args.hold,
+    )?;
+    report(args, servers, pass, first, spawned.is_some(), mode)
+}
+
+/// The untimed first pass of --auth lsc.
+struct FirstPass {
+    succeeded: usize,
+    failed: usize,
+    wall: Duration,
+}
+
+/// What a pass of the phones measured.
+struct Pass {
+    samples: Vec<Sample>,
+    /// --hold: phones waiting, the server's RSS then, when all waited.
+    held: Option<(usize, Option<u64>, Duration)>,
+    wall: Duration,
+    concurrency: usize,
+    tally: Arc<Vec<ServerTally>>,
+    server_cpu: Option<f64>,
+    own_cpu: Option<f64>,
+    peak_kib: Option<u64>,
+}
+
+/// One pass of the phones over `targets`, measured.
+fn run_pass(
+    args: &LoadgenArgs,
+    servers: &ServerList,
+    trusted: &[CaCertificate],
+    pool: Arc<Vec<PrivateKey>>,
+    targets: Arc<Vec<Target>>,
+    server_pid: Option<String>,
+    hold: bool,
+) -> Result<Pass, Failure> {
     let n = targets.len();
     // --hold: every phone must be connected at once.
-    let concurrency = if args.hold {
+    let concurrency = if hold {
         n
     } else {
         usize::try_from(args.concurrency)
@@ -822,12 +1047,11 @@ fn drive(
             .min(n)
     };
     let timeout = Duration::from_secs(args.timeout);
-    let pool = Arc::new(pool);
     let cursor = Arc::new(AtomicUsize::new(0));
     let client = {
         let pool = pool.clone();
         let cursor = cursor.clone();
-        PhoneClient::new(client_config(&trusted, args.resume_tls)?)
+        PhoneClient::new(client_config(trusted, args.resume_tls)?)
             .with_connect_timeout(timeout)
             .with_key_source(move |spec| {
                 let i = cursor.fetch_add(1, Ordering::Relaxed);
@@ -836,8 +1060,7 @@ fn drive(
             })
     };
     let client = Arc::new(client);
-    let connector = TlsConnector::from(Arc::new(client_config(&trusted, args.resume_tls)?));
-    let targets = Arc::new(targets);
+    let connector = TlsConnector::from(Arc::new(client_config(trusted, args.resume_tls)?));
     let servers_shared = Arc::new(servers.clone());
     let tally: Arc<Vec<ServerTally>> =
         Arc::new((0..servers.len()).map(|_| ServerTally::default()).collect());
@@ -846,7 +1069,6 @@ fn drive(
         interval: Duration::from_secs(args.retry_interval),
     };
     let rotate = args.server_order == "rotate";
-    let server_pid = spawned.map(|s| s.pid().to_string());
     let bar = ProgressBar::new(u64::try_from(n).unwrap_or(u64::MAX));
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} {msg}")
@@ -878,7 +1100,7 @@ fn drive(
                 servers_shared.clone(),
                 tally.clone(),
             );
-            let (waiting, release_rx, hold) = (waiting.clone(), release_rx.clone(), args.hold);
+            let (waiting, release_rx) = (waiting.clone(), release_rx.clone());
             let gate = gate.clone();
             tasks.spawn(async move {
                 let mut samples = Vec::new();
@@ -888,15 +1110,27 @@ fn drive(
                         break;
                     }
                     let begun = Instant::now();
+                    let mut installed = None;
                     let (error, enrolled_on, attempts) = match targets.get(i) {
                         None => (Some("no such device".to_owned()), None, 0),
-                        Some(Target { name, string }) => {
-                            let credentials = match string {
-                                Some(s) => Credentials::AuthString(s.clone()),
-                                None => Credentials::NullString,
+                        Some(Target {
+                            name,
+                            string,
+                            certificate,
+                        }) => {
+                            let credentials = match (certificate, string) {
+                                (Some(c), _) => Credentials::Certificate(Box::new(c.clone())),
+                                (None, Some(s)) => Credentials::AuthString(s.clone()),
+                                (None, None) => Credentials::NullString,
                             };
-                            let config = PhoneConfig::new(name.as_str(), credentials)
+                            let mut config = PhoneConfig::new(name.as_str(), credentials)
                                 .with_reply_timeout(timeout);
+                            // A phone that holds an LSC returns it when asked.
+                            if let Some(c) = certificate
+                                && c.kind == CertificateKind::Lsc
+                            {
+                                config = config.with_lsc(c.certificate_der.clone());
+                            }
                             let start = walk::start_for(i, servers.len(), rotate);
                             if hold {
                                 let error = hold_one(
@@ -917,9 +1151,12 @@ fn drive(
                                     policy,
                                     tally: &tally,
                                     stored_lsc: false,
+                                    installed: None,
                                 };
-                                match walk::walk(&mut phone, &servers, start, policy.interval).await
-                                {
+                                let walked =
+                                    walk::walk(&mut phone, &servers, start, policy.interval).await;
+                                installed = phone.installed.take();
+                                match walked {
                                     Ok(end) => match &end.last.outcome {
                                         PhoneOutcome::Succeeded(PhoneSuccess::Installed {
                                             ..
@@ -949,16 +1186,19 @@ fn drive(
                     bar.inc(1);
                     samples.push(Sample {
                         latency: begun.elapsed(),
+                        // Only a phone that succeeded keeps its LSC.
+                        installed: installed.filter(|_| error.is_none()),
                         error,
                         enrolled_on,
                         attempts,
+                        index: i,
                     });
                 }
                 samples
             });
         }
         let mut held = None;
-        if args.hold {
+        if hold {
             // Wait until every phone waits (or a minute passes), measure,
             // then let them go.
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -981,6 +1221,8 @@ fn drive(
                     error: Some(format!("a phone task failed: {e}")),
                     enrolled_on: None,
                     attempts: 0,
+                    index: usize::MAX,
+                    installed: None,
                 }),
             }
         }
@@ -993,7 +1235,50 @@ fn drive(
     let peak_kib = server_pid
         .as_deref()
         .and_then(|pid| status_kib(pid, "VmHWM"));
+    Ok(Pass {
+        samples,
+        held,
+        wall,
+        concurrency,
+        tally,
+        server_cpu: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        own_cpu: own_before.zip(own_after).map(|(b, a)| a - b),
+        peak_kib,
+    })
+}
 
+/// Prints the figures of the timed pass.
+fn report(
+    args: &LoadgenArgs,
+    servers: &ServerList,
+    pass: Pass,
+    first: Option<FirstPass>,
+    spawned: bool,
+    mode: AuthMode,
+) -> Result<Outcome, Failure> {
+    let Pass {
+        samples,
+        held,
+        wall,
+        concurrency,
+        tally,
+        server_cpu,
+        own_cpu,
+        peak_kib,
+    } = pass;
+    let n = samples.len();
+    // Which authentication the timed pass did.
+    let timed = match (mode, &args.devices) {
+        (_, Some(_)) => "enrollments, each device by its string in --devices (or the null string)",
+        (AuthMode::ExistingCertificateLscFirst, _) => {
+            "re-enrollments by LSC (lsc-first, SHA-1 and SHA-512 proofs)"
+        }
+        (AuthMode::ExistingCertificateMicFirst, _) => {
+            "enrollments by MIC (mic-first, SHA-1 and SHA-512 proofs)"
+        }
+        (AuthMode::NullString, _) => "enrollments by the null string",
+        (AuthMode::AuthString, _) => "enrollments by authentication string",
+    };
     let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
     latencies.sort_unstable();
     let failures: Vec<&str> = samples.iter().filter_map(|s| s.error.as_deref()).collect();
@@ -1007,8 +1292,6 @@ fn drive(
     let per_sec = ok as f64 / wall.as_secs_f64().max(1e-9);
     let p50 = percentile(&latencies, 50.0);
     let p99 = percentile(&latencies, 99.0);
-    let server_cpu = cpu_before.zip(cpu_after).map(|(b, a)| a - b);
-    let own_cpu = own_before.zip(own_after).map(|(b, a)| a - b);
     let per_cpu_sec = server_cpu.filter(|c| *c > 0.0).map(|c| ok as f64 / c);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut enrolled_on = vec![0usize; servers.len()];
@@ -1038,7 +1321,7 @@ fn drive(
     let phones_retried = samples.iter().filter(|s| s.attempts > 1).count();
 
     if args.json {
-        let first: Vec<&str> = failures.iter().take(REASONS_KEPT).copied().collect();
+        let first_failures: Vec<&str> = failures.iter().take(REASONS_KEPT).copied().collect();
         let mut out = json!({
             "server": servers.get(0),
             "servers": per_server
@@ -1058,22 +1341,28 @@ fn drive(
             "phones": n,
             "concurrency": concurrency,
             "auth": if args.devices.is_some() { "from --devices" } else { args.auth.as_str() },
+            "timed": timed,
             "phone_key": args.key,
             "succeeded": ok,
             "failed": failures.len(),
-            "first_failures": first,
+            "first_failures": first_failures,
             "wall_seconds": wall.as_secs_f64(),
             "enrollments_per_second": per_sec,
             "latency_ms": { "p50": ms(p50), "p99": ms(p99),
                             "max": latencies.last().map_or(0.0, |d| ms(*d)) },
             "loadgen_cpu_seconds": own_cpu,
         });
-        if spawned.is_some() {
+        if spawned {
             out["server_cpu_seconds"] = json!(server_cpu);
             out["server_cpu_seconds_per_enrollment"] =
                 json!(server_cpu.map(|c| c / (ok.max(1) as f64)));
             out["enrollments_per_server_cpu_second"] = json!(per_cpu_sec);
             out["server_peak_rss_kib"] = json!(peak_kib);
+        }
+        if let Some(f) = &first {
+            out["first_pass"] = json!({ "auth": "null-string", "succeeded": f.succeeded,
+                                        "failed": f.failed,
+                                        "wall_seconds": f.wall.as_secs_f64() });
         }
         if let Some((waiting, rss, at)) = held {
             out["held"] = json!({ "waiting": waiting, "server_rss_kib": rss,
@@ -1093,6 +1382,15 @@ fn drive(
             args.key,
             wall.as_secs_f64()
         );
+        println!("  timed:          {timed}");
+        if let Some(f) = &first {
+            println!(
+                "  first pass:     {} of {} enrolled by the null string in {:.2} s (not timed)",
+                f.succeeded,
+                f.succeeded + f.failed,
+                f.wall.as_secs_f64()
+            );
+        }
         println!("  enrollments/s:  {per_sec:.0}");
         println!(
             "  latency:        p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -1103,7 +1401,7 @@ fn drive(
         if let Some(c) = own_cpu {
             println!("  loadgen CPU:    {c:.2} s");
         }
-        if spawned.is_some() {
+        if spawned {
             if let Some(c) = server_cpu {
                 println!(
                     "  server CPU:     {c:.2} s = {:.3} ms per enrollment ({} per CPU-second)",
