@@ -116,7 +116,9 @@ pub(crate) enum Command {
         capf --data-dir /tmp/lg loadgen --spawn-server --phones 5000 --concurrency 64\n  \
         capf --data-dir /srv/capf loadgen --server 127.0.0.1:3804 --phones 1000 --auth null-string\n  \
         capf --data-dir /tmp/lg loadgen --spawn-server --hold --phones 10000\n  \
-        capf loadgen --server capf.example:3804 --devices phones.csv --no-schedule\n\n\
+        capf loadgen --server capf.example:3804 --devices phones.csv --no-schedule\n  \
+        capf --data-dir /tmp/lg loadgen --spawn-server --auth lsc --phones 2000     re-enrollment by LSC\n  \
+        capf --data-dir /tmp/lg loadgen --spawn-server --auth mic --key rsa2048     enrollment by MIC\n\n\
         Figures go to stdout (--json for a script); progress to stderr.")]
     Loadgen(commands::loadgen::LoadgenArgs),
     /// Build, show and check phone trust lists (ITLFile.tlv, CTLFile.tlv) that make phones trust this CAPF.
