@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use der::pem::LineEnding;
-use der::{Decode, Encode};
+use der::{Decode, Encode, Header, Reader, SliceReader, Tag};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
@@ -85,6 +85,19 @@ impl CaCertificate {
 
     pub(crate) fn parsed(&self) -> &Certificate {
         &self.parsed
+    }
+
+    /// The tbsCertificate as it is in the DER, the bytes the issuer signed
+    /// (the first element of the outer SEQUENCE; `parsed` was decoded from
+    /// these same bytes under DER rules, so they are its only encoding).
+    pub(crate) fn tbs_der(&self) -> Result<&[u8]> {
+        let mut reader = SliceReader::new(&self.der).map_err(CaError::der("certificate"))?;
+        let outer = Header::decode(&mut reader).map_err(CaError::der("certificate"))?;
+        outer
+            .tag()
+            .assert_eq(Tag::Sequence)
+            .map_err(CaError::der("certificate"))?;
+        reader.tlv_bytes().map_err(CaError::der("tbsCertificate"))
     }
 
     /// The subject, e.g. `CN=CAPF-1a2b3c4d, O=Example`.

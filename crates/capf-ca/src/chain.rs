@@ -7,13 +7,30 @@ use der::Encode;
 use crate::cert::CaCertificate;
 use crate::error::{CaError, Result};
 use crate::issuer::Issuer;
+use crate::public_key::IssuerKey;
+
+/// A certificate of the trust store with its key, decoded once here (not at
+/// every verification). `key` is `None` when the key cannot be decoded:
+/// such a certificate signs nothing, as before the cache.
+#[derive(Clone, Debug)]
+pub(crate) struct Trusted {
+    cert: CaCertificate,
+    key: Option<IssuerKey>,
+}
+
+impl Trusted {
+    fn new(cert: CaCertificate) -> Self {
+        let key = IssuerKey::from_certificate(cert.parsed()).ok();
+        Self { cert, key }
+    }
+}
 
 /// The certificates a presented LSC or MIC may chain to.
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
-    lsc_anchors: Vec<CaCertificate>,
-    mic_anchors: Vec<CaCertificate>,
-    intermediates: Vec<CaCertificate>,
+    lsc_anchors: Vec<Trusted>,
+    mic_anchors: Vec<Trusted>,
+    intermediates: Vec<Trusted>,
 }
 
 impl TrustStore {
@@ -31,36 +48,36 @@ impl TrustStore {
 
     /// Trusts LSCs issued by this certificate (e.g. a previous CAPF certificate).
     pub fn add_lsc_anchor(&mut self, cert: CaCertificate) {
-        self.lsc_anchors.push(cert);
+        self.lsc_anchors.push(Trusted::new(cert));
     }
 
     /// Trusts MICs chaining to this manufacturer CA certificate.
     pub fn add_mic_anchor(&mut self, cert: CaCertificate) {
-        self.mic_anchors.push(cert);
+        self.mic_anchors.push(Trusted::new(cert));
     }
 
     /// Adds every certificate of a PEM text as a MIC anchor; returns how many.
     pub fn add_mic_anchors_pem(&mut self, pem: &str) -> Result<usize> {
         let certs = CaCertificate::all_from_pem(pem, "manufacturer CA certificates")?;
         let n = certs.len();
-        self.mic_anchors.extend(certs);
+        self.mic_anchors.extend(certs.into_iter().map(Trusted::new));
         Ok(n)
     }
 
     /// Adds an intermediate CA certificate usable (not trusted by itself) when building chains.
     pub fn add_intermediate(&mut self, cert: CaCertificate) {
-        self.intermediates.push(cert);
+        self.intermediates.push(Trusted::new(cert));
     }
 
-    pub(crate) fn lsc_anchors(&self) -> &[CaCertificate] {
+    pub(crate) fn lsc_anchors(&self) -> &[Trusted] {
         &self.lsc_anchors
     }
 
-    pub(crate) fn mic_anchors(&self) -> &[CaCertificate] {
+    pub(crate) fn mic_anchors(&self) -> &[Trusted] {
         &self.mic_anchors
     }
 
-    pub(crate) fn intermediates(&self) -> &[CaCertificate] {
+    pub(crate) fn intermediates(&self) -> &[Trusted] {
         &self.intermediates
     }
 }
@@ -103,20 +120,17 @@ fn names_match(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool {
 }
 
 /// Whether `issuer`'s key signed `cert`. Unsupported algorithms are errors.
-fn signed_by(cert: &CaCertificate, issuer: &CaCertificate) -> Result<bool> {
+fn signed_by(cert: &CaCertificate, issuer: &Trusted) -> Result<bool> {
     let parsed = cert.parsed();
     let alg = parsed.signature_algorithm().oid;
-    let tbs = parsed
-        .tbs_certificate()
-        .to_der()
-        .map_err(crate::error::CaError::der("tbsCertificate"))?;
+    let tbs = cert.tbs_der()?;
     let Some(sig) = parsed.signature().as_bytes() else {
         return Ok(false);
     };
-    let Ok(key) = issuer.public_key() else {
+    let Some(key) = &issuer.key else {
         return Ok(false);
     };
-    key.verify_x509(alg, &tbs, sig)
+    key.verify_x509(alg, tbs, sig)
         .ok_or_else(|| CaError::UnsupportedSignatureAlgorithm {
             oid: alg.to_string(),
             subject: cert.subject(),
@@ -131,8 +145,8 @@ enum Search {
 
 fn search(
     cert: &CaCertificate,
-    anchors: &[CaCertificate],
-    intermediates: &[CaCertificate],
+    anchors: &[Trusted],
+    intermediates: &[Trusted],
     depth: usize,
     max_intermediates: usize,
     validity: ValidityCheck,
@@ -140,14 +154,17 @@ fn search(
 ) -> Result<Search> {
     let issuer_name = cert.parsed().tbs_certificate().issuer();
     for anchor in anchors {
-        if names_match(anchor.parsed().tbs_certificate().subject(), issuer_name)
-            && signed_by(cert, anchor)?
+        if names_match(
+            anchor.cert.parsed().tbs_certificate().subject(),
+            issuer_name,
+        ) && signed_by(cert, anchor)?
         {
             return Ok(Search::Found);
         }
     }
     let mut depth_limited = false;
-    for candidate in intermediates {
+    for trusted in intermediates {
+        let candidate = &trusted.cert;
         if candidate == cert
             || !names_match(candidate.parsed().tbs_certificate().subject(), issuer_name)
             || !candidate.is_ca()
@@ -158,7 +175,7 @@ fn search(
             depth_limited = true;
             continue;
         }
-        if validity.check(candidate, device).is_err() || !signed_by(cert, candidate)? {
+        if validity.check(candidate, device).is_err() || !signed_by(cert, trusted)? {
             continue;
         }
         match search(
@@ -181,8 +198,8 @@ fn search(
 /// `max_intermediates` intermediates. `Ok(false)` when there is none.
 pub(crate) fn chains_to(
     leaf: &CaCertificate,
-    anchors: &[CaCertificate],
-    intermediates: &[CaCertificate],
+    anchors: &[Trusted],
+    intermediates: &[Trusted],
     max_intermediates: usize,
     validity: ValidityCheck,
     device: &str,

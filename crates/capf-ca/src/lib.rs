@@ -20,6 +20,8 @@ mod proof;
 mod public_key;
 #[cfg(feature = "ring")]
 mod ring_signer;
+#[cfg(feature = "ring")]
+mod ring_verify;
 mod serial;
 mod server_cert;
 

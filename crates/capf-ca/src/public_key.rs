@@ -212,3 +212,85 @@ impl PublicKey {
         })
     }
 }
+
+/// The key of a certificate that signs others (a trust anchor or an
+/// intermediate), decoded once when it enters the trust store rather than
+/// at every chain verification; with the feature `ring`, also in ring's
+/// form for the algorithms ring verifies.
+#[derive(Clone, Debug)]
+pub(crate) struct IssuerKey {
+    key: PublicKey,
+    #[cfg(feature = "ring")]
+    ring: Option<crate::ring_verify::RingVerifier>,
+}
+
+impl IssuerKey {
+    /// Decodes the key of a parsed certificate.
+    pub(crate) fn from_certificate(cert: &x509_cert::Certificate) -> Result<Self> {
+        let key = PublicKey::from_certificate(cert)?;
+        let bits = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes();
+        Ok(Self::new(key, bits))
+    }
+
+    /// `key` decoded from a SubjectPublicKeyInfo whose BIT STRING is
+    /// `spki_bits` (the same bytes, in the form ring takes them).
+    pub(crate) fn new(key: PublicKey, spki_bits: &[u8]) -> Self {
+        #[cfg(feature = "ring")]
+        let ring = crate::ring_verify::RingVerifier::new(key.spec(), spki_bits);
+        #[cfg(not(feature = "ring"))]
+        let _ = spki_bits;
+        Self {
+            key,
+            #[cfg(feature = "ring")]
+            ring,
+        }
+    }
+
+    /// [`PublicKey::verify_x509`], through ring where it takes the key and
+    /// the algorithm, through RustCrypto otherwise.
+    pub(crate) fn verify_x509(
+        &self,
+        alg: ObjectIdentifier,
+        tbs: &[u8],
+        sig: &[u8],
+    ) -> Option<bool> {
+        #[cfg(feature = "ring")]
+        if let Some(verified) = self
+            .ring
+            .as_ref()
+            .and_then(|ring| ring.verify_x509(alg, tbs, sig))
+        {
+            return Some(verified);
+        }
+        self.key.verify_x509(alg, tbs, sig)
+    }
+
+    /// The RustCrypto path alone (tests compare it with ring's).
+    #[cfg(all(test, feature = "ring"))]
+    pub(crate) fn verify_x509_rustcrypto(
+        &self,
+        alg: ObjectIdentifier,
+        tbs: &[u8],
+        sig: &[u8],
+    ) -> Option<bool> {
+        self.key.verify_x509(alg, tbs, sig)
+    }
+
+    /// The ring path alone; `None` when ring does not take this key or
+    /// algorithm.
+    #[cfg(all(test, feature = "ring"))]
+    pub(crate) fn verify_x509_ring(
+        &self,
+        alg: ObjectIdentifier,
+        tbs: &[u8],
+        sig: &[u8],
+    ) -> Option<bool> {
+        self.ring
+            .as_ref()
+            .and_then(|ring| ring.verify_x509(alg, tbs, sig))
+    }
+}
