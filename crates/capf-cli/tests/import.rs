@@ -4,78 +4,17 @@
 //! per-row errors with their line, and where generated strings may go.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
-use tempfile::TempDir;
+mod common;
 
-struct Env {
-    dir: TempDir,
-}
+use common::Env;
 
-impl Env {
-    /// A data directory initialised with a P-256 CAPF key (fast).
-    fn new() -> Env {
-        let env = Env {
-            dir: TempDir::new().unwrap(),
-        };
-        env.ok(&["init", "--key", "p256"]);
-        env
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs `capf` with both outputs piped.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_capf"))
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .args(args)
-            .env_remove("CAPF_DATA_DIR")
-            .env_remove("CAPF_DATABASE_URL")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs, expects exit code `code`; returns (stdout, stderr).
-    fn code(&self, code: i32, args: &[&str]) -> (String, String) {
-        let out = self.run(args);
-        let (stdout, stderr) = (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "capf {args:?}:\n{stdout}\n{stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        (stdout, stderr)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.code(0, args).0
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    /// The devices, by name, as `capf device list --json` shows them.
-    fn devices(&self) -> Vec<serde_json::Value> {
-        self.json(&["device", "list", "--json"])
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
+/// The devices, by name, as `capf device list --json` shows them.
+fn devices(env: &Env) -> Vec<serde_json::Value> {
+    env.json(&["device", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 const HEADER: &str = "name,description,operation,auth_mode,key\n";
@@ -88,7 +27,7 @@ fn rows(range: std::ops::Range<usize>, description: &str) -> String {
 
 #[test]
 fn twenty_thousand_rows_through_pipes_show_progress_and_all_land() {
-    let env = Env::new();
+    let env = Env::initialised();
     let csv = env.write(
         "phones.csv",
         &format!("{HEADER}{}", rows(0..20_000, "desk")),
@@ -106,7 +45,7 @@ fn twenty_thousand_rows_through_pipes_show_progress_and_all_land() {
         "no bar without a terminal: {stderr}"
     );
 
-    let devices = env.devices();
+    let devices = devices(&env);
     assert_eq!(devices.len(), 20_000);
     assert_eq!(devices[19_999]["name"], "SEP000000004E1F");
     assert_eq!(devices[19_999]["description"], "desk 19999");
@@ -137,7 +76,7 @@ fn twenty_thousand_rows_through_pipes_show_progress_and_all_land() {
 
 #[test]
 fn a_dry_run_reports_what_would_happen_and_changes_nothing() {
-    let env = Env::new();
+    let env = Env::initialised();
     env.ok(&["device", "add", "SEP000000000001", "--description", "old"]);
     let csv = env.write(
         "phones.csv",
@@ -179,14 +118,14 @@ fn a_dry_run_reports_what_would_happen_and_changes_nothing() {
     assert_eq!(summary["errors"][0]["line"], 4);
     assert_eq!(summary["errors"][0]["device"], "NOTAPHONE");
 
-    let devices = env.devices();
+    let devices = devices(&env);
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0]["description"], "old");
 }
 
 #[test]
 fn a_bad_row_is_reported_with_its_line_and_the_others_land() {
-    let env = Env::new();
+    let env = Env::initialised();
     // A device that has no LSC: deleting its LSC is refused by the store,
     // when the row is applied in its batch.
     env.ok(&["device", "add", "SEP00000000FFFF"]);
@@ -213,7 +152,7 @@ fn a_bad_row_is_reported_with_its_line_and_the_others_land() {
         .collect();
     assert_eq!(lines, [1502, 2503, 2505]);
 
-    let devices = env.devices();
+    let devices = devices(&env);
     assert_eq!(devices.len(), 2501);
     let d5 = env.json(&["device", "show", "SEP000000000005", "--json"]);
     assert_eq!(d5["description"], "moved");
@@ -223,14 +162,14 @@ fn a_bad_row_is_reported_with_its_line_and_the_others_land() {
 
 #[test]
 fn generated_strings_go_to_a_private_file_or_a_terminal_not_a_pipe() {
-    let env = Env::new();
+    let env = Env::initialised();
     let six: String = (1..=6).map(|i| format!("SEP00000000000{i},8\n")).collect();
     let csv = env.write("six.csv", &format!("name,generate_string\n{six}"));
     // Refused before any row: stdout is a pipe and there are more than 5.
     let (_, stderr) = env.code(2, &["device", "import", &csv]);
     assert!(stderr.contains("--strings-out"), "{stderr}");
     env.code(2, &["device", "import", &csv, "--json"]);
-    assert!(env.devices().is_empty());
+    assert!(devices(&env).is_empty());
 
     // To a file: mode 0600, one line per device.
     let strings = env.file("strings.csv");

@@ -10,63 +10,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::Serve;
+use common::{Env, Serve, openssl_available};
 use serde_json::Value;
-use tempfile::TempDir;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct Env {
-    dir: TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_capf"))
-            .arg("--data-dir")
-            .arg(self.data())
-            .args(args)
-            .env_remove("CAPF_DATA_DIR")
-            .env_remove("CAPF_DATABASE_URL")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "capf {args:?} failed ({:?}): {}\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("capf {args:?}: {e}:\n{out}"))
-    }
 }
 
 /// The documented examples: heading (the command, in backticks) -> JSON.
@@ -181,17 +131,10 @@ fn same_shape(at: &str, doc: &Value, out: &Value, problems: &mut Vec<String>) {
     }
 }
 
-fn openssl_available() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// A P-256 public key file made with openssl, for `capf ca issue`.
 fn public_key(env: &Env) -> PathBuf {
-    let key = env.path("phone.key");
-    let public = env.path("phone.pub");
+    let key = env.file("phone.key");
+    let public = env.file("phone.pub");
     let run = |args: &[&str]| {
         let status = Command::new("openssl").args(args).status().unwrap();
         assert!(status.success(), "openssl {args:?}");
@@ -220,7 +163,7 @@ fn public_key(env: &Env) -> PathBuf {
 /// documented shape.
 #[test]
 fn every_command_prints_the_documented_shape() {
-    let env = Env::new();
+    let env = Env::empty();
     let mut printed: BTreeMap<&str, Value> = BTreeMap::new();
     printed.insert(
         "capf init --json",
@@ -247,14 +190,14 @@ fn every_command_prints_the_documented_shape() {
     env.ok(&["device", "add", "SEP0011223344AA", "--description", "spare"]);
 
     // A real enrollment, so that the device has an LSC on record.
-    let serve = Serve::start(&env.data(), env.path("serve.log"));
+    let serve = Serve::start(&env.data(), env.file("serve.log"));
     let phone = Command::new(env!("CARGO_BIN_EXE_capf"))
         .args(["phone", "install", "--server", &serve.addr, "--device"])
         .arg("SEP001122334455")
         .arg("--capf-cert")
         .arg(env.data().join("capf.pem"))
         .arg("--cert-out")
-        .arg(env.path("lsc.pem"))
+        .arg(env.file("lsc.pem"))
         .args(["--retries", "0", "--timeout", "20", "--json"])
         .output()
         .unwrap();
@@ -309,24 +252,24 @@ fn every_command_prints_the_documented_shape() {
         &reset,
         &mut problems,
     );
-    std::fs::write(env.path("pass"), "correct horse battery\n").unwrap();
+    std::fs::write(env.file("pass"), "correct horse battery\n").unwrap();
     printed.insert(
         "capf backup FILE --json",
         env.json(&[
             "backup",
-            env.path("capf.bak").to_str().unwrap(),
+            env.file("capf.bak").to_str().unwrap(),
             "--passphrase-file",
-            env.path("pass").to_str().unwrap(),
+            env.file("pass").to_str().unwrap(),
             "--json",
         ]),
     );
     let restored = Command::new(env!("CARGO_BIN_EXE_capf"))
         .arg("--data-dir")
-        .arg(env.path("restored"))
+        .arg(env.file("restored"))
         .arg("restore")
-        .arg(env.path("capf.bak"))
+        .arg(env.file("capf.bak"))
         .arg("--passphrase-file")
-        .arg(env.path("pass"))
+        .arg(env.file("pass"))
         .arg("--json")
         .env_remove("CAPF_DATA_DIR")
         .env_remove("CAPF_DATABASE_URL")
@@ -403,7 +346,7 @@ fn every_command_prints_the_documented_shape() {
     );
     printed.insert("capf audit ... --json", env.json(&["audit", "--json"]));
     std::fs::write(
-        env.path("rows.csv"),
+        env.file("rows.csv"),
         "name,description,operation,auth_mode,generate_string\n\
          SEP00000000AB01,a,install,null-string,\n\
          SEP00000000AB02,b,install,auth-string,8\n\
@@ -413,7 +356,7 @@ fn every_command_prints_the_documented_shape() {
     let import = env.run(&[
         "device",
         "import",
-        env.path("rows.csv").to_str().unwrap(),
+        env.file("rows.csv").to_str().unwrap(),
         "--json",
     ]);
     assert_eq!(import.status.code(), Some(1), "a row failed");
@@ -444,7 +387,7 @@ fn every_command_prints_the_documented_shape() {
 
 #[test]
 fn a_generated_string_is_in_the_json_and_arms_the_device() {
-    let env = Env::new();
+    let env = Env::empty();
     env.ok(&["init", "--key", "p256"]);
     let added = env.json(&[
         "device",
@@ -504,7 +447,7 @@ fn a_generated_string_is_in_the_json_and_arms_the_device() {
 
 #[test]
 fn a_dry_run_lists_exactly_what_find_lists_and_changes_nothing() {
-    let env = Env::new();
+    let env = Env::empty();
     env.ok(&["init", "--key", "p256"]);
     for (name, description) in [
         ("SEP000000000001", "lobby east"),
@@ -619,7 +562,7 @@ fn a_dry_run_lists_exactly_what_find_lists_and_changes_nothing() {
 
 #[test]
 fn audit_filters_by_device_event_and_time() {
-    let env = Env::new();
+    let env = Env::empty();
     env.ok(&["init", "--key", "p256"]);
     env.ok(&["device", "add", "SEP000000000001"]);
     env.ok(&["device", "add", "SEP000000000002"]);
@@ -680,7 +623,7 @@ fn audit_filters_by_device_event_and_time() {
 /// shows it.
 #[test]
 fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
-    let env = Env::new();
+    let env = Env::empty();
     env.ok(&["init", "--key", "p256"]);
     env.ok(&[
         "device",
@@ -691,7 +634,7 @@ fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
         "--auth-mode",
         "null-string",
     ]);
-    let serve = Serve::start(&env.data(), env.path("serve.log"));
+    let serve = Serve::start(&env.data(), env.file("serve.log"));
     let phone = |op: &str, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_capf"))
             .args(["phone", op, "--server", &serve.addr, "--device"])
@@ -699,7 +642,7 @@ fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
             .arg("--capf-cert")
             .arg(env.data().join("capf.pem"))
             .arg("--cert-out")
-            .arg(env.path("lsc.pem"))
+            .arg(env.file("lsc.pem"))
             .args(["--retries", "0", "--timeout", "20"])
             .args(args)
             .output()
@@ -708,7 +651,7 @@ fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
     let out = phone("install", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let pem_file = env.path("exported.pem");
+    let pem_file = env.file("exported.pem");
     env.ok(&[
         "device",
         "export-cert",
@@ -717,7 +660,7 @@ fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
         pem_file.to_str().unwrap(),
     ]);
     let exported = std::fs::read_to_string(&pem_file).unwrap();
-    let held = std::fs::read_to_string(env.path("lsc.pem")).unwrap();
+    let held = std::fs::read_to_string(env.file("lsc.pem")).unwrap();
     assert!(
         held.starts_with(exported.trim_end()),
         "the exported certificate is the phone's:\n{exported}\n{held}"
@@ -780,7 +723,7 @@ fn an_exported_lsc_verifies_and_the_fetch_of_the_help_works() {
         "--operation",
         "troubleshoot",
     ]);
-    let lsc = env.path("lsc.pem");
+    let lsc = env.file("lsc.pem");
     let out = phone("fetch", &["--lsc", lsc.to_str().unwrap()]);
     assert!(
         out.status.success(),

@@ -18,6 +18,7 @@ use capf_auth::AuthString;
 use capf_ca::CaCertificate;
 use capf_operations::phone::{Credentials, PhoneConfig};
 use capf_store::SqliteStore;
+use tempfile::TempDir;
 
 /// The database file in a data directory, as `capf init` creates it.
 pub const DATABASE: &str = "capf.sqlite3";
@@ -209,4 +210,91 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A temporary directory with a data directory `data` in it, and `capf`
+/// run on it with both outputs piped (as a script runs it).
+pub struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    /// An empty directory: `data` does not exist yet.
+    pub fn empty() -> Env {
+        Env {
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    /// A data directory initialised with a P-256 CAPF key (fast).
+    pub fn initialised() -> Env {
+        let env = Env::empty();
+        env.ok(&["init", "--key", "p256"]);
+        env
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A file beside the data directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `text` to the file `name`; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.file(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Runs `capf --data-dir DATA ARGS`, no standard input.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_capf"))
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .env_remove("CAPF_DATA_DIR")
+            .env_remove("CAPF_DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects exit code `code`; returns (stdout, stderr).
+    pub fn code(&self, code: i32, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "capf {args:?}:\n{stdout}\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (stdout, stderr)
+    }
+
+    /// Runs, expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.code(0, args).0
+    }
+
+    /// Runs, expects success; parses stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("capf {args:?}: {e}:\n{out}"))
+    }
+}
+
+/// Whether an `openssl` command is there to cross-check with.
+pub fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
