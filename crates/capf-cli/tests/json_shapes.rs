@@ -202,6 +202,27 @@ fn every_command_prints_the_documented_shape() {
         .output()
         .unwrap();
     assert!(phone.status.success(), "{}", text(&phone.stderr));
+    // Loadgen against that server: it adds its devices to the database,
+    // and removes them at the end.
+    printed.insert(
+        "capf loadgen ... --json",
+        env.json(&[
+            "loadgen",
+            "--server",
+            &serve.addr,
+            "--capf-cert",
+            env.data().join("capf.pem").to_str().unwrap(),
+            "--phones",
+            "2",
+            "--concurrency",
+            "2",
+            "--auth",
+            "null-string",
+            "--retries",
+            "0",
+            "--json",
+        ]),
+    );
     drop(serve);
     printed.insert(
         "capf phone install ... --json",

@@ -45,7 +45,7 @@ use capf_wire::{FrameCodec, Message};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rustls::pki_types::ServerName;
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -1248,6 +1248,76 @@ fn run_pass(
 }
 
 /// Prints the figures of the timed pass.
+/// What `capf loadgen --json` prints. The server's CPU and memory are
+/// there only when loadgen spawned the server (it cannot see another's).
+#[derive(Debug, Serialize)]
+struct LoadgenJson<'a> {
+    server: &'a str,
+    servers: Vec<ServerJson<'a>>,
+    server_order: &'a str,
+    retries: u32,
+    retry_interval_seconds: u64,
+    retried_attempts: u64,
+    phones_retried: usize,
+    phones: usize,
+    concurrency: usize,
+    auth: &'a str,
+    /// What the timed pass did, in words.
+    timed: &'a str,
+    phone_key: &'a str,
+    succeeded: usize,
+    failed: usize,
+    first_failures: Vec<&'a str>,
+    wall_seconds: f64,
+    enrollments_per_second: f64,
+    latency_ms: LatencyJson,
+    loadgen_cpu_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_seconds_per_enrollment: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrollments_per_server_cpu_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_peak_rss_kib: Option<u64>,
+    /// `--auth lsc`: the untimed first pass that gave the phones their LSCs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_pass: Option<FirstPassJson>,
+    /// `--hold`: the phones held waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<HeldJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerJson<'a> {
+    server: &'a str,
+    enrolled: usize,
+    sessions: usize,
+    unreachable: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct LatencyJson {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct FirstPassJson {
+    auth: &'static str,
+    succeeded: usize,
+    failed: usize,
+    wall_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldJson {
+    waiting: usize,
+    server_rss_kib: Option<u64>,
+    seconds_to_all_waiting: f64,
+}
+
 fn report(
     args: &LoadgenArgs,
     servers: &ServerList,
@@ -1322,53 +1392,61 @@ fn report(
 
     if args.json {
         let first_failures: Vec<&str> = failures.iter().take(REASONS_KEPT).copied().collect();
-        let mut out = json!({
-            "server": servers.get(0),
-            "servers": per_server
+        let with_server = |value: Option<f64>| if spawned { value } else { None };
+        crate::output::print_json(&LoadgenJson {
+            server: servers.get(0),
+            servers: per_server
                 .iter()
-                .map(|(server, enrolled, sessions, unreachable)| json!({
-                    "server": server,
-                    "enrolled": enrolled,
-                    "sessions": sessions,
-                    "unreachable": unreachable,
-                }))
-                .collect::<Vec<_>>(),
-            "server_order": args.server_order,
-            "retries": args.retries,
-            "retry_interval_seconds": args.retry_interval,
-            "retried_attempts": retried_attempts,
-            "phones_retried": phones_retried,
-            "phones": n,
-            "concurrency": concurrency,
-            "auth": if args.devices.is_some() { "from --devices" } else { args.auth.as_str() },
-            "timed": timed,
-            "phone_key": args.key,
-            "succeeded": ok,
-            "failed": failures.len(),
-            "first_failures": first_failures,
-            "wall_seconds": wall.as_secs_f64(),
-            "enrollments_per_second": per_sec,
-            "latency_ms": { "p50": ms(p50), "p99": ms(p99),
-                            "max": latencies.last().map_or(0.0, |d| ms(*d)) },
-            "loadgen_cpu_seconds": own_cpu,
-        });
-        if spawned {
-            out["server_cpu_seconds"] = json!(server_cpu);
-            out["server_cpu_seconds_per_enrollment"] =
-                json!(server_cpu.map(|c| c / (ok.max(1) as f64)));
-            out["enrollments_per_server_cpu_second"] = json!(per_cpu_sec);
-            out["server_peak_rss_kib"] = json!(peak_kib);
-        }
-        if let Some(f) = &first {
-            out["first_pass"] = json!({ "auth": "null-string", "succeeded": f.succeeded,
-                                        "failed": f.failed,
-                                        "wall_seconds": f.wall.as_secs_f64() });
-        }
-        if let Some((waiting, rss, at)) = held {
-            out["held"] = json!({ "waiting": waiting, "server_rss_kib": rss,
-                                  "seconds_to_all_waiting": at.as_secs_f64() });
-        }
-        println!("{out:#}");
+                .map(|&(server, enrolled, sessions, unreachable)| ServerJson {
+                    server,
+                    enrolled,
+                    sessions,
+                    unreachable,
+                })
+                .collect(),
+            server_order: &args.server_order,
+            retries: args.retries,
+            retry_interval_seconds: args.retry_interval,
+            retried_attempts,
+            phones_retried,
+            phones: n,
+            concurrency,
+            auth: if args.devices.is_some() {
+                "from --devices"
+            } else {
+                args.auth.as_str()
+            },
+            timed,
+            phone_key: &args.key,
+            succeeded: ok,
+            failed: failures.len(),
+            first_failures,
+            wall_seconds: wall.as_secs_f64(),
+            enrollments_per_second: per_sec,
+            latency_ms: LatencyJson {
+                p50: ms(p50),
+                p99: ms(p99),
+                max: latencies.last().map_or(0.0, |d| ms(*d)),
+            },
+            loadgen_cpu_seconds: own_cpu,
+            server_cpu_seconds: with_server(server_cpu),
+            server_cpu_seconds_per_enrollment: with_server(
+                server_cpu.map(|c| c / (ok.max(1) as f64)),
+            ),
+            enrollments_per_server_cpu_second: with_server(per_cpu_sec),
+            server_peak_rss_kib: peak_kib.filter(|_| spawned),
+            first_pass: first.as_ref().map(|f| FirstPassJson {
+                auth: "null-string",
+                succeeded: f.succeeded,
+                failed: f.failed,
+                wall_seconds: f.wall.as_secs_f64(),
+            }),
+            held: held.map(|(waiting, rss, at)| HeldJson {
+                waiting,
+                server_rss_kib: rss,
+                seconds_to_all_waiting: at.as_secs_f64(),
+            }),
+        })?;
     } else {
         println!(
             "{ok} of {n} {} ({} phones at once, {}, {} phone keys) in {:.2} s",
