@@ -366,6 +366,34 @@ fn every_command_prints_the_documented_shape() {
         env.json(&["device", "remove", "SEP0011223344AA", "--json"]),
     );
     printed.insert("capf audit ... --json", env.json(&["audit", "--json"]));
+    let sast =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/trust-list/keys/sast.pem");
+    let itl = env.file("ITLFile.tlv");
+    env.ok(&[
+        "trust-list",
+        "build",
+        "--out",
+        itl.to_str().unwrap(),
+        "--sast",
+        sast.to_str().unwrap(),
+        "--signer-version",
+        "1.1",
+    ]);
+    printed.insert(
+        "capf trust-list show FILE --json",
+        env.json(&["trust-list", "show", itl.to_str().unwrap(), "--json"]),
+    );
+    printed.insert(
+        "capf trust-list verify FILE --trust CERT --json",
+        env.json(&[
+            "trust-list",
+            "verify",
+            itl.to_str().unwrap(),
+            "--trust",
+            sast.to_str().unwrap(),
+            "--json",
+        ]),
+    );
     std::fs::write(
         env.file("rows.csv"),
         "name,description,operation,auth_mode,generate_string\n\
