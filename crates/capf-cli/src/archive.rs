@@ -222,14 +222,20 @@ mod tests {
 
     #[test]
     fn sealed_contents_open_only_with_the_passphrase() {
+        // Long enough that random ciphertext never holds it by chance (a
+        // three-byte marker did, once in CI).
+        let secret: &[u8] = b"-----BEGIN PRIVATE KEY----- the CAPF key itself";
         let files = vec![
             (MANIFEST.to_owned(), b"{}".to_vec()),
-            ("identity/capf.pem".to_owned(), b"pem".to_vec()),
+            ("identity/capf.pem".to_owned(), secret.to_vec()),
         ];
         let sealed = seal(&files, SecretString::from("correct horse".to_owned())).unwrap();
-        assert!(!sealed.windows(3).any(|w| w == b"pem"), "encrypted");
+        assert!(
+            !sealed.windows(secret.len()).any(|w| w == secret),
+            "encrypted"
+        );
         let contents = open(&sealed, SecretString::from("correct horse".to_owned())).unwrap();
-        assert_eq!(contents.identity_file("capf.pem"), Some(&b"pem"[..]));
+        assert_eq!(contents.identity_file("capf.pem"), Some(secret));
         let wrong = open(&sealed, SecretString::from("wrong".to_owned())).unwrap_err();
         assert!(
             wrong.message.contains("wrong passphrase"),
