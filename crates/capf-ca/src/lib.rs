@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws-lc")]
+mod aws_lc_verify;
 mod cert;
 mod certgen;
 mod chain;

@@ -156,8 +156,54 @@ impl PublicKey {
     /// Verifies a CAPF proof signature over `data`: for
     /// RSA a raw PKCS#1 v1.5 type-1 block over the bare digest, whose whole
     /// padding `00 01 FF.. (at least 8) 00 || H` is checked; for EC a DER
-    /// ECDSA signature.
+    /// ECDSA signature (through aws-lc with the feature `aws-lc`, where it
+    /// has the curve and hash).
     pub fn verify_proof(&self, hash: ProofHash, data: &[u8], sig: &[u8]) -> bool {
+        #[cfg(feature = "aws-lc")]
+        if let Some(verified) = self.verify_proof_aws_lc(hash, data, sig) {
+            return verified;
+        }
+        self.verify_proof_rustcrypto(hash, data, sig)
+    }
+
+    /// [`Self::verify_proof`] by aws-lc; `None` for RSA keys and for the
+    /// curve and hash pairs aws-lc does not verify.
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn verify_proof_aws_lc(
+        &self,
+        hash: ProofHash,
+        data: &[u8],
+        sig: &[u8],
+    ) -> Option<bool> {
+        use crate::aws_lc_verify::verify_ec_proof;
+        match &self.0 {
+            Inner::Rsa(_) => None,
+            Inner::P256(k) => verify_ec_proof(
+                EcCurve::P256,
+                k.to_sec1_point(false).as_bytes(),
+                hash,
+                data,
+                sig,
+            ),
+            Inner::P384(k) => verify_ec_proof(
+                EcCurve::P384,
+                k.to_sec1_point(false).as_bytes(),
+                hash,
+                data,
+                sig,
+            ),
+            Inner::P521(k) => verify_ec_proof(
+                EcCurve::P521,
+                k.to_sec1_point(false).as_bytes(),
+                hash,
+                data,
+                sig,
+            ),
+        }
+    }
+
+    /// [`Self::verify_proof`] by RustCrypto alone.
+    pub(crate) fn verify_proof_rustcrypto(&self, hash: ProofHash, data: &[u8], sig: &[u8]) -> bool {
         let digest = hash.digest(data);
         match &self.0 {
             // Pkcs1v15Sign::new_unprefixed() checks 00 01, the FF run (k - |H| - 3
