@@ -39,6 +39,7 @@ macro_rules! store_conformance_tests {
             install_records_delivers_and_supersedes,
             delete_retires_the_lsc,
             a_serial_is_recorded_once,
+            a_delivery_is_recorded_once_and_only_for_its_device,
             a_failed_change_leaves_nothing,
             refusals_are_recorded,
             operators_insert_find_and_remove,
@@ -97,6 +98,9 @@ pub fn checks() -> Vec<Check> {
         ("delete_retires_the_lsc", |s| delete_retires_the_lsc(s)),
         ("a_serial_is_recorded_once", |s| {
             a_serial_is_recorded_once(s)
+        }),
+        ("a_delivery_is_recorded_once_and_only_for_its_device", |s| {
+            a_delivery_is_recorded_once_and_only_for_its_device(s)
         }),
         ("a_failed_change_leaves_nothing", |s| {
             a_failed_change_leaves_nothing(s)
@@ -438,6 +442,63 @@ pub fn a_serial_is_recorded_once(store: &dyn DeviceStore) {
         Err(OperationsError::SerialConflict { .. })
     ));
     assert!(store.certificate_history(&e).unwrap().is_empty());
+}
+
+/// A delivery committed again keeps the first delivery's time; a session
+/// of another device that names this certificate delivers nothing.
+pub fn a_delivery_is_recorded_once_and_only_for_its_device(store: &dyn DeviceStore) {
+    let d = add(
+        store,
+        "SEP0000000000B0",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let e = add(
+        store,
+        "SEP0000000000B1",
+        AuthMode::NullString,
+        Operation::InstallUpgrade,
+    );
+    let (lease, _) = store.begin_blocking(&d, t0(), HOUR).unwrap();
+    let record = issued_record(&d, t0());
+    store
+        .commit_blocking(&lease, &SessionCommit::Issued(record.clone()), false)
+        .unwrap();
+    let done_at = |at| SessionCommit::Completed {
+        grant: install_grant(),
+        work: CompletedWork::Installed {
+            serial_hex: record.certificate.serial_hex.clone(),
+        },
+        at,
+    };
+    let later = t0() + Duration::from_secs(60);
+    store
+        .commit_blocking(&lease, &done_at(t0()), false)
+        .unwrap();
+    store
+        .commit_blocking(&lease, &done_at(later), true)
+        .unwrap();
+    let history = store.certificate_history(&d).unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].record.delivered);
+    assert_eq!(
+        history[0].delivered_at,
+        Some(t0()),
+        "the first delivery's time"
+    );
+
+    // Another device's session names d's certificate.
+    let (other, _) = store.begin_blocking(&e, later, HOUR).unwrap();
+    let device = store
+        .commit_blocking(&other, &done_at(later), true)
+        .unwrap();
+    assert!(device.lsc.is_none(), "not another device's certificate");
+    assert!(store.certificate_history(&e).unwrap().is_empty());
+    assert_eq!(store.certificate_history(&d).unwrap(), history);
+    assert_eq!(
+        store.load(&d).unwrap().unwrap().lsc.unwrap().serial_hex,
+        record.certificate.serial_hex
+    );
 }
 
 /// A change that fails leaves no trace: not on the device, not in the

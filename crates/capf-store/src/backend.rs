@@ -6,6 +6,8 @@ use capf_operations::{
     Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
     Lease, OperationsError, StoreBackend, StoreReads, StoreTransaction,
 };
+use std::time::SystemTime;
+
 use rusqlite::Connection;
 
 use crate::device_row;
@@ -26,6 +28,13 @@ impl StoreReads for Rows<'_> {
 
     fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError> {
         Ok(lease_row::load(self.0, name)?)
+    }
+
+    fn device_and_lease(
+        &mut self,
+        name: &DeviceName,
+    ) -> Result<(Option<Device>, Option<Lease>), OperationsError> {
+        Ok(device_row::load_with_lease(self.0, name)?)
     }
 
     fn certificate(
@@ -95,6 +104,24 @@ impl StoreTransaction for Rows<'_> {
 
     fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError> {
         Ok(certificate_row::save(self.0, certificate)?)
+    }
+
+    fn insert_certificate(
+        &mut self,
+        certificate: &CertificateHistory,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        Ok(certificate_row::insert(self.0, certificate)?)
+    }
+
+    fn mark_delivered(
+        &mut self,
+        serial_hex: &str,
+        device: &DeviceName,
+        at: SystemTime,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        Ok(certificate_row::mark_delivered(
+            self.0, serial_hex, device, at,
+        )?)
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError> {

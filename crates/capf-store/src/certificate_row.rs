@@ -3,9 +3,22 @@
 
 use capf_operations::rows::IssuedRow;
 use capf_operations::{CertificateHistory, DeviceName};
-use rusqlite::{Connection, Row, named_params};
+use std::time::SystemTime;
+
+use capf_operations::rows::nanos;
+use rusqlite::{Connection, Row, named_params, params};
 
 use crate::StoreError;
+
+/// The columns read, in this order (by position in [`from_row`]).
+const SELECT: &str = "SELECT device, serial, der, subject, issuer, not_before_secs, \
+     not_after_secs, issued_at_ns, delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, \
+     revoked_at_ns FROM issued_certificates";
+
+/// The same columns, returned by a write.
+const RETURNING: &str = "RETURNING device, serial, der, subject, issuer, not_before_secs, \
+     not_after_secs, issued_at_ns, delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, \
+     revoked_at_ns";
 
 /// One certificate by serial, whatever its device.
 pub(crate) fn load(
@@ -14,7 +27,7 @@ pub(crate) fn load(
 ) -> Result<Option<CertificateHistory>, StoreError> {
     let context = || format!("reading certificate {serial_hex}");
     let mut stmt = conn
-        .prepare_cached("SELECT * FROM issued_certificates WHERE serial = ?1")
+        .prepare_cached(&format!("{SELECT} WHERE serial = ?1"))
         .map_err(StoreError::sqlite(context()))?;
     let mut rows = stmt
         .query([serial_hex])
@@ -32,7 +45,7 @@ pub(crate) fn load_for(
 ) -> Result<Vec<CertificateHistory>, StoreError> {
     let context = || format!("reading the certificates of {name}");
     let mut stmt = conn
-        .prepare_cached("SELECT * FROM issued_certificates WHERE device = ?1 ORDER BY id")
+        .prepare_cached(&format!("{SELECT} WHERE device = ?1 ORDER BY id"))
         .map_err(StoreError::sqlite(context()))?;
     let mut rows = stmt
         .query([name.as_str()])
@@ -48,7 +61,7 @@ pub(crate) fn load_for(
 pub(crate) fn load_all(conn: &Connection) -> Result<Vec<CertificateHistory>, StoreError> {
     let context = "reading every issued certificate";
     let mut stmt = conn
-        .prepare_cached("SELECT * FROM issued_certificates ORDER BY id")
+        .prepare_cached(&format!("{SELECT} ORDER BY id"))
         .map_err(StoreError::sqlite(context))?;
     let mut rows = stmt.query([]).map_err(StoreError::sqlite(context))?;
     let mut out = Vec::new();
@@ -96,26 +109,96 @@ pub(crate) fn save(conn: &Connection, history: &CertificateHistory) -> Result<()
     )))
 }
 
+/// Inserts a certificate unless its serial is recorded: then writes
+/// nothing and returns the one recorded. One statement when it is new.
+pub(crate) fn insert(
+    conn: &Connection,
+    history: &CertificateHistory,
+) -> Result<Option<CertificateHistory>, StoreError> {
+    let row = IssuedRow::from_history(history)?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO issued_certificates (device, serial, der, subject, issuer, \
+             not_before_secs, not_after_secs, issued_at_ns, delivered, delivered_at_ns, \
+             superseded_at_ns, deleted_at_ns, revoked_at_ns) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                row.device,
+                row.serial,
+                row.der,
+                row.subject,
+                row.issuer,
+                row.not_before_secs,
+                row.not_after_secs,
+                row.issued_at_ns,
+                row.delivered,
+                row.delivered_at_ns,
+                row.superseded_at_ns,
+                row.deleted_at_ns,
+                row.revoked_at_ns,
+            ])
+        })
+        .map_err(StoreError::sqlite(format!(
+            "recording certificate {} of {}",
+            row.serial, row.device
+        )))?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    load(conn, &row.serial)
+}
+
+/// Marks a certificate of `device` delivered (the first delivery's time
+/// stays) and returns it as it now is, in one statement; `None` if no
+/// certificate with this serial was issued to `device`.
+pub(crate) fn mark_delivered(
+    conn: &Connection,
+    serial_hex: &str,
+    device: &DeviceName,
+    at: SystemTime,
+) -> Result<Option<CertificateHistory>, StoreError> {
+    let context = || format!("recording the delivery of certificate {serial_hex} to {device}");
+    let at = nanos(at, "delivery time")?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE issued_certificates SET delivered = 1, \
+             delivered_at_ns = COALESCE(delivered_at_ns, ?3) \
+             WHERE serial = ?1 AND device = ?2 {RETURNING}"
+        ))
+        .map_err(StoreError::sqlite(context()))?;
+    let mut rows = stmt
+        .query(params![serial_hex, device.as_str(), at])
+        .map_err(StoreError::sqlite(context()))?;
+    match rows.next().map_err(StoreError::sqlite(context()))? {
+        Some(row) => Ok(Some(from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads the columns of [`SELECT`] (or [`RETURNING`]) by position.
 fn from_row(row: &Row<'_>) -> Result<CertificateHistory, StoreError> {
     let serial: String = row
-        .get("serial")
+        .get(1)
         .map_err(StoreError::sqlite("reading an issued certificate"))?;
     let read =
         |e: rusqlite::Error| StoreError::corrupt("issued_certificates", &serial, e.to_string());
     let columns = IssuedRow {
-        device: row.get("device").map_err(read)?,
+        device: row.get(0).map_err(read)?,
         serial: serial.clone(),
-        der: row.get("der").map_err(read)?,
-        subject: row.get("subject").map_err(read)?,
-        issuer: row.get("issuer").map_err(read)?,
-        not_before_secs: row.get("not_before_secs").map_err(read)?,
-        not_after_secs: row.get("not_after_secs").map_err(read)?,
-        issued_at_ns: row.get("issued_at_ns").map_err(read)?,
-        delivered: row.get("delivered").map_err(read)?,
-        delivered_at_ns: row.get("delivered_at_ns").map_err(read)?,
-        superseded_at_ns: row.get("superseded_at_ns").map_err(read)?,
-        deleted_at_ns: row.get("deleted_at_ns").map_err(read)?,
-        revoked_at_ns: row.get("revoked_at_ns").map_err(read)?,
+        der: row.get(2).map_err(read)?,
+        subject: row.get(3).map_err(read)?,
+        issuer: row.get(4).map_err(read)?,
+        not_before_secs: row.get(5).map_err(read)?,
+        not_after_secs: row.get(6).map_err(read)?,
+        issued_at_ns: row.get(7).map_err(read)?,
+        delivered: row.get(8).map_err(read)?,
+        delivered_at_ns: row.get(9).map_err(read)?,
+        superseded_at_ns: row.get(10).map_err(read)?,
+        deleted_at_ns: row.get(11).map_err(read)?,
+        revoked_at_ns: row.get(12).map_err(read)?,
     };
     Ok(columns.into_history()?)
 }

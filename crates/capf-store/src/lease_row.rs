@@ -17,15 +17,24 @@ pub(crate) fn load(conn: &Connection, name: &DeviceName) -> Result<Option<Lease>
     )
     .optional()
     .map_err(StoreError::sqlite(format!("reading the lease on {name}")))?;
-    let Some((token, expires)) = row else {
-        return Ok(None);
-    };
+    match row {
+        Some((token, expires)) => Ok(Some(from_columns(name, token, expires)?)),
+        None => Ok(None),
+    }
+}
+
+/// A lease from its row's `token` and `expires_ns`.
+pub(crate) fn from_columns(
+    name: &DeviceName,
+    token: i64,
+    expires: i64,
+) -> Result<Lease, StoreError> {
     let bad = |why: &str| StoreError::corrupt("leases", name.as_str(), why);
-    Ok(Some(Lease {
+    Ok(Lease {
         device: name.clone(),
         token: u64::try_from(token).map_err(|_| bad("negative token"))?,
         expires: from_nanos(expires).ok_or_else(|| bad("expiry out of range"))?,
-    }))
+    })
 }
 
 /// Inserts or replaces the lease row of `lease.device`.

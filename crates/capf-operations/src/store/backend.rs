@@ -2,6 +2,8 @@
 //! store does (sessions' begin and commit, operator edits) is written once
 //! over it, in `rules.rs`; a backend only reads and writes rows.
 
+use std::time::SystemTime;
+
 use crate::{
     Account, AccountName, ApiToken, AuditEntry, AuditQuery, CertificateHistory, Device, DeviceName,
     Lease, OperationsError,
@@ -27,6 +29,16 @@ pub trait StoreReads {
 
     /// The lease row of a device, expired or not, or `None`.
     fn lease(&mut self, name: &DeviceName) -> Result<Option<Lease>, OperationsError>;
+
+    /// The device record and its lease row together (what a session's
+    /// every change reads first). The default reads one, then the other; a
+    /// backend may read both at once (one statement).
+    fn device_and_lease(
+        &mut self,
+        name: &DeviceName,
+    ) -> Result<(Option<Device>, Option<Lease>), OperationsError> {
+        Ok((self.device(name)?, self.lease(name)?))
+    }
 
     /// An issued certificate by serial (lower-case hex), whatever its
     /// device.
@@ -106,6 +118,43 @@ pub trait StoreTransaction: StoreReads {
 
     /// Inserts or replaces an issued certificate (keyed by serial).
     fn put_certificate(&mut self, certificate: &CertificateHistory) -> Result<(), OperationsError>;
+
+    /// Inserts an issued certificate unless one with its serial is
+    /// recorded already: then nothing is written and that one is returned.
+    /// The default reads, then writes; a backend may do both in one
+    /// statement.
+    fn insert_certificate(
+        &mut self,
+        certificate: &CertificateHistory,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        if let Some(existing) = self.certificate(&certificate.record.certificate.serial_hex)? {
+            return Ok(Some(existing));
+        }
+        self.put_certificate(certificate)?;
+        Ok(None)
+    }
+
+    /// Marks the certificate with serial `serial_hex` delivered, at `at`
+    /// unless it was already (the first delivery's time stays), if it was
+    /// issued to `device`; returns it as it now is, or `None` (no such
+    /// certificate of this device: nothing is written). The default reads,
+    /// then writes; a backend may do both in one statement.
+    fn mark_delivered(
+        &mut self,
+        serial_hex: &str,
+        device: &DeviceName,
+        at: SystemTime,
+    ) -> Result<Option<CertificateHistory>, OperationsError> {
+        match self.certificate(serial_hex)? {
+            Some(mut history) if &history.record.device == device => {
+                history.record.delivered = true;
+                history.delivered_at.get_or_insert(at);
+                self.put_certificate(&history)?;
+                Ok(Some(history))
+            }
+            _ => Ok(None),
+        }
+    }
 
     /// Appends to the audit log.
     fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), OperationsError>;

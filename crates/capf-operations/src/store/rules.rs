@@ -41,8 +41,9 @@ pub(crate) fn begin_in(
     now: SystemTime,
     ttl: Duration,
 ) -> Result<(Lease, Device), OperationsError> {
-    let device = tx.device(name)?.ok_or_else(|| unknown(name))?;
-    if tx.lease(name)?.is_some_and(|held| held.is_held_at(now)) {
+    let (device, held) = tx.device_and_lease(name)?;
+    let device = device.ok_or_else(|| unknown(name))?;
+    if held.is_some_and(|held| held.is_held_at(now)) {
         return Err(busy(name));
     }
     let lease = Lease {
@@ -76,12 +77,14 @@ pub(crate) fn commit_in(
     release: bool,
 ) -> Result<Device, OperationsError> {
     let name = &lease.device;
-    if !holds(tx, lease)? {
+    // Only the token counts (see `holds`), read with the device.
+    let (device, held) = tx.device_and_lease(name)?;
+    if !held.is_some_and(|held| held.token == lease.token) {
         return Err(OperationsError::LeaseLost {
             name: name.to_string(),
         });
     }
-    let mut device = tx.device(name)?.ok_or_else(|| unknown(name))?;
+    let mut device = device.ok_or_else(|| unknown(name))?;
     let delivered = match change {
         SessionCommit::Issued(record) => {
             if &record.device != name {
@@ -91,7 +94,8 @@ pub(crate) fn commit_in(
                 });
             }
             let serial = &record.certificate.serial_hex;
-            match tx.certificate(serial)? {
+            match tx.insert_certificate(&CertificateHistory::issued(record.clone()))? {
+                None => {}
                 // The same record committed again (a retry after an error
                 // that hid a success): accepted once.
                 Some(existing)
@@ -103,7 +107,6 @@ pub(crate) fn commit_in(
                         device: existing.record.device.to_string(),
                     });
                 }
-                None => tx.put_certificate(&CertificateHistory::issued(record.clone()))?,
             }
             None
         }
@@ -111,15 +114,9 @@ pub(crate) fn commit_in(
             work: CompletedWork::Installed { serial_hex },
             at,
             ..
-        } => match tx.certificate(serial_hex)? {
-            Some(mut history) if &history.record.device == name => {
-                history.record.delivered = true;
-                history.delivered_at.get_or_insert(*at);
-                tx.put_certificate(&history)?;
-                Some(history.record)
-            }
-            _ => None,
-        },
+        } => tx
+            .mark_delivered(serial_hex, name, *at)?
+            .map(|history| history.record),
         _ => None,
     };
     let lsc_before = device.lsc.as_ref().map(|c| c.serial_hex.clone());
@@ -187,9 +184,10 @@ pub(crate) fn modify_in(
     edit: &DeviceEdit,
     at: SystemTime,
 ) -> Result<Edited, OperationsError> {
-    let mut device = tx.device(name)?.ok_or_else(|| unknown(name))?;
+    let (device, held) = tx.device_and_lease(name)?;
+    let mut device = device.ok_or_else(|| unknown(name))?;
     if edit.touches_session() {
-        match tx.lease(name)? {
+        match held {
             Some(held) if held.is_held_at(at) => return Err(busy(name)),
             // The session that held it ran out of time: it must not commit
             // over what the operator now changes.
