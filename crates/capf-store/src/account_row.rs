@@ -39,7 +39,7 @@ pub(crate) fn load(conn: &Connection, name: &AccountName) -> Result<Option<Accou
         read_account,
     )
     .optional()
-    .map_err(StoreError::sqlite(context()))?;
+    .map_err(StoreError::sqlite_with(context))?;
     Ok(row.map(AccountRow::into_account).transpose()?)
 }
 
@@ -50,13 +50,16 @@ pub(crate) fn load_all(conn: &Connection) -> Result<Vec<Account>, StoreError> {
         .prepare_cached(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY name"
         ))
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let rows = stmt
         .query_map([], read_account)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(row.map_err(StoreError::sqlite(context()))?.into_account()?);
+        out.push(
+            row.map_err(StoreError::sqlite_with(context))?
+                .into_account()?,
+        );
     }
     Ok(out)
 }
@@ -116,13 +119,16 @@ pub(crate) fn load_tokens(conn: &Connection) -> Result<Vec<ApiToken>, StoreError
         .prepare_cached(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at_ns, id"
         ))
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let rows = stmt
         .query_map([], read_token)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(row.map_err(StoreError::sqlite(context()))?.into_token()?);
+        out.push(
+            row.map_err(StoreError::sqlite_with(context))?
+                .into_token()?,
+        );
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ pub(crate) fn append(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreE
         (row.at_ns, &row.device, &row.event, &row.detail, &row.actor),
     )
     .map(|_| ())
-    .map_err(StoreError::sqlite(match &entry.device {
+    .map_err(StoreError::sqlite_with(|| match &entry.device {
         Some(device) => format!("auditing {device}"),
         None => format!("auditing {}", entry.event),
     }))
@@ -40,13 +40,16 @@ pub(crate) fn load(conn: &Connection, name: &DeviceName) -> Result<Vec<AuditEntr
             "SELECT at_ns, device, event, detail, actor FROM audit_log \
              WHERE device = ?1 ORDER BY id",
         )
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let rows = stmt
         .query_map([name.as_str()], read)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(row.map_err(StoreError::sqlite(context()))?.into_entry()?);
+        out.push(
+            row.map_err(StoreError::sqlite_with(context))?
+                .into_entry()?,
+        );
     }
     Ok(out)
 }
@@ -67,13 +70,16 @@ pub(crate) fn find(conn: &Connection, query: &AuditQuery) -> Result<Vec<AuditEnt
     // cache keeps the statements sessions run all the time.
     let mut stmt = conn
         .prepare(&search.sql)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(params), read)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(row.map_err(StoreError::sqlite(context()))?.into_entry()?);
+        out.push(
+            row.map_err(StoreError::sqlite_with(context))?
+                .into_entry()?,
+        );
     }
     Ok(out)
 }
@@ -83,12 +89,13 @@ pub(crate) fn check_all(conn: &Connection) -> Result<(), StoreError> {
     let context = || "reading the audit log".to_owned();
     let mut stmt = conn
         .prepare("SELECT at_ns, device, event, detail, actor FROM audit_log")
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let rows = stmt
         .query_map([], read)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     for row in rows {
-        row.map_err(StoreError::sqlite(context()))?.into_entry()?;
+        row.map_err(StoreError::sqlite_with(context))?
+            .into_entry()?;
     }
     Ok(())
 }

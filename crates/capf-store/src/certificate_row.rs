@@ -11,14 +11,12 @@ use rusqlite::{Connection, Row, named_params, params};
 use crate::StoreError;
 
 /// The columns read, in this order (by position in [`from_row`]).
-const SELECT: &str = "SELECT device, serial, der, subject, issuer, not_before_secs, \
-     not_after_secs, issued_at_ns, delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, \
-     revoked_at_ns FROM issued_certificates";
-
-/// The same columns, returned by a write.
-const RETURNING: &str = "RETURNING device, serial, der, subject, issuer, not_before_secs, \
-     not_after_secs, issued_at_ns, delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, \
-     revoked_at_ns";
+macro_rules! columns {
+    () => {
+        "device, serial, der, subject, issuer, not_before_secs, not_after_secs, issued_at_ns, \
+         delivered, delivered_at_ns, superseded_at_ns, deleted_at_ns, revoked_at_ns"
+    };
+}
 
 /// One certificate by serial, whatever its device.
 pub(crate) fn load(
@@ -27,12 +25,16 @@ pub(crate) fn load(
 ) -> Result<Option<CertificateHistory>, StoreError> {
     let context = || format!("reading certificate {serial_hex}");
     let mut stmt = conn
-        .prepare_cached(&format!("{SELECT} WHERE serial = ?1"))
-        .map_err(StoreError::sqlite(context()))?;
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM issued_certificates WHERE serial = ?1"
+        ))
+        .map_err(StoreError::sqlite_with(context))?;
     let mut rows = stmt
         .query([serial_hex])
-        .map_err(StoreError::sqlite(context()))?;
-    match rows.next().map_err(StoreError::sqlite(context()))? {
+        .map_err(StoreError::sqlite_with(context))?;
+    match rows.next().map_err(StoreError::sqlite_with(context))? {
         Some(row) => Ok(Some(from_row(row)?)),
         None => Ok(None),
     }
@@ -45,13 +47,17 @@ pub(crate) fn load_for(
 ) -> Result<Vec<CertificateHistory>, StoreError> {
     let context = || format!("reading the certificates of {name}");
     let mut stmt = conn
-        .prepare_cached(&format!("{SELECT} WHERE device = ?1 ORDER BY id"))
-        .map_err(StoreError::sqlite(context()))?;
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM issued_certificates WHERE device = ?1 ORDER BY id"
+        ))
+        .map_err(StoreError::sqlite_with(context))?;
     let mut rows = stmt
         .query([name.as_str()])
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(StoreError::sqlite(context()))? {
+    while let Some(row) = rows.next().map_err(StoreError::sqlite_with(context))? {
         out.push(from_row(row)?);
     }
     Ok(out)
@@ -61,7 +67,11 @@ pub(crate) fn load_for(
 pub(crate) fn load_all(conn: &Connection) -> Result<Vec<CertificateHistory>, StoreError> {
     let context = "reading every issued certificate";
     let mut stmt = conn
-        .prepare_cached(&format!("{SELECT} ORDER BY id"))
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM issued_certificates ORDER BY id"
+        ))
         .map_err(StoreError::sqlite(context))?;
     let mut rows = stmt.query([]).map_err(StoreError::sqlite(context))?;
     let mut out = Vec::new();
@@ -103,10 +113,9 @@ pub(crate) fn save(conn: &Connection, history: &CertificateHistory) -> Result<()
         })
     })
     .map(|_| ())
-    .map_err(StoreError::sqlite(format!(
-        "recording certificate {} of {}",
-        row.serial, row.device
-    )))
+    .map_err(StoreError::sqlite_with(|| {
+        format!("recording certificate {} of {}", row.serial, row.device)
+    }))
 }
 
 /// Inserts a certificate unless its serial is recorded: then writes
@@ -141,10 +150,9 @@ pub(crate) fn insert(
                 row.revoked_at_ns,
             ])
         })
-        .map_err(StoreError::sqlite(format!(
-            "recording certificate {} of {}",
-            row.serial, row.device
-        )))?;
+        .map_err(StoreError::sqlite_with(|| {
+            format!("recording certificate {} of {}", row.serial, row.device)
+        }))?;
     if inserted == 1 {
         return Ok(None);
     }
@@ -163,22 +171,23 @@ pub(crate) fn mark_delivered(
     let context = || format!("recording the delivery of certificate {serial_hex} to {device}");
     let at = nanos(at, "delivery time")?;
     let mut stmt = conn
-        .prepare_cached(&format!(
+        .prepare_cached(concat!(
             "UPDATE issued_certificates SET delivered = 1, \
              delivered_at_ns = COALESCE(delivered_at_ns, ?3) \
-             WHERE serial = ?1 AND device = ?2 {RETURNING}"
+             WHERE serial = ?1 AND device = ?2 RETURNING ",
+            columns!()
         ))
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut rows = stmt
         .query(params![serial_hex, device.as_str(), at])
-        .map_err(StoreError::sqlite(context()))?;
-    match rows.next().map_err(StoreError::sqlite(context()))? {
+        .map_err(StoreError::sqlite_with(context))?;
+    match rows.next().map_err(StoreError::sqlite_with(context))? {
         Some(row) => Ok(Some(from_row(row)?)),
         None => Ok(None),
     }
 }
 
-/// Reads the columns of [`SELECT`] (or [`RETURNING`]) by position.
+/// Reads the columns of `columns!()` by position.
 fn from_row(row: &Row<'_>) -> Result<CertificateHistory, StoreError> {
     let serial: String = row
         .get(1)

@@ -89,11 +89,6 @@ fn statements() -> &'static Statements {
     static SQL: std::sync::OnceLock<Statements> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         let list = COLUMNS.join(", ");
-        let qualified = COLUMNS
-            .iter()
-            .map(|c| format!("d.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         Statements {
             update: format!(
                 "UPDATE devices SET {} WHERE name = ?1",
@@ -116,8 +111,8 @@ fn statements() -> &'static Statements {
             select_all: format!("SELECT {list} FROM devices ORDER BY name"),
             // The lease's two columns follow the device's.
             select_with_lease: format!(
-                "SELECT {qualified}, l.token, l.expires_ns FROM devices d \
-                 LEFT JOIN leases l ON l.device = d.name WHERE d.name = ?1"
+                "SELECT {list}, (SELECT token FROM leases WHERE device = ?1), \
+                 (SELECT expires_ns FROM leases WHERE device = ?1) FROM devices WHERE name = ?1"
             ),
         }
     })
@@ -190,11 +185,11 @@ pub(crate) fn save(conn: &Connection, device: &Device) -> Result<(), StoreError>
     let changed = conn
         .prepare_cached(&sql.update)
         .and_then(|mut stmt| stmt.execute(&params[..]))
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     if changed == 0 {
         conn.prepare_cached(&sql.insert)
             .and_then(|mut stmt| stmt.execute(&params[..]))
-            .map_err(StoreError::sqlite(context()))?;
+            .map_err(StoreError::sqlite_with(context))?;
     }
     Ok(())
 }
@@ -204,11 +199,11 @@ pub(crate) fn load(conn: &Connection, name: &DeviceName) -> Result<Option<Device
     let context = || format!("loading device {name}");
     let mut stmt = conn
         .prepare_cached(&statements().select_one)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut rows = stmt
         .query([name.as_str()])
-        .map_err(StoreError::sqlite(context()))?;
-    match rows.next().map_err(StoreError::sqlite(context()))? {
+        .map_err(StoreError::sqlite_with(context))?;
+    match rows.next().map_err(StoreError::sqlite_with(context))? {
         Some(row) => Ok(Some(from_row(row)?)),
         None => Ok(None),
     }
@@ -223,20 +218,20 @@ pub(crate) fn load_with_lease(
     let context = || format!("loading device {name} and its lease");
     let mut stmt = conn
         .prepare_cached(&statements().select_with_lease)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let mut rows = stmt
         .query([name.as_str()])
-        .map_err(StoreError::sqlite(context()))?;
-    let Some(row) = rows.next().map_err(StoreError::sqlite(context()))? else {
+        .map_err(StoreError::sqlite_with(context))?;
+    let Some(row) = rows.next().map_err(StoreError::sqlite_with(context))? else {
         return Ok((None, None));
     };
     let device = from_row(row)?;
     let token: Option<i64> = row
         .get(COLUMNS.len())
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let expires: Option<i64> = row
         .get(COLUMNS.len() + 1)
-        .map_err(StoreError::sqlite(context()))?;
+        .map_err(StoreError::sqlite_with(context))?;
     let lease = match (token, expires) {
         (Some(token), Some(expires)) => Some(crate::lease_row::from_columns(name, token, expires)?),
         _ => None,
@@ -267,10 +262,9 @@ fn from_row(row: &Row<'_>) -> Result<Device, StoreError> {
     let key = raw_name.as_str();
     let bad = |why: String| StoreError::corrupt("devices", key, why);
     let get = |index: usize| -> Result<Value, StoreError> {
-        row.get(index).map_err(StoreError::sqlite(format!(
-            "reading {} of device {key}",
-            COLUMNS[index]
-        )))
+        row.get(index).map_err(StoreError::sqlite_with(|| {
+            format!("reading {} of device {key}", COLUMNS[index])
+        }))
     };
     let text = |index: usize| -> Result<Option<String>, StoreError> {
         match get(index)? {
@@ -387,11 +381,35 @@ mod tests {
         }
     }
 
+    /// A statement SQLite has to parse again at each run (its plan
+    /// depends on a bound value) costs more than the statement it saves.
+    #[test]
+    fn the_device_and_lease_statement_is_never_prepared_again() {
+        use rusqlite::StatementStatus;
+        let store = crate::SqliteStore::open_in_memory().unwrap();
+        let conn = store.read().unwrap();
+        for name in ["SEP000000000001", "SEP000000000002", "SEP000000000001"] {
+            let name = DeviceName::parse(name).unwrap();
+            assert_eq!(load_with_lease(&conn, &name).unwrap(), (None, None));
+        }
+        let stmt = conn
+            .prepare_cached(&statements().select_with_lease)
+            .unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        drop(stmt);
+        for name in ["SEP000000000001", "SEP000000000002", "SEP000000000001"] {
+            let name = DeviceName::parse(name).unwrap();
+            assert_eq!(load(&conn, &name).unwrap(), None);
+        }
+        let stmt = conn.prepare_cached(&statements().select_one).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "one");
+    }
+
     #[test]
     fn the_columns_are_those_of_the_table() {
         let store = crate::SqliteStore::open_in_memory().unwrap();
         let conn = store.read().unwrap();
-        let mut stmt = conn.prepare("SELECT * FROM devices").unwrap();
+        let stmt = conn.prepare("SELECT * FROM devices").unwrap();
         let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         assert_eq!(names, COLUMNS);
     }

@@ -97,6 +97,18 @@ impl StoreError {
         move |source| StoreError::Sqlite { context, source }
     }
 
+    /// [`Self::sqlite`] whose context is only written out when there is
+    /// an error: statements on the hot path run thousands of times a
+    /// second and nearly always succeed.
+    pub(crate) fn sqlite_with(
+        context: impl FnOnce() -> String,
+    ) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| StoreError::Sqlite {
+            context: context(),
+            source,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
         move |source| StoreError::Io { path, source }

@@ -16,7 +16,9 @@ pub(crate) fn load(conn: &Connection, name: &DeviceName) -> Result<Option<Lease>
         |row| Ok((row.get(0)?, row.get(1)?)),
     )
     .optional()
-    .map_err(StoreError::sqlite(format!("reading the lease on {name}")))?;
+    .map_err(StoreError::sqlite_with(|| {
+        format!("reading the lease on {name}")
+    }))?;
     match row {
         Some((token, expires)) => Ok(Some(from_columns(name, token, expires)?)),
         None => Ok(None),
@@ -52,7 +54,7 @@ pub(crate) fn save(conn: &Connection, lease: &Lease) -> Result<(), StoreError> {
         (lease.device.as_str(), token, to_nanos_saturating(lease.expires)),
     )
     .map(|_| ())
-    .map_err(StoreError::sqlite(format!("taking the lease on {}", lease.device)))
+    .map_err(StoreError::sqlite_with(|| format!("taking the lease on {}", lease.device)))
 }
 
 /// Deletes the lease row of a device, if any.
@@ -63,7 +65,9 @@ pub(crate) fn delete(conn: &Connection, name: &DeviceName) -> Result<(), StoreEr
         [name.as_str()],
     )
     .map(|_| ())
-    .map_err(StoreError::sqlite(format!("releasing the lease on {name}")))
+    .map_err(StoreError::sqlite_with(|| {
+        format!("releasing the lease on {name}")
+    }))
 }
 
 /// Deletes every lease row; returns how many.

@@ -181,7 +181,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         let context = || format!("migrating the schema from version {from} to {to}");
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sqlite(context()))?;
+            .map_err(StoreError::sqlite_with(context))?;
         // Another process may have migrated while we waited for the lock.
         let now = version(&tx)?;
         if now > SCHEMA_VERSION {
@@ -191,10 +191,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             continue;
         }
         tx.execute_batch(script)
-            .map_err(StoreError::sqlite(context()))?;
+            .map_err(StoreError::sqlite_with(context))?;
         tx.pragma_update(None, "user_version", to)
-            .map_err(StoreError::sqlite(context()))?;
-        tx.commit().map_err(StoreError::sqlite(context()))?;
+            .map_err(StoreError::sqlite_with(context))?;
+        tx.commit().map_err(StoreError::sqlite_with(context))?;
     }
     Ok(())
 }

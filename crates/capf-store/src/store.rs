@@ -64,14 +64,14 @@ impl SqliteStore {
         let path = path.as_ref();
         create_private_file(path)?;
         let context = || format!("opening {}", path.display());
-        let mut conn = Connection::open(path).map_err(StoreError::sqlite(context()))?;
+        let mut conn = Connection::open(path).map_err(StoreError::sqlite_with(context))?;
         configure(&conn, path)?;
         schema::migrate(&mut conn, path)?;
-        let reader = Connection::open(path).map_err(StoreError::sqlite(context()))?;
+        let reader = Connection::open(path).map_err(StoreError::sqlite_with(context))?;
         configure(&reader, path)?;
         reader
             .pragma_update(None, "query_only", true)
-            .map_err(StoreError::sqlite(context()))?;
+            .map_err(StoreError::sqlite_with(context))?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
             group: GroupCommit::start(conn.clone(), path)?,
