@@ -43,14 +43,15 @@ where
         // phone that reconnects at once finds the device free.
         if session.is_finished() {
             while let Some(event) = session.poll_event() {
-                handle_event(
+                // Boxed: see below.
+                Box::pin(handle_event(
                     event,
                     &mut session,
                     &shared,
                     &clock,
                     &mut lease,
                     &mut outcome,
-                )
+                ))
                 .await;
             }
         }
@@ -72,14 +73,18 @@ where
         }
         // Then the runtime's work.
         if let Some(event) = session.poll_event() {
-            handle_event(
+            // Boxed, so that the event's state (a store change, an LSC
+            // being signed, a trace being written) takes memory only while
+            // it runs, not in every connection's task while the phone
+            // thinks (10,000 phones may wait in key generation at once).
+            Box::pin(handle_event(
                 event,
                 &mut session,
                 &shared,
                 &clock,
                 &mut lease,
                 &mut outcome,
-            )
+            ))
             .await;
             continue;
         }

@@ -79,7 +79,7 @@ pub(crate) fn commit_in(
     let name = &lease.device;
     // Only the token counts (see `holds`), read with the device.
     let (device, held) = tx.device_and_lease(name)?;
-    if !held.is_some_and(|held| held.token == lease.token) {
+    if held.is_none_or(|held| held.token != lease.token) {
         return Err(OperationsError::LeaseLost {
             name: name.to_string(),
         });
