@@ -62,9 +62,12 @@ mod tests {
         rand_core::UnwrapErr(getrandom::SysRng)
     }
 
+    /// Signs a bare digest, DER ECDSA.
+    type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     /// A key of `curve`, its public half (as the proof verifier holds it)
     /// and a signer of bare digests.
-    fn key(curve: EcCurve) -> (PublicKey, Box<dyn Fn(&[u8]) -> Vec<u8>>) {
+    fn key(curve: EcCurve) -> (PublicKey, Signer) {
         match curve {
             EcCurve::P256 => {
                 let k = p256::ecdsa::SigningKey::try_generate_from_rng(&mut rng()).unwrap();
