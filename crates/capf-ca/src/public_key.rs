@@ -175,31 +175,13 @@ impl PublicKey {
         data: &[u8],
         sig: &[u8],
     ) -> Option<bool> {
-        use crate::aws_lc_verify::verify_ec_proof;
-        match &self.0 {
-            Inner::Rsa(_) => None,
-            Inner::P256(k) => verify_ec_proof(
-                EcCurve::P256,
-                k.to_sec1_point(false).as_bytes(),
-                hash,
-                data,
-                sig,
-            ),
-            Inner::P384(k) => verify_ec_proof(
-                EcCurve::P384,
-                k.to_sec1_point(false).as_bytes(),
-                hash,
-                data,
-                sig,
-            ),
-            Inner::P521(k) => verify_ec_proof(
-                EcCurve::P521,
-                k.to_sec1_point(false).as_bytes(),
-                hash,
-                data,
-                sig,
-            ),
-        }
+        let (curve, point) = match &self.0 {
+            Inner::Rsa(_) => return None,
+            Inner::P256(k) => (EcCurve::P256, k.to_sec1_point(false).as_bytes().to_vec()),
+            Inner::P384(k) => (EcCurve::P384, k.to_sec1_point(false).as_bytes().to_vec()),
+            Inner::P521(k) => (EcCurve::P521, k.to_sec1_point(false).as_bytes().to_vec()),
+        };
+        crate::aws_lc_verify::verify_ec_proof(curve, &point, hash, data, sig)
     }
 
     /// [`Self::verify_proof`] by RustCrypto alone.

@@ -253,6 +253,23 @@ mod reenroll {
             .collect()
     }
 
+    /// Loadgen's arguments for the six phones of these tests, three at a
+    /// time, against `server` (`--spawn-server`, or `--server ADDR`).
+    fn six_phones<'a>(server: &[&'a str], auth: &'a str, key: &'a str) -> Vec<&'a str> {
+        let mut args = server.to_vec();
+        args.extend([
+            "--phones",
+            "6",
+            "--concurrency",
+            "3",
+            "--auth",
+            auth,
+            "--key",
+            key,
+        ]);
+        args
+    }
+
     fn assert_counts(figures: &serde_json::Value, auth: &str) {
         assert_eq!(figures["auth"], auth, "{figures:#}");
         assert_eq!(figures["phones"], 6, "{figures:#}");
@@ -264,20 +281,7 @@ mod reenroll {
     fn lsc_phones_re_enroll_with_the_lsc_of_a_first_pass() {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let out = loadgen(
-            &data,
-            &[
-                "--spawn-server",
-                "--phones",
-                "6",
-                "--concurrency",
-                "3",
-                "--auth",
-                "lsc",
-                "--key",
-                "p256",
-            ],
-        );
+        let out = loadgen(&data, &six_phones(&["--spawn-server"], "lsc", "p256"));
         let figures = succeeded(&out);
         assert_counts(&figures, "lsc");
         assert_eq!(figures["first_pass"]["succeeded"], 6, "{figures:#}");
@@ -321,20 +325,7 @@ mod reenroll {
     fn mic_run(key: &str) {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let out = loadgen(
-            &data,
-            &[
-                "--spawn-server",
-                "--phones",
-                "6",
-                "--concurrency",
-                "3",
-                "--auth",
-                "mic",
-                "--key",
-                key,
-            ],
-        );
+        let out = loadgen(&data, &six_phones(&["--spawn-server"], "mic", key));
         let figures = succeeded(&out);
         assert_counts(&figures, "mic");
         assert_eq!(figures["phone_key"], key);
@@ -472,22 +463,9 @@ mod reenroll {
         let data = tmp.path().join("data");
         capf(&data, &["init", "--key", "p256"]);
         let serve = Serve::start(&data, tmp.path().join("serve.log"));
-        let figures = succeeded(&loadgen(
-            &data,
-            &[
-                "--server",
-                &serve.addr,
-                "--phones",
-                "6",
-                "--concurrency",
-                "3",
-                "--auth",
-                "lsc",
-                "--key",
-                "rsa2048",
-                "--keep",
-            ],
-        ));
+        let mut args = six_phones(&["--server", &serve.addr], "lsc", "rsa2048");
+        args.push("--keep");
+        let figures = succeeded(&loadgen(&data, &args));
         assert_counts(&figures, "lsc");
         assert_eq!(figures["first_pass"]["succeeded"], 6, "{figures:#}");
         for name in names() {
